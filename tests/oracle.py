@@ -1,0 +1,121 @@
+"""The official bfcl-eval package as a test oracle, and exact (type-strict) state comparison.
+
+Tests only: the product never imports bfcl-eval. Install it with
+``pip install --no-deps bfcl-eval==2026.3.23 mpmath``.
+
+The official engine caches instances in its module globals under a name built from
+``model_name`` and the entry id; :class:`OfficialSide` uses a unique model name per side and
+removes its instances when closed, so repeated runs never share state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from decimal import Decimal
+from typing import Any, Sequence
+
+import pytest
+
+try:
+    from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils as _official_utils
+except ImportError:  # pragma: no cover - reported by the tests that need it
+    _official_utils = None
+
+_counter = itertools.count()
+
+
+def require_official() -> Any:
+    if _official_utils is None:
+        pytest.skip("bfcl-eval is not installed (pip install --no-deps bfcl-eval==2026.3.23 mpmath)")
+    return _official_utils
+
+
+class OfficialSide:
+    """One side of one entry run by the official engine, with private instances."""
+
+    def __init__(self, involved_classes: Sequence[str], initial_config: dict, long_context: bool, entry_id: str = "x"):
+        self._utils = require_official()
+        self._model = f"toolenvoracle{next(_counter)}"
+        self._args = dict(
+            initial_config=initial_config,
+            involved_classes=list(involved_classes),
+            model_name=self._model,
+            test_entry_id=entry_id,
+            long_context=long_context,
+        )
+        _, self.instances = self._utils.execute_multi_turn_func_call([], **self._args)
+
+    def run(self, call_strings: Sequence[str]) -> list[str]:
+        results, _ = self._utils.execute_multi_turn_func_call(list(call_strings), **self._args)
+        return results
+
+    def close(self) -> None:
+        module_globals = vars(self._utils)
+        for key in [k for k in module_globals if k.startswith(self._model + "_")]:
+            del module_globals[key]
+
+    def __enter__(self) -> "OfficialSide":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def canonical(value: Any, _depth: int = 0) -> Any:
+    """A type-strict, order-preserving form of a value, for exact comparison of two states.
+
+    ``1 == 1.0`` and ``{"a":1,"b":2} == {"b":2,"a":1}`` in Python; here they differ, because
+    both change later result strings. Objects (the file system's File/Directory) compare by
+    class name and public attributes, without the ``parent`` back-link.
+    """
+    if _depth > 200:
+        return ("deep",)
+    kind = type(value)
+    if value is None or kind in (bool, int, str):
+        return (kind.__name__, value)
+    if kind is float:
+        return ("float", "nan" if math.isnan(value) else repr(value))
+    if kind is dict:
+        return ("dict", [(canonical(k, _depth + 1), canonical(v, _depth + 1)) for k, v in value.items()])
+    if kind is list:
+        return ("list", [canonical(v, _depth + 1) for v in value])
+    if kind is tuple:
+        return ("tuple", [canonical(v, _depth + 1) for v in value])
+    if kind in (set, frozenset):
+        return ("set", sorted((canonical(v, _depth + 1) for v in value), key=repr))
+    if kind is Decimal or kind.__module__.startswith("mpmath"):
+        return (kind.__name__, repr(value))
+    if kind is random.Random:
+        return ("Random", value.getstate())
+    if hasattr(value, "__dict__"):
+        attrs = [(k, canonical(v, _depth + 1)) for k, v in vars(value).items() if not k.startswith("_") and k != "parent"]
+        return ("object", kind.__name__, attrs)
+    return (kind.__name__, repr(value))
+
+
+def public_state(instance: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(instance).items() if not k.startswith("_")}
+
+
+def rng_state(instance: Any) -> Any:
+    """The state of an instance's private RNG (None if it has none); RNG call order decides ids."""
+    for value in vars(instance).values():
+        if isinstance(value, random.Random):
+            return value.getstate()
+    return None
+
+
+def state_differences(ours: Any, theirs: Any) -> list[str]:
+    """Attribute-level differences between our instance and the official one ([] if equal)."""
+    mine, official = public_state(ours), public_state(theirs)
+    problems = []
+    if list(mine) != list(official):
+        problems.append(f"public attributes differ: ours {list(mine)} official {list(official)}")
+    for name in official:
+        if name in mine and canonical(mine[name]) != canonical(official[name]):
+            problems.append(f"{name}: ours {str(mine[name])[:300]!r} official {str(official[name])[:300]!r}")
+    if rng_state(ours) != rng_state(theirs):
+        problems.append("RNG state differs")
+    return problems

@@ -1,0 +1,208 @@
+"""BFCL-V3 multi-turn tasks, read from the pinned official distribution as immutable records.
+
+The four scored categories (base, miss_func, miss_param, long_context; 200 entries each) are
+JSON Lines files inside bfcl-eval. They are read as bytes and parsed with :mod:`json`; the
+package is never imported. See :mod:`envs._official` for where the files come from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any, Iterable, Mapping
+
+from envs import backend_class
+from envs._official import DataError, distribution
+from toolenv.calls import Call, parse_python_call
+
+CATEGORIES: tuple[str, ...] = ("base", "miss_func", "miss_param", "long_context")
+_PREFIX = "multi_turn_"
+
+
+def normalize_category(name: str) -> str:
+    """``"multi_turn_base"`` or ``"base"`` → ``"base"``; a one-line error for anything else."""
+    short = name[len(_PREFIX):] if name.startswith(_PREFIX) else name
+    if short not in CATEGORIES:
+        raise DataError(f"unknown category {name!r}; valid: {', '.join(CATEGORIES)}")
+    return short
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One BFCL multi-turn entry. Immutable: mutable views are returned as fresh copies.
+
+    ``turns[t]`` holds the user messages of turn t (empty for a miss_func reveal turn);
+    ``ground_truth[t]`` the reference call strings of turn t; ``held_out`` pairs a turn index
+    with the function names revealed at that turn (miss_func only).
+    """
+
+    id: str
+    category: str
+    turns: tuple[tuple[Message, ...], ...]
+    involved_classes: tuple[str, ...]
+    ground_truth: tuple[tuple[str, ...], ...]
+    held_out: tuple[tuple[int, tuple[str, ...]], ...]
+    data_version: str
+    initial_config_json: str
+    excluded_function: tuple[str, ...] = ()
+
+    @property
+    def initial_config(self) -> dict[str, Any]:
+        """A fresh copy of the scenario: ``{class_name: config}``."""
+        return json.loads(self.initial_config_json)
+
+    @property
+    def bfcl_category(self) -> str:
+        return _PREFIX + self.category
+
+    @property
+    def index(self) -> int:
+        return int(self.id.rsplit("_", 1)[1])
+
+    @property
+    def long_context(self) -> bool:
+        """Backends run in long-context mode for this category (as the reference decides)."""
+        return "long_context" in self.category or "composite" in self.category
+
+    @property
+    def primary_class(self) -> str:
+        return self.involved_classes[0]
+
+    def held_out_at(self, turn: int) -> tuple[str, ...]:
+        """Function names revealed at ``turn`` (empty for ordinary turns)."""
+        for index, names in self.held_out:
+            if index == turn:
+                return names
+        return ()
+
+    @property
+    def held_out_names(self) -> frozenset[str]:
+        return frozenset(name for _, names in self.held_out for name in names)
+
+    def tool_docs(self, revealed_up_to: int | None = None) -> list[dict[str, Any]]:
+        """Official docs offered to the model, in ``involved_classes`` order.
+
+        With ``revealed_up_to=None`` this is the initial tool list (held-out functions
+        removed); with a turn index, functions revealed at or before it are included, appended
+        in reveal order as the reference does.
+        """
+        hidden = self.held_out_names
+        docs = [doc for cls in self.involved_classes for doc in backend_class(cls).tool_docs()]
+        offered = [doc for doc in docs if doc["name"] not in hidden]
+        if revealed_up_to is not None:
+            by_name = {doc["name"]: doc for doc in docs}
+            for index, names in self.held_out:
+                if index <= revealed_up_to:
+                    offered += [by_name[name] for name in names]
+        return offered
+
+    @cached_property
+    def ground_truth_calls(self) -> tuple[tuple[Call, ...], ...]:
+        return tuple(tuple(parse_python_call(text) for text in turn) for turn in self.ground_truth)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "category": self.category,
+            "turns": [[m.to_dict() for m in turn] for turn in self.turns],
+            "involved_classes": list(self.involved_classes),
+            "initial_config": self.initial_config,
+            "ground_truth": [list(turn) for turn in self.ground_truth],
+            "held_out": {str(index): list(names) for index, names in self.held_out},
+            "excluded_function": list(self.excluded_function),
+            "data_version": self.data_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Task":
+        return cls(
+            id=data["id"],
+            category=normalize_category(data["category"]),
+            turns=tuple(tuple(Message(m["role"], m["content"]) for m in t) for t in data["turns"]),
+            involved_classes=tuple(data["involved_classes"]),
+            ground_truth=tuple(tuple(turn) for turn in data["ground_truth"]),
+            held_out=tuple((int(k), tuple(v)) for k, v in data.get("held_out", {}).items()),
+            data_version=data["data_version"],
+            initial_config_json=json.dumps(data["initial_config"]),
+            excluded_function=tuple(data.get("excluded_function", ())),
+        )
+
+
+def _jsonl(relative: str) -> list[dict[str, Any]]:
+    text = distribution().read_text(relative)
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise DataError(f"bfcl_eval/{relative} is not valid JSON Lines ({exc}); run `toolenv data fetch --force`") from None
+
+
+def raw_entries(category: str) -> list[dict[str, Any]]:
+    """The official prompt entries of a category, as parsed JSON (fresh dicts)."""
+    short = normalize_category(category)
+    return _jsonl(f"data/BFCL_v4_{_PREFIX}{short}.json")
+
+
+def raw_ground_truth(category: str) -> list[dict[str, Any]]:
+    short = normalize_category(category)
+    return _jsonl(f"data/possible_answer/BFCL_v4_{_PREFIX}{short}.json")
+
+
+@lru_cache(maxsize=8)
+def _load_category(short: str) -> tuple[Task, ...]:
+    version = distribution().data_version
+    prompts = raw_entries(short)
+    answers = {entry["id"]: entry["ground_truth"] for entry in raw_ground_truth(short)}
+    tasks = []
+    for entry in prompts:
+        if entry["id"] not in answers:
+            raise DataError(f"{entry['id']} has no ground truth in the official data")
+        tasks.append(
+            Task(
+                id=entry["id"],
+                category=short,
+                turns=tuple(tuple(Message(m["role"], m["content"]) for m in turn) for turn in entry["question"]),
+                involved_classes=tuple(entry["involved_classes"]),
+                ground_truth=tuple(tuple(turn) for turn in answers[entry["id"]]),
+                held_out=tuple(
+                    sorted((int(k), tuple(v)) for k, v in entry.get("missed_function", {}).items())
+                ),
+                data_version=version,
+                initial_config_json=json.dumps(entry.get("initial_config", {})),
+                excluded_function=tuple(entry.get("excluded_function", ())),
+            )
+        )
+    return tuple(tasks)
+
+
+def load_tasks(categories: str | Iterable[str] | None = None) -> list[Task]:
+    """Tasks of the given categories (default: all four), in category then id order."""
+    if categories is None:
+        wanted: Iterable[str] = CATEGORIES
+    elif isinstance(categories, str):
+        wanted = [categories]
+    else:
+        wanted = categories
+    return [task for short in map(normalize_category, wanted) for task in _load_category(short)]
+
+
+def get_task(task_id: str) -> Task:
+    """One task by id (``"multi_turn_base_17"``); a one-line error if it does not exist."""
+    category = task_id.rsplit("_", 1)[0]
+    for task in load_tasks(category):
+        if task.id == task_id:
+            return task
+    raise DataError(f"no task with id {task_id!r}")
+
+
+def data_version() -> str:
+    return distribution().data_version

@@ -1,0 +1,121 @@
+"""The safe executor: one episode side's backend instances, and calls run against them.
+
+A :class:`Session` owns fresh instances of the involved backends. :meth:`Session.execute`
+dispatches a :class:`~toolenv.calls.Call` to the public tool method of the instance that
+defines it and returns a :class:`Result` whose text is exactly what the official engine
+produces: ``str`` results as they are, ``dict`` results through ``json.dumps`` (falling back to
+``str`` when that fails, as for mpmath and Decimal values), anything else through ``str``, and
+exceptions as ``Error during execution: <message>``.
+
+Only names listed in the involved APIs' function docs are reachable. Unknown names, private or
+dunder names, and text that does not parse as a literal-only call give an error result; nothing
+raises out of the executor and nothing is evaluated.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from envs import backend_class
+from envs.base import Backend
+from toolenv.calls import Call, CallSyntaxError, parse_python_call
+
+ERROR_PREFIX = "Error during execution: "
+_ATOMS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one call: the exact text a model sees and the checker compares.
+
+    ``ok`` is False for an error result; ``error_kind`` is then ``"parse"`` (the text was not a
+    literal-only call), ``"unknown_function"`` or ``"execution"`` (the method raised).
+    """
+
+    text: str
+    ok: bool = True
+    error_kind: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "ok": self.ok, "error_kind": self.error_kind}
+
+
+def stringify(value: Any) -> str:
+    """BFCL's stringification of a method's return value."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict:
+        try:
+            return json.dumps(value)
+        except Exception:  # the reference falls back to str() on any failure
+            return str(value)
+    return str(value)
+
+
+def _fresh(value: Any) -> Any:
+    """A private copy of a mutable argument: a backend may keep (and later mutate) what it is
+    given, and parsed calls are shared through the parser's cache."""
+    return value if type(value) in _ATOMS else copy.deepcopy(value)
+
+
+class Session:
+    """Fresh backend instances for one side of one episode, and the calls run on them.
+
+    ``involved_classes`` orders the instances (and the tool list); ``initial_config`` maps a
+    class name to its scenario; ``long_context`` is passed to every stateful backend.
+    """
+
+    def __init__(
+        self,
+        involved_classes: Sequence[str],
+        initial_config: Mapping[str, Any] | None = None,
+        long_context: bool = False,
+    ) -> None:
+        config = initial_config or {}
+        self.instances: dict[str, Backend] = {}
+        self._dispatch: dict[str, Backend] = {}
+        for class_name in involved_classes:
+            cls = backend_class(class_name)
+            instance = cls()
+            if not cls.stateless:
+                instance.load_scenario(config.get(class_name, {}), long_context=long_context)
+            self.instances[class_name] = instance
+            for name in cls.tool_names():
+                self._dispatch[name] = instance
+
+    @property
+    def tool_names(self) -> frozenset[str]:
+        return frozenset(self._dispatch)
+
+    def execute(self, call: Call) -> Result:
+        """Run one call; every failure becomes an error :class:`Result`."""
+        instance = self._dispatch.get(call.name)
+        if instance is None:
+            return Result(f"{ERROR_PREFIX}name '{call.name}' is not defined", False, "unknown_function")
+        method = getattr(instance, call.name)
+        try:
+            args = [_fresh(value) for value in call.args]
+            kwargs = {key: _fresh(value) for key, value in call.kwargs.items()}
+            value = method(*args, **kwargs)
+        except Exception as exc:  # any failure of the method is reported as the reference does
+            return Result(f"{ERROR_PREFIX}{exc}", False, "execution")
+        return Result(stringify(value))
+
+    def execute_text(self, text: str) -> Result:
+        """Parse one python-call string (``cd(folder='a')``) and run it."""
+        try:
+            call = parse_python_call(text)
+        except CallSyntaxError as exc:
+            return Result(f"{ERROR_PREFIX}{exc}", False, "parse")
+        return self.execute(call)
+
+    def execute_all(self, calls: Iterable[Call | str]) -> list[Result]:
+        return [self.execute(c) if isinstance(c, Call) else self.execute_text(c) for c in calls]
+
+    def public_state(self) -> dict[str, dict[str, Any]]:
+        """Compared state of every instance: ``{class_name: {attribute: value}}``."""
+        return {name: instance.public_state() for name, instance in self.instances.items()}
