@@ -32,11 +32,21 @@ def require_official() -> Any:
     return _official_utils
 
 
+def _reset_official_process_state() -> None:
+    """Undo the official backends' process-wide leaks before a new side starts, so that each
+    oracle run behaves like a fresh process: ``post_tweet``'s mutable default lists are shared
+    by every call in the process and ``mention()`` can grow them."""
+    from bfcl_eval.eval_checker.multi_turn_eval.func_source_code import posting_api
+
+    posting_api.TwitterAPI.post_tweet.__defaults__ = ([], [])
+
+
 class OfficialSide:
     """One side of one entry run by the official engine, with private instances."""
 
     def __init__(self, involved_classes: Sequence[str], initial_config: dict, long_context: bool, entry_id: str = "x"):
         self._utils = require_official()
+        _reset_official_process_state()
         self._model = f"toolenvoracle{next(_counter)}"
         self._args = dict(
             initial_config=initial_config,

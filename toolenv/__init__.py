@@ -1,0 +1,12 @@
+"""toolenv: BFCL-V3 multi-turn tool use as safe, fast, faithful Python.
+
+The layers (see README): ``envs`` (the eight backends) → ``toolenv`` (data, calls, executor,
+environments) → ``evaluators`` → ``ood_variants`` → ``trainers``.
+"""
+
+from toolenv.calls import Call, CallSyntaxError, parse_python_call, parse_python_calls
+from toolenv.executor import Result, Session
+
+__version__ = "0.1.0"
+
+__all__ = ["Call", "CallSyntaxError", "Result", "Session", "parse_python_call", "parse_python_calls", "__version__"]
