@@ -1,0 +1,34 @@
+"""Call formats (codecs): how tools are shown to a model and how its output becomes calls.
+
+``get_codec(name)`` returns a codec by name; ``CODECS`` lists them:
+
+- ``hermes``: ``<tool_call>{"name": …, "arguments": …}</tool_call>`` (Qwen2.5, the paper's format)
+- ``python``: BFCL's python list ``[f(a=1), g(b=2)]`` with BFCL's default system prompt
+- ``openai``: assistant message dicts with ``tool_calls``
+- ``xml``: ``<function name="f"><param name="a" type="integer">1</param></function>``
+- ``json_block``: a fenced JSON list of ``{"name", "arguments"}`` objects
+"""
+
+from __future__ import annotations
+
+from toolenv.formats.base import REVEAL_SENTENCE, Codec, ParseResult, ToolSpec
+from toolenv.formats.hermes import HermesCodec
+from toolenv.formats.json_block import JSONBlockCodec
+from toolenv.formats.openai import OpenAICodec
+from toolenv.formats.python_list import PythonListCodec
+from toolenv.formats.xml_tags import XMLCodec
+
+CODECS: dict[str, type[Codec]] = {
+    codec.name: codec for codec in (HermesCodec, PythonListCodec, OpenAICodec, XMLCodec, JSONBlockCodec)
+}
+
+
+def get_codec(name: str) -> Codec:
+    """A codec instance by name; a one-line ``ValueError`` listing the valid names otherwise."""
+    try:
+        return CODECS[name]()
+    except KeyError:
+        raise ValueError(f"unknown call format {name!r}; valid: {', '.join(CODECS)}") from None
+
+
+__all__ = ["CODECS", "Codec", "ParseResult", "REVEAL_SENTENCE", "ToolSpec", "get_codec"]
