@@ -1,0 +1,182 @@
+"""The BFCL multi-turn checker: replay a trajectory and the ground truth, compare per turn.
+
+Both sides are replayed from scratch on fresh backends, so an environment bug cannot hide a
+scoring bug. The rules are BFCL's (``multi_turn_checker``), turn by turn:
+
+1. the model's steps of the turn run on the model side; the ground-truth calls of the turn run
+   on the ground-truth side (always, even when they are ``[]``);
+2. a turn whose ground truth is empty is not checked (its calls still changed the state);
+3. otherwise the model must have produced at least one non-empty step in the turn
+   (``empty_turn``), every public attribute of every ground-truth instance must equal the
+   model's (``state_mismatch``), and the turn's ground-truth result strings must be contained,
+   as a multiset, in all model results so far (``response_mismatch``).
+
+The first failing turn decides; a trajectory with a different number of turns than the ground
+truth fails as ``force_terminated``. The entry scores 1 only if every checked turn passes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from toolenv.calls import Call
+from toolenv.data import Task
+from toolenv.executor import Session
+
+#: model steps by turn: ``turns[t][s]`` is the list of calls of step s of turn t
+ModelTurns = Sequence[Sequence[Sequence[Call]]]
+
+FAILURES = ("force_terminated", "empty_turn", "state_mismatch", "response_mismatch")
+
+
+@dataclass(frozen=True)
+class StateDiff:
+    """One differing attribute: its class, name, and both values (repr, shortened)."""
+
+    class_name: str
+    attribute: str
+    expected: str
+    got: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"class": self.class_name, "attribute": self.attribute, "expected": self.expected, "got": self.got}
+
+
+@dataclass(frozen=True)
+class TurnVerdict:
+    turn: int
+    checked: bool
+    passed: bool
+    failure: str | None = None
+    state_diff: tuple[StateDiff, ...] = ()
+    missing_results: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "turn": self.turn,
+            "checked": self.checked,
+            "passed": self.passed,
+            "failure": self.failure,
+            "state_diff": [d.to_dict() for d in self.state_diff],
+            "missing_results": list(self.missing_results),
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on one entry. ``turns`` holds the turns that were replayed, in order."""
+
+    task_id: str
+    passed: bool
+    failure: str | None = None
+    failed_turn: int | None = None
+    turns: tuple[TurnVerdict, ...] = field(default_factory=tuple)
+
+    @property
+    def score(self) -> float:
+        return 1.0 if self.passed else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "passed": self.passed,
+            "failure": self.failure,
+            # -1 rather than None: the type of each info field must not vary between episodes
+            # (Gymnasium's vector envs batch info values into typed arrays)
+            "failed_turn": -1 if self.failed_turn is None else self.failed_turn,
+            "turns": [t.to_dict() for t in self.turns],
+        }
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def state_differences(model: Session, truth: Session) -> tuple[StateDiff, ...]:
+    """Public attributes of the ground-truth instances that the model's instances do not equal
+    (Python ``!=``, as BFCL: ``50 == 50.0`` here)."""
+    diffs = []
+    for class_name, truth_instance in truth.instances.items():
+        model_instance = model.instances[class_name]
+        for attribute, expected in truth_instance.public_state().items():
+            got = getattr(model_instance, attribute, None)
+            if got != expected:
+                diffs.append(StateDiff(class_name, attribute, _short(expected), _short(got)))
+    return tuple(diffs)
+
+
+def missing_results(expected: Sequence[str], produced: Sequence[str]) -> tuple[str, ...]:
+    """The expected result strings not contained (as a multiset) in the produced ones."""
+    remaining = Counter(produced)
+    missing = []
+    for text in expected:
+        if remaining[text] > 0:
+            remaining[text] -= 1
+        else:
+            missing.append(text)
+    return tuple(missing)
+
+
+class TurnChecker:
+    """Incremental form of the checker: feed the model's steps turn by turn.
+
+    It owns its own fresh model and ground-truth sessions (never the live episode's), so the
+    environment can report per-turn verdicts as turns close at O(turns) cost in total.
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self._model = Session(task.involved_classes, task.initial_config, task.long_context)
+        self._truth = Session(task.involved_classes, task.initial_config, task.long_context)
+        self._model_results: list[str] = []
+        self.turns: list[TurnVerdict] = []
+
+    @property
+    def failed(self) -> TurnVerdict | None:
+        return next((t for t in self.turns if not t.passed), None)
+
+    def close_turn(self, steps: Sequence[Sequence[Call]]) -> TurnVerdict:
+        """Replay the next turn on both sides and judge it."""
+        turn = len(self.turns)
+        if turn >= len(self.task.ground_truth):
+            raise IndexError(f"{self.task.id} has only {len(self.task.ground_truth)} turns")
+        truth_calls = self.task.ground_truth_calls[turn]
+        for step in steps:
+            self._model_results.extend(result.text for result in self._model.execute_all(step))
+        truth_results = [result.text for result in self._truth.execute_all(truth_calls)]
+        if not truth_calls:
+            verdict = TurnVerdict(turn, checked=False, passed=True)
+        elif len(steps) == 0 or (len(steps) == 1 and len(steps[0]) == 0):  # BFCL's exact rule
+            verdict = TurnVerdict(turn, True, False, "empty_turn")
+        elif diffs := state_differences(self._model, self._truth):
+            verdict = TurnVerdict(turn, True, False, "state_mismatch", diffs)
+        elif missing := missing_results(truth_results, self._model_results):
+            verdict = TurnVerdict(turn, True, False, "response_mismatch", (), missing)
+        else:
+            verdict = TurnVerdict(turn, True, True)
+        self.turns.append(verdict)
+        return verdict
+
+    def verdict(self) -> Verdict:
+        """The entry's verdict from the turns closed so far (BFCL: the first failure decides)."""
+        failed = self.failed
+        if failed is not None:
+            kept = tuple(t for t in self.turns if t.turn <= failed.turn)
+            return Verdict(self.task.id, False, failed.failure, failed.turn, kept)
+        if len(self.turns) != len(self.task.ground_truth):
+            return Verdict(self.task.id, False, "force_terminated", None, tuple(self.turns))
+        return Verdict(self.task.id, True, None, None, tuple(self.turns))
+
+
+def check(task: Task, model_turns: ModelTurns) -> Verdict:
+    """Replay ``model_turns`` and the task's ground truth on fresh backends; decide (see module)."""
+    if len(model_turns) != len(task.ground_truth):
+        return Verdict(task.id, False, "force_terminated", None, ())
+    checker = TurnChecker(task)
+    for steps in model_turns:
+        if not checker.close_turn(steps).passed:
+            break
+    return checker.verdict()
