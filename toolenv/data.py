@@ -8,6 +8,7 @@ package is never imported. See :mod:`envs._official` for where the files come fr
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any, Iterable, Mapping
@@ -193,6 +194,43 @@ def load_tasks(categories: str | Iterable[str] | None = None) -> list[Task]:
     else:
         wanted = categories
     return [task for short in map(normalize_category, wanted) for task in _load_category(short)]
+
+
+SPLITS = ("all", "train", "test")
+
+
+@lru_cache(maxsize=1)
+def paper_split() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The paper's split of entry indices 0–199: ``random.seed(42)``, shuffle, first 100 train,
+    the other 100 test; the same indices in every category."""
+    indices = list(range(200))
+    random.Random(42).shuffle(indices)
+    return tuple(indices[:100]), tuple(indices[100:])
+
+
+def select_tasks(
+    categories: str | Iterable[str] | None = None,
+    split: str = "all",
+    apis: Iterable[str] | None = None,
+    task_ids: Iterable[str] | None = None,
+) -> list[Task]:
+    """Tasks filtered by category, the paper's split (``all``/``train``/``test``), involved API
+    class names, and explicit ids. A one-line error for an unknown split or an empty selection."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    tasks = load_tasks(categories)
+    if split != "all":
+        keep = set(paper_split()[0 if split == "train" else 1])
+        tasks = [t for t in tasks if t.index in keep]
+    if apis is not None:
+        wanted = set(apis)
+        tasks = [t for t in tasks if wanted & set(t.involved_classes)]
+    if task_ids is not None:
+        ids = set(task_ids)
+        tasks = [t for t in tasks if t.id in ids]
+    if not tasks:
+        raise DataError("the task selection is empty (check categories, split, apis and task_ids)")
+    return tasks
 
 
 def get_task(task_id: str) -> Task:

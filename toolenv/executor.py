@@ -15,6 +15,7 @@ raises out of the executor and nothing is evaluated.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -115,6 +116,18 @@ class Session:
 
     def execute_all(self, calls: Iterable[Call | str]) -> list[Result]:
         return [self.execute(c) if isinstance(c, Call) else self.execute_text(c) for c in calls]
+
+    def canonical(self, call: Call) -> Call:
+        """The same call with positional arguments bound to their parameter names
+        (``sort('a.txt')`` → ``sort(file_name='a.txt')``); unchanged if it cannot be bound."""
+        instance = self._dispatch.get(call.name)
+        if instance is None or not call.args:
+            return call
+        try:
+            bound = inspect.signature(getattr(instance, call.name)).bind(*call.args, **call.kwargs)
+        except TypeError:
+            return call
+        return Call(call.name, (), dict(bound.arguments))
 
     def public_state(self) -> dict[str, dict[str, Any]]:
         """Compared state of every instance: ``{class_name: {attribute: value}}``."""
