@@ -270,6 +270,12 @@ def _literal(node: ast.expr, module: ast.Module) -> Any:
 
 
 def _find_assignment(body: list[ast.stmt], name: str) -> ast.expr:
+    if name == "return":  # the first literal container a scope returns
+        for statement in body:
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Return) and isinstance(node.value, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
+                    return node.value
+        raise DataError("the official scope returns no literal container")
     for statement in body:
         for node in ast.walk(statement):
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and name in _assigned_names(node):
@@ -285,7 +291,8 @@ def official_literal(module_file: str, dotted_name: str) -> Any:
     ``module_file`` is a file in ``func_source_code`` (``"trading_bot.py"``) or a path relative
     to ``bfcl_eval/`` (``"constants/default_prompts.py"``). ``dotted_name`` is ``NAME``
     (module level), or ``Class.method.NAME`` for a value assigned inside a method (the first
-    assignment of that name in the scope, ``self.NAME = …`` included).
+    assignment of that name in the scope, ``self.NAME = …`` included); ``Class.method.return``
+    is the first literal container the method returns.
 
     The returned object is shared by every caller: treat it as read-only and copy before
     putting it into mutable state.

@@ -69,7 +69,8 @@ def random_literal(rng: random.Random, kind: str | None, depth: int = 0) -> Any:
     if kind in ("array", "tuple") and depth < 2:
         return [random_literal(rng, None if rng.random() < 0.3 else "string", depth + 1) for _ in range(rng.randint(0, 3))]
     if kind == "dict" and depth < 2:
-        return {random_literal(rng, "string"): random_literal(rng, None, depth + 1) for _ in range(rng.randint(0, 2))}
+        keys = [random_literal(rng, rng.choice(["string", "integer"])) for _ in range(rng.randint(0, 2))]
+        return {key: random_literal(rng, None, depth + 1) for key in keys if isinstance(key, (str, int))}
     return None
 
 

@@ -32,13 +32,26 @@ def require_official() -> Any:
     return _official_utils
 
 
+_PRISTINE: dict[str, Any] = {}
+_SHARED_LONG_CONTEXT = ("CREDIT_CARD_EXTENSION", "BOOKING_RECORD_EXTENSION", "LONG_WEATHER_EXTENSION")
+
+
 def _reset_official_process_state() -> None:
     """Undo the official backends' process-wide leaks before a new side starts, so that each
     oracle run behaves like a fresh process: ``post_tweet``'s mutable default lists are shared
-    by every call in the process and ``mention()`` can grow them."""
-    from bfcl_eval.eval_checker.multi_turn_eval.func_source_code import posting_api
+    by every call in the process (``mention()`` can grow them), and the long-context module
+    dicts are put into state by reference (a booking mutates them for every later entry)."""
+    import copy
+
+    from bfcl_eval.eval_checker.multi_turn_eval.func_source_code import long_context, posting_api
 
     posting_api.TwitterAPI.post_tweet.__defaults__ = ([], [])
+    for name in _SHARED_LONG_CONTEXT:
+        shared = getattr(long_context, name)
+        if name not in _PRISTINE:
+            _PRISTINE[name] = copy.deepcopy(shared)
+        shared.clear()
+        shared.update(copy.deepcopy(_PRISTINE[name]))
 
 
 class OfficialSide:
