@@ -32,8 +32,8 @@ def _public(instance: object) -> dict:
 def toolenv_pass(tasks: list) -> int:
     mismatches = 0
     for task in tasks:
-        model = Session(task.involved_classes, task.initial_config, task.long_context)
-        truth = Session(task.involved_classes, task.initial_config, task.long_context)
+        model = Session.for_task(task)
+        truth = Session.for_task(task)
         for turn in task.ground_truth_calls:
             model.execute_all(turn)
             truth.execute_all(turn)

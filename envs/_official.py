@@ -264,6 +264,8 @@ def _literal(node: ast.expr, module: ast.Module) -> Any:
         left, right = _literal(node.left, module), _literal(node.right, module)
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
             return _BINARY[type(node.op)](left, right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "set" and not node.args and not node.keywords:
+        return set()
     if isinstance(node, ast.Name):
         return _literal(_find_assignment(module.body, node.id), module)
     raise DataError(f"official value {ast.unparse(node)[:60]!r} is not a literal")

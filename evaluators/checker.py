@@ -129,8 +129,8 @@ class TurnChecker:
 
     def __init__(self, task: Task) -> None:
         self.task = task
-        self._model = Session(task.involved_classes, task.initial_config, task.long_context)
-        self._truth = Session(task.involved_classes, task.initial_config, task.long_context)
+        self._model = Session.for_task(task)
+        self._truth = Session.for_task(task)
         self._model_results: list[str] = []
         self.turns: list[TurnVerdict] = []
 

@@ -53,13 +53,18 @@ def test_type_mapping() -> None:
 
 
 def test_ground_truth_keyword_arguments_conform_to_the_schemas() -> None:
-    schemas = {t["name"]: t["parameters"] for cls in all_backend_classes().values() for t in cls.tool_schemas()}
-    checked = 0
+    """Every keyword argument in the ground truth validates against our JSON Schemas, except one
+    known data defect: a ticket id given as the string 'ticket_001' where the doc says integer."""
+    schemas = {t["name"]: jsonschema.Draft202012Validator(t["parameters"])
+               for cls in all_backend_classes().values() for t in cls.tool_schemas()}
+    checked, violations = 0, set()
     for task in load_tasks():
         for turn in task.ground_truth_calls:
             for call in turn:
                 if call.args:  # positional ground truth cannot be validated by name
                     continue
-                jsonschema.validate(dict(call.kwargs), schemas[call.name])
+                for error in schemas[call.name].iter_errors(dict(call.kwargs)):
+                    violations.add((call.name, "/".join(map(str, error.path)), error.instance))
                 checked += 1
     assert checked > 4000
+    assert violations == {("close_ticket", "ticket_id", "ticket_001")}

@@ -51,7 +51,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         counts: Counter[str] = Counter()
         category_start = time.perf_counter()
         for number, task in enumerate(tasks, 1):
-            session = Session(task.involved_classes, task.initial_config, task.long_context)
+            session = Session.for_task(task)
             for turn in task.ground_truth_calls:
                 for result in session.execute_all(turn):
                     counts["calls"] += 1

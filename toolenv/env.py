@@ -103,7 +103,7 @@ class BFCLEnv(gym.Env[Any, Any]):
         options = options or {}
         self.task = self._pick_task(options)
         task = self.task
-        self._session = Session(task.involved_classes, task.initial_config, task.long_context)
+        self._session = Session.for_task(task)
         self._checker = TurnChecker(task)
         self._turn, self._steps_in_turn, self._done = 0, 0, False
         self.tools = tool_specs(task.tool_docs())

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from envs import backend_class
-from envs.base import Backend
+from envs.base import Backend, clone
 from toolenv.calls import Call, CallSyntaxError, parse_python_call
 
 ERROR_PREFIX = "Error during execution: "
@@ -75,7 +75,10 @@ class Session:
         involved_classes: Sequence[str],
         initial_config: Mapping[str, Any] | None = None,
         long_context: bool = False,
+        copy_config: bool = True,
     ) -> None:
+        """``copy_config=False`` hands the config's contents to the backends without copying;
+        only for a config nobody else holds (``Task.initial_config`` returns a fresh one)."""
         config = initial_config or {}
         self.instances: dict[str, Backend] = {}
         self._dispatch: dict[str, Backend] = {}
@@ -83,10 +86,16 @@ class Session:
             cls = backend_class(class_name)
             instance = cls()
             if not cls.stateless:
-                instance.load_scenario(config.get(class_name, {}), long_context=long_context)
+                scenario = config.get(class_name, {})
+                instance.load_scenario(clone(scenario) if copy_config else scenario, long_context=long_context)
             self.instances[class_name] = instance
             for name in cls.tool_names():
                 self._dispatch[name] = instance
+
+    @classmethod
+    def for_task(cls, task: Any) -> "Session":
+        """Fresh instances for one side of a :class:`~toolenv.data.Task` (its own scenario copy)."""
+        return cls(task.involved_classes, task.initial_config, task.long_context, copy_config=False)
 
     @property
     def tool_names(self) -> frozenset[str]:
@@ -101,10 +110,11 @@ class Session:
         try:
             args = [_fresh(value) for value in call.args]
             kwargs = {key: _fresh(value) for key, value in call.kwargs.items()}
-            value = method(*args, **kwargs)
+            # stringification inside the try too: str() of a >4300-digit int raises, as it does
+            # (and is reported) in the reference engine
+            return Result(stringify(method(*args, **kwargs)))
         except Exception as exc:  # any failure of the method is reported as the reference does
             return Result(f"{ERROR_PREFIX}{exc}", False, "execution")
-        return Result(stringify(value))
 
     def execute_text(self, text: str) -> Result:
         """Parse one python-call string (``cd(folder='a')``) and run it."""
