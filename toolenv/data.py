@@ -8,6 +8,7 @@ package is never imported. See :mod:`envs._official` for where the files come fr
 from __future__ import annotations
 
 import json
+import pickle
 import random
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -61,6 +62,17 @@ class Task:
     def initial_config(self) -> dict[str, Any]:
         """A fresh copy of the scenario: ``{class_name: config}``."""
         return json.loads(self.initial_config_json)
+
+    @cached_property
+    def _scenario_blobs(self) -> dict[str, bytes]:
+        config = self.initial_config
+        return {name: pickle.dumps(config.get(name, {}), pickle.HIGHEST_PROTOCOL) for name in self.involved_classes}
+
+    def scenario(self, class_name: str) -> dict[str, Any]:
+        """A fresh copy of one involved class's scenario (``{}`` when the data gives none).
+
+        Faster than ``initial_config[class_name]``: each class's part is kept pre-serialised."""
+        return pickle.loads(self._scenario_blobs[class_name])
 
     @property
     def bfcl_category(self) -> str:

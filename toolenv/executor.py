@@ -89,13 +89,13 @@ class Session:
                 scenario = config.get(class_name, {})
                 instance.load_scenario(clone(scenario) if copy_config else scenario, long_context=long_context)
             self.instances[class_name] = instance
-            for name in cls.tool_names():
-                self._dispatch[name] = instance
+            self._dispatch.update(dict.fromkeys(cls.tool_names(), instance))
 
     @classmethod
     def for_task(cls, task: Any) -> "Session":
         """Fresh instances for one side of a :class:`~toolenv.data.Task` (its own scenario copy)."""
-        return cls(task.involved_classes, task.initial_config, task.long_context, copy_config=False)
+        scenarios = {name: task.scenario(name) for name in task.involved_classes}
+        return cls(task.involved_classes, scenarios, task.long_context, copy_config=False)
 
     @property
     def tool_names(self) -> frozenset[str]:
