@@ -67,6 +67,14 @@ def clone(value: Any) -> Any:
     return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+class StaticPayload(tuple):
+    """Large read-only content shared by every instance (long-context filler) that a backend
+    puts into a result dict. It encodes to the same JSON as a list; the executor encodes each
+    payload once per process instead of on every call. Never put one into compared state."""
+
+    __slots__ = ()
+
+
 class Backend:
     """Base class of the eight BFCL backends (see module docstring)."""
 

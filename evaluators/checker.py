@@ -17,6 +17,7 @@ truth fails as ``force_terminated``. The entry scores 1 only if every checked tu
 
 from __future__ import annotations
 
+import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -90,8 +91,13 @@ class Verdict:
         }
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxset, _REPR.maxstring, _REPR.maxother = 4, 12, 12, 12, 120, 200
+
+
 def _short(value: Any, limit: int = 300) -> str:
-    text = repr(value)
+    """A bounded repr: a model can build arbitrarily large state, the report must stay small."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

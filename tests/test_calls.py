@@ -111,3 +111,16 @@ def test_size_and_depth_limits() -> None:
 def test_special_floats_survive_the_round_trip() -> None:
     call = parse_python_call("f(x=-0.0, y=1e308)")
     assert math.copysign(1, call.kwargs["x"]) == -1 and call.kwargs["y"] == 1e308
+
+
+def test_static_payloads_stringify_exactly_like_lists() -> None:
+    import json
+
+    from envs.base import StaticPayload
+    from toolenv.executor import stringify
+
+    payload = StaticPayload([1.5, "é", None, {"a": [1]}] * 50)
+    value = {"price": 1.0, "MA(5)": payload, "name": "x\u2019"}
+    as_lists = {"price": 1.0, "MA(5)": list(payload), "name": "x\u2019"}
+    assert stringify(value) == stringify(value) == json.dumps(as_lists)
+    assert stringify({1: payload}) == json.dumps({1: list(payload)})

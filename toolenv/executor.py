@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from envs import backend_class
-from envs.base import Backend, clone
+from envs.base import Backend, StaticPayload, clone
 from toolenv.calls import Call, CallSyntaxError, parse_python_call
 
 ERROR_PREFIX = "Error during execution: "
@@ -51,10 +51,35 @@ def stringify(value: Any) -> str:
         return value
     if kind is dict:
         try:
+            if any(type(item) is StaticPayload for item in value.values()):
+                return _json_with_payloads(value)
             return json.dumps(value)
         except Exception:  # the reference falls back to str() on any failure
             return str(value)
     return str(value)
+
+
+# id → (payload, its JSON). Payloads are process-lifetime constants created by the backends
+# (a model cannot create one), so this stays as small as the long-context filler tables.
+_PAYLOAD_JSON: dict[int, tuple[StaticPayload, str]] = {}
+
+
+def _json_with_payloads(value: dict[Any, Any]) -> str:
+    """``json.dumps(value)`` for a flat dict holding shared payloads: each payload is encoded
+    once, the rest as usual. Same separators, escaping and key order as ``json.dumps``."""
+    if not all(type(key) is str for key in value):
+        return json.dumps(value)
+    parts = []
+    for key, item in value.items():
+        if type(item) is StaticPayload:
+            cached = _PAYLOAD_JSON.get(id(item))
+            if cached is None or cached[0] is not item:
+                cached = (item, json.dumps(item))
+                _PAYLOAD_JSON[id(item)] = cached
+            parts.append(f"{json.dumps(key)}: {cached[1]}")
+        else:
+            parts.append(f"{json.dumps(key)}: {json.dumps(item)}")
+    return "{" + ", ".join(parts) + "}"
 
 
 def _fresh(value: Any) -> Any:
