@@ -152,39 +152,43 @@ def _verified_wheel(path: Path) -> Distribution:
     return Distribution("wheel", path, BFCL_VERSION, actual)
 
 
+def download_wheel(requirement: str, filename: str, sha256: str, target: Path, quiet: bool = False) -> Path:
+    """``pip download --no-deps`` one pinned wheel to ``target`` (a file path), verified by
+    sha256; never installs anything. A one-line :class:`DataError` when it cannot."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not quiet:
+        print(f"toolenv: fetching {requirement} (wheel, no dependencies) into {target.parent} …", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        command = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", "-q", "-d", scratch, requirement,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True)
+        downloaded = Path(scratch) / filename
+        if done.returncode != 0 or not downloaded.exists():
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DataError(f"could not download {requirement} ({last}); check access to the package index")
+        actual = sha256_of(downloaded)
+        if actual != sha256:
+            raise DataError(f"downloaded {filename} has sha256 {actual[:16]}…, expected {sha256[:16]}…; refusing it")
+        os.replace(downloaded, target)
+    if not quiet:
+        print(f"toolenv: verified {filename} (sha256 {sha256[:16]}…)", file=sys.stderr)
+    return target
+
+
 def fetch_wheel(force: bool = False, quiet: bool = False) -> Path:
-    """Download the pinned wheel with ``pip download --no-deps`` into the cache and verify it."""
+    """Download the pinned bfcl-eval wheel into the cache (see :func:`download_wheel`)."""
     target = cached_wheel_path()
     if target.exists() and not force:
         _verified_wheel(target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not quiet:
-        print(
-            f"toolenv: fetching {BFCL_DISTRIBUTION}=={BFCL_VERSION} (wheel, no dependencies) "
-            f"into {target.parent} …",
-            file=sys.stderr,
-            flush=True,
-        )
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "-q", "-d", scratch, f"{BFCL_DISTRIBUTION}=={BFCL_VERSION}",
-        ]
-        done = subprocess.run(command, capture_output=True, text=True)
-        downloaded = Path(scratch) / WHEEL_FILENAME
-        if done.returncode != 0 or not downloaded.exists():
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise DataError(
-                f"could not download {BFCL_DISTRIBUTION}=={BFCL_VERSION} ({last}); check access to "
-                "the package index, or set TOOLENV_BFCL_SOURCE to a BFCL checkout"
-            )
-        _verified_wheel(downloaded)
-        os.replace(downloaded, target)
+    try:
+        download_wheel(f"{BFCL_DISTRIBUTION}=={BFCL_VERSION}", WHEEL_FILENAME, WHEEL_SHA256, target, quiet)
+    except DataError as exc:
+        raise DataError(f"{exc}; or set TOOLENV_BFCL_SOURCE to a BFCL checkout") from None
     _wheel_zip.cache_clear()
     distribution.cache_clear()
-    if not quiet:
-        print(f"toolenv: verified {target.name} (sha256 {WHEEL_SHA256[:16]}…)", file=sys.stderr)
     return target
 
 
