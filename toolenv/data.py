@@ -20,6 +20,7 @@ from toolenv.calls import Call, parse_python_call
 
 CATEGORIES: tuple[str, ...] = ("base", "miss_func", "miss_param", "long_context")
 _PREFIX = "multi_turn_"
+PRIMARY_CLASSES = ("GorillaFileSystem", "VehicleControlAPI", "TradingBot", "TravelAPI")
 
 
 def normalize_category(name: str) -> str:
@@ -89,6 +90,11 @@ class Task:
 
     @property
     def primary_class(self) -> str:
+        """The API the entry is built around (entries come in blocks of 50 per primary API);
+        ``involved_classes`` does not always list it first."""
+        for name in self.involved_classes:
+            if name in PRIMARY_CLASSES:
+                return name
         return self.involved_classes[0]
 
     def held_out_at(self, turn: int) -> tuple[str, ...]:

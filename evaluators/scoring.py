@@ -1,0 +1,100 @@
+"""Scores: re-check trajectories from scratch and aggregate them the way BFCL does.
+
+Category accuracy = correct / entries; the multi-turn overall score is the unweighted mean of
+the four categories (a category absent from a run counts 0 in ``overall_bfcl``, as BFCL's
+leaderboard does, and is left out of ``overall``). Breakdowns by primary API and by number of
+turns, failure reasons and the structural-state mix of assistant messages come with it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from evaluators.checker import Verdict, check
+from evaluators.structure import STATES
+from toolenv.data import CATEGORIES, Task, get_task
+from toolenv.trajectory import Trajectory
+
+API_NAMES = {
+    "GorillaFileSystem": "file_system", "VehicleControlAPI": "vehicle", "TradingBot": "trading",
+    "TravelAPI": "travel", "TwitterAPI": "twitter", "MessageAPI": "message", "TicketAPI": "ticket",
+    "MathAPI": "math",
+}
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    task_id: str
+    category: str
+    primary_api: str
+    involved: tuple[str, ...]
+    num_turns: int
+    verdict: Verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id, "category": self.category, "primary_api": self.primary_api,
+            "involved": list(self.involved), "num_turns": self.num_turns, "passed": self.verdict.passed,
+            "failure": self.verdict.failure, "failed_turn": self.verdict.failed_turn,
+        }
+
+
+@dataclass
+class Summary:
+    categories: dict[str, dict[str, float]] = field(default_factory=dict)
+    overall: float = 0.0
+    overall_bfcl: float = 0.0
+    by_api: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_turns: dict[str, dict[str, float]] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    structure: dict[str, float] = field(default_factory=dict)
+    messages: int = 0
+    tasks: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks, "overall": self.overall, "overall_bfcl": self.overall_bfcl,
+            "categories": self.categories, "by_api": self.by_api, "by_turns": self.by_turns,
+            "failures": self.failures, "structure": self.structure, "assistant_messages": self.messages,
+        }
+
+
+def score_trajectory(trajectory: Trajectory, task: Task | None = None) -> TaskScore:
+    task = task or get_task(trajectory.task_id)
+    verdict = check(task, trajectory.model_turns())
+    return TaskScore(task.id, task.category, task.primary_class, task.involved_classes, len(task.turns), verdict)
+
+
+def _rate(rows: Sequence[TaskScore]) -> dict[str, float]:
+    correct = sum(r.verdict.passed for r in rows)
+    return {"accuracy": correct / len(rows) if rows else 0.0, "correct": correct, "total": len(rows)}
+
+
+def summarize(scores: Sequence[TaskScore], trajectories: Iterable[Trajectory] = ()) -> Summary:
+    summary = Summary(tasks=len(scores))
+    by_category: dict[str, list[TaskScore]] = defaultdict(list)
+    by_api: dict[str, list[TaskScore]] = defaultdict(list)
+    by_turns: dict[str, list[TaskScore]] = defaultdict(list)
+    for row in scores:
+        by_category[row.category].append(row)
+        by_api[API_NAMES.get(row.primary_api, row.primary_api)].append(row)
+        for cls in row.involved[1:]:  # also count the secondary API, so Math/Message/… appear
+            by_api[API_NAMES.get(cls, cls)].append(row)
+        by_turns[str(row.num_turns)].append(row)
+    summary.categories = {c: _rate(by_category[c]) for c in CATEGORIES if c in by_category}
+    present = [v["accuracy"] for v in summary.categories.values()]
+    summary.overall = sum(present) / len(present) if present else 0.0
+    summary.overall_bfcl = sum(summary.categories.get(c, {"accuracy": 0.0})["accuracy"] for c in CATEGORIES) / len(CATEGORIES)
+    summary.by_api = {k: _rate(v) for k, v in sorted(by_api.items())}
+    summary.by_turns = {k: _rate(v) for k, v in sorted(by_turns.items(), key=lambda kv: int(kv[0]))}
+    summary.failures = dict(Counter(r.verdict.failure or "passed" for r in scores).most_common())
+    states: Counter[str] = Counter()
+    for trajectory in trajectories:
+        for turn in trajectory.turns:
+            for step in turn.steps:
+                states[step.structure or "unknown"] += 1
+    summary.messages = sum(states.values())
+    summary.structure = {s: states[s] / summary.messages if summary.messages else 0.0 for s in STATES}
+    return summary
