@@ -140,6 +140,14 @@ pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 4px; max-height: 18e
 <h2>Plots</h2><div class="plots">{images}</div>
 <h2>Tasks ({len(report["tasks"])})</h2>
 <div id="tasks">{''.join(rows)}</div>
+<script>
+// Marks what actually rendered (read by the report's browser test).
+window.addEventListener("load", () => {{
+  const images = Array.from(document.images);
+  document.body.dataset.plotsRendered = images.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.tasks = document.querySelectorAll("details.task").length;
+}});
+</script>
 </body></html>
 """
 
