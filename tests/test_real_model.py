@@ -1,0 +1,33 @@
+"""Real-model checks on CPU with the embedded SmolLM2-135M-Instruct (slow: run with -m slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_eval_with_the_embedded_default_model_writes_all_reports(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "toolenv.cli", "eval", "--limit", "5", "--batch-size", "5",
+         "--max-new-tokens", "48", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=3600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["name"] == "SmolLM2-135M-Instruct"
+    assert report["summary"]["tasks"] == 5 and len(report["tasks"]) == 5
+    assert report["data_version"].startswith("bfcl-eval==2026.3.23")
+    assert (out / "report.md").read_text().startswith("# toolenv evaluation")
+    assert (out / "report.html").stat().st_size > 10_000
+    assert done.stdout.strip().endswith(str(out / "report.html"))
+    lines = (out / "trajectories.jsonl").read_text().splitlines()
+    assert len(lines) == 5 and all(json.loads(line)["meta"]["model"] == "SmolLM2-135M-Instruct" for line in lines)
