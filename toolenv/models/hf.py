@@ -23,11 +23,22 @@ def _roles_for_template(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> l
 
 
 class TransformersChatModel(ChatModel):
-    def __init__(self, model: Any, tokenizer: Any, name: str, generation: GenerationConfig) -> None:
+    """Batched ``generate`` with left padding, or (``prefix_cache=True``, the default on CPU)
+    one conversation at a time with its KV cache kept between rounds: a multi-turn episode
+    re-sends a long system prompt every round, and re-encoding only the new tokens is several
+    times faster than a padded batch on a CPU. Cached keys are reused only for the exact
+    common token prefix, so the outputs are the same either way (up to float rounding)."""
+
+    #: conversations whose caches are kept (oldest dropped first)
+    MAX_CACHED = 16
+
+    def __init__(self, model: Any, tokenizer: Any, name: str, generation: GenerationConfig, prefix_cache: bool = True) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.generation = generation
+        self.prefix_cache = prefix_cache
+        self._caches: dict[str, tuple[list[int], Any]] = {}
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
@@ -52,6 +63,46 @@ class TransformersChatModel(ChatModel):
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Any = None) -> list[Any]:
+        if self.prefix_cache:
+            return [self._generate_cached(messages) for messages in conversations]
+        return self._generate_batch(conversations)
+
+    def _generate_cached(self, messages: Sequence[dict[str, Any]]) -> str:
+        import torch
+        from transformers import DynamicCache
+
+        config = self.generation
+        ids = self.prompt_ids(messages)
+        if len(ids) > config.max_prompt_tokens:
+            return ""
+        key = repr([(m.get("role"), m.get("content")) for m in messages[:2]])
+        cached_ids, cache = self._caches.pop(key, ([], None))
+        common = 0
+        for a, b in zip(cached_ids, ids):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(ids) - 1)  # at least one new token must be fed
+        if cache is None or common == 0:
+            cache = DynamicCache()
+        elif cache.get_seq_length() > common:
+            cache.crop(common - cache.get_seq_length())  # a negative count removes that many tokens
+        torch.manual_seed(config.seed)
+        sampling = config.temperature > 0
+        with torch.no_grad():
+            output = self.model.generate(
+                input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                past_key_values=cache, max_new_tokens=config.max_new_tokens, do_sample=sampling,
+                temperature=config.temperature if sampling else None, top_p=config.top_p if sampling else None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        sequence = output[0].tolist()
+        self._caches[key] = (sequence[: cache.get_seq_length()], cache)
+        while len(self._caches) > self.MAX_CACHED:
+            self._caches.pop(next(iter(self._caches)))
+        return self.tokenizer.decode(sequence[len(ids):], skip_special_tokens=True)
+
+    def _generate_batch(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Any]:
         import torch
 
         config = self.generation
