@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import random
 from functools import lru_cache
 from typing import Any, ClassVar, Mapping
 
@@ -67,12 +68,38 @@ def clone(value: Any) -> Any:
     return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+@lru_cache(maxsize=64)
+def _seeded_state(seed: Any) -> tuple:
+    return random.Random(seed).getstate()
+
+
+def seeded_random(seed: Any) -> random.Random:
+    """``random.Random(seed)``, faster: the seeded state is computed once per seed (seeding the
+    Mersenne Twister costs more than copying its state) and copied into a new generator."""
+    try:
+        state = _seeded_state(seed)
+    except TypeError:  # unhashable seed: let Random raise its own error
+        return random.Random(seed)
+    generator = random.Random.__new__(random.Random)
+    generator.setstate(state)
+    return generator
+
+
 class StaticPayload(tuple):
     """Large read-only content shared by every instance (long-context filler) that a backend
     puts into a result dict. It encodes to the same JSON as a list; the executor encodes each
-    payload once per process instead of on every call. Never put one into compared state."""
+    payload once per process instead of on every call. Never put one into compared state.
+
+    Payloads live for the whole process (``registry`` holds them by id, so an id is never
+    reused while it is registered); create them once, from official constants only."""
 
     __slots__ = ()
+    registry: ClassVar[dict[int, "StaticPayload"]] = {}
+
+    def __new__(cls, items: Any = ()) -> "StaticPayload":
+        payload = super().__new__(cls, items)
+        cls.registry[id(payload)] = payload
+        return payload
 
 
 class Backend:

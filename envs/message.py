@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any, Mapping
 
-from envs.base import Backend, Template, official_template
+from envs.base import Backend, Template, official_template, seeded_random
 
 _SOURCE = "message_api.py"
 _DEFAULT_SEED = 200191
@@ -53,12 +53,12 @@ class MessageAPI(Backend):
         self._set_fields({})
 
     def load_scenario(self, config: Mapping[str, Any], long_context: bool = False) -> None:
-        self._rng = random.Random(config.get("random_seed", _DEFAULT_SEED))
+        self._rng = seeded_random(config.get("random_seed", _DEFAULT_SEED))
         self._set_fields(config)
 
     def _random(self) -> random.Random:
         if self._rng is None:  # an instance used without load_scenario: the default seed
-            self._rng = random.Random(_DEFAULT_SEED)
+            self._rng = seeded_random(_DEFAULT_SEED)
         return self._rng
 
     def _set_fields(self, config: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Mapping, Optional
 
 from envs._official import official_literal
-from envs.base import Backend, clone, official_template
+from envs.base import Backend, clone, official_template, seeded_random
 
 _SOURCE = "travel_booking.py"
 _LONG_CONTEXT = "long_context.py"
@@ -121,7 +121,7 @@ class TravelAPI(Backend):
 
     def load_scenario(self, config: Mapping[str, Any], long_context: bool = False) -> None:
         defaults = official_template(_SOURCE, "DEFAULT_STATE").fresh()
-        self._random = random.Random(config.get("random_seed", defaults["random_seed"]))
+        self._random = seeded_random(config.get("random_seed", defaults["random_seed"]))
         for key in self._STATE_KEYS:
             setattr(self, key, config.get(key, defaults[key]))
         self.long_context = long_context

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from envs._official import official_literal
-from envs.base import Backend
+from envs.base import Backend, seeded_random
 
 _SOURCE = "vehicle_control.py"
 _FILLER = "long_context.py"
@@ -133,12 +133,12 @@ class VehicleControlAPI(Backend):
         self._set_fields({}, False)
 
     def load_scenario(self, config: Mapping[str, Any], long_context: bool = False) -> None:
-        self._rng = random.Random(config.get("random_seed", _default_seed()))
+        self._rng = seeded_random(config.get("random_seed", _default_seed()))
         self._set_fields(config, long_context)
 
     def _random(self) -> random.Random:
         if self._rng is None:  # an instance used without load_scenario: the default seed
-            self._rng = random.Random(_default_seed())
+            self._rng = seeded_random(_default_seed())
         return self._rng
 
     def _set_fields(self, config: Mapping[str, Any], long_context: bool) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Mapping
 
 #: longest call text accepted (characters); longer input is refused before parsing
@@ -33,6 +33,11 @@ class Call:
     name: str
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def plain(self) -> bool:
+        """True when every argument is an immutable scalar (no copy needed before a call)."""
+        return all(type(v) in _ATOMS for v in self.args) and all(type(v) in _ATOMS for v in self.kwargs.values())
 
     def to_python(self) -> str:
         """Canonical python-call text, e.g. ``cd(folder='document')``."""

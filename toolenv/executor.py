@@ -51,7 +51,7 @@ def stringify(value: Any) -> str:
         return value
     if kind is dict:
         try:
-            if any(type(item) is StaticPayload for item in value.values()):
+            if StaticPayload.registry and not StaticPayload.registry.keys().isdisjoint(map(id, value.values())):
                 return _json_with_payloads(value)
             return json.dumps(value)
         except Exception:  # the reference falls back to str() on any failure
@@ -85,7 +85,12 @@ def _json_with_payloads(value: dict[Any, Any]) -> str:
 def _fresh(value: Any) -> Any:
     """A private copy of a mutable argument: a backend may keep (and later mutate) what it is
     given, and parsed calls are shared through the parser's cache."""
-    return value if type(value) in _ATOMS else copy.deepcopy(value)
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is list and all(type(item) in _ATOMS for item in value):
+        return list(value)
+    return copy.deepcopy(value)
 
 
 class Session:
@@ -133,11 +138,13 @@ class Session:
             return Result(f"{ERROR_PREFIX}name '{call.name}' is not defined", False, "unknown_function")
         method = getattr(instance, call.name)
         try:
-            args = [_fresh(value) for value in call.args]
-            kwargs = {key: _fresh(value) for key, value in call.kwargs.items()}
+            if call.plain:  # only immutable arguments: nothing to copy
+                value = method(*call.args, **call.kwargs)
+            else:
+                value = method(*map(_fresh, call.args), **{key: _fresh(v) for key, v in call.kwargs.items()})
             # stringification inside the try too: str() of a >4300-digit int raises, as it does
             # (and is reported) in the reference engine
-            return Result(stringify(method(*args, **kwargs)))
+            return Result(stringify(value))
         except Exception as exc:  # any failure of the method is reported as the reference does
             return Result(f"{ERROR_PREFIX}{exc}", False, "execution")
 
