@@ -14,7 +14,7 @@ from tests.parity import replay_both
 from toolenv.data import load_tasks
 
 # CI budget: SEQUENCES random sequences of up to 3 turns x (6 random + 4 ground-truth) calls.
-SEQUENCES = 1500
+SEQUENCES = 5000
 _TASKS = load_tasks()
 
 

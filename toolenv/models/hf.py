@@ -55,7 +55,7 @@ class TransformersChatModel(ChatModel):
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load a transformers model from {path}: {str(exc).splitlines()[0]}") from None
-        model.eval()
+        model.train(False)  # inference mode (same as .eval())
         return cls(model, tokenizer, name, generation)
 
     def prompt_ids(self, messages: Sequence[dict[str, Any]]) -> list[int]:
