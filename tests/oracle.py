@@ -142,3 +142,67 @@ def state_differences(ours: Any, theirs: Any) -> list[str]:
     if rng_state(ours) != rng_state(theirs):
         problems.append("RNG state differs")
     return problems
+
+
+# -- direct comparisons of one backend class (used by the tests/test_backend_*.py files) ---------
+
+OFFICIAL_BACKEND_PACKAGE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
+
+
+def official_class(class_name: str) -> type:
+    """The official backend class of that name (imported from the installed oracle)."""
+    import importlib
+
+    require_official()
+    from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
+
+    return getattr(importlib.import_module(CLASS_FILE_PATH_MAPPING[class_name]), class_name)
+
+
+def official_pair(ours_class: type, config: dict | None = None, long_context: bool = False) -> tuple[Any, Any]:
+    """Our instance and the official one, each loaded from its own copy of the same scenario."""
+    import copy
+
+    ours = ours_class()
+    ours.load_scenario(copy.deepcopy(config or {}), long_context=long_context)
+    theirs = official_class(ours_class.class_name)()
+    theirs._load_scenario(copy.deepcopy(config or {}), long_context=long_context)
+    return ours, theirs
+
+
+def call_both(ours: Any, theirs: Any, name: str, *args: Any, **kwargs: Any) -> str:
+    """Run one tool on both instances; the results (or exception texts, as the executor reports
+    them) and the states must agree. Returns our result text."""
+    from toolenv.executor import stringify
+
+    outcomes = []
+    for instance in (ours, theirs):
+        try:
+            outcomes.append(stringify(getattr(instance, name)(*args, **kwargs)))
+        except Exception as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+    assert outcomes[0] == outcomes[1], name
+    assert state_differences(ours, theirs) == []
+    return outcomes[0]
+
+
+def run_ours(class_name: str, calls: Sequence[str], config: dict | None = None, long_context: bool = False) -> tuple[Any, list[str]]:
+    """A fresh one-class :class:`~toolenv.executor.Session` and our result texts for ``calls``."""
+    from toolenv.executor import Session
+
+    session = Session([class_name], {class_name: config or {}}, long_context)  # Session copies it
+    return session, [result.text for result in session.execute_all(calls)]
+
+
+def compare_with_official(class_name: str, calls: Sequence[str], config: dict | None = None, long_context: bool = False) -> list[str]:
+    """Run ``calls`` on both engines; assert identical results, state and RNG state; return ours."""
+    import copy
+
+    require_official()
+    ours, mine = run_ours(class_name, calls, config, long_context)
+    with OfficialSide([class_name], {class_name: copy.deepcopy(config or {})}, long_context) as theirs:
+        official = theirs.run(calls)
+        for call, a, b in zip(calls, mine, official):
+            assert a == b, f"{call}\n ours:     {a[:300]}\n official: {b[:300]}"
+        assert state_differences(ours.instances[class_name], theirs.instances[class_name]) == []
+    return mine

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import ast
-import copy
-import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from envs.ticket import TicketAPI
-from tests.oracle import require_official, state_differences
-from toolenv.executor import stringify
+from tests.oracle import call_both, official_pair, require_official, state_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_MODULE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code.ticket_api"
@@ -23,23 +18,7 @@ OFFICIAL_MODULE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code.ticke
 
 def pair(config: dict[str, Any] | None = None) -> tuple[TicketAPI, Any]:
     require_official()
-    ours = TicketAPI()
-    ours.load_scenario(copy.deepcopy(config or {}))
-    theirs = importlib.import_module(OFFICIAL_MODULE).TicketAPI()
-    theirs._load_scenario(copy.deepcopy(config or {}))
-    return ours, theirs
-
-
-def call_both(ours: Any, theirs: Any, name: str, *args: Any, **kwargs: Any) -> str:
-    outcomes = []
-    for instance in (ours, theirs):
-        try:
-            outcomes.append(stringify(getattr(instance, name)(*args, **kwargs)))
-        except Exception as exc:
-            outcomes.append(f"{type(exc).__name__}: {exc}")
-    assert outcomes[0] == outcomes[1], name
-    assert state_differences(ours, theirs) == []
-    return outcomes[0]
+    return official_pair(TicketAPI, config)
 
 
 def test_defaults_and_attribute_order() -> None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-import importlib
 from typing import Any
 
 import pytest
 
 from envs._official import official_literal
 from envs.trading import TradingBot
-from tests.oracle import require_official, state_differences
-from toolenv.executor import stringify
+from tests.oracle import call_both, official_pair, require_official, state_differences
 
 OFFICIAL_MODULE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code.trading_bot"
 PUBLIC = [
@@ -22,23 +19,7 @@ PUBLIC = [
 
 def pair(config: dict[str, Any] | None = None, long_context: bool = False) -> tuple[TradingBot, Any]:
     require_official()
-    ours = TradingBot()
-    ours.load_scenario(copy.deepcopy(config or {}), long_context=long_context)
-    theirs = importlib.import_module(OFFICIAL_MODULE).TradingBot()
-    theirs._load_scenario(copy.deepcopy(config or {}), long_context=long_context)
-    return ours, theirs
-
-
-def call_both(ours: Any, theirs: Any, name: str, *args: Any, **kwargs: Any) -> str:
-    outcomes = []
-    for instance in (ours, theirs):
-        try:
-            outcomes.append(stringify(getattr(instance, name)(*args, **kwargs)))
-        except Exception as exc:
-            outcomes.append(f"{type(exc).__name__}: {exc}")
-    assert outcomes[0] == outcomes[1], name
-    assert state_differences(ours, theirs) == []
-    return outcomes[0]
+    return official_pair(TradingBot, config, long_context)
 
 
 def test_defaults_attribute_order_and_independent_copies() -> None:

@@ -21,8 +21,7 @@ import pytest
 import envs.travel as travel
 from envs._official import official_literal
 from envs.travel import TravelAPI
-from tests.oracle import canonical, require_official, state_differences
-from toolenv.executor import stringify
+from tests.oracle import call_both, canonical, official_pair, require_official, state_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_MODULE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
@@ -48,24 +47,8 @@ def restore_official_long_context():
 
 
 def pair(config: dict[str, Any] | None = None, long_context: bool = False) -> tuple[TravelAPI, Any]:
-    ours = TravelAPI()
-    ours.load_scenario(copy.deepcopy(config or {}), long_context=long_context)
-    theirs = official_class()()
-    theirs._load_scenario(copy.deepcopy(config or {}), long_context=long_context)
-    return ours, theirs
-
-
-def call_both(ours: Any, theirs: Any, name: str, *args: Any, **kwargs: Any) -> str:
-    """Run one tool on both instances; results (or exception texts) and states must agree."""
-    outcomes = []
-    for instance in (ours, theirs):
-        try:
-            outcomes.append(stringify(getattr(instance, name)(*args, **kwargs)))
-        except Exception as exc:  # compared as the executor reports it
-            outcomes.append(f"{type(exc).__name__}: {exc}")
-    assert outcomes[0] == outcomes[1], name
-    assert state_differences(ours, theirs) == []
-    return outcomes[0]
+    require_official()
+    return official_pair(TravelAPI, config, long_context)
 
 
 def login(ours: Any, theirs: Any) -> str:

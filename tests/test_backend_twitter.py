@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 from envs.twitter import TwitterAPI
-from tests.oracle import OfficialSide, require_official, state_differences
+from tests.oracle import compare_with_official as _compare, run_ours
 from toolenv.executor import Session
 
 CLS = "TwitterAPI"
@@ -14,23 +13,11 @@ LOGIN = "authenticate_twitter(username='john', password='john123')"
 
 
 def run(calls: list[str], config: dict | None = None) -> tuple[Session, list[str]]:
-    session = Session([CLS], {CLS: copy.deepcopy(config or {})})
-    return session, [result.text for result in session.execute_all(calls)]
+    return run_ours(CLS, calls, config)
 
 
 def compare_with_official(calls: list[str], config: dict | None = None) -> list[str]:
-    """Run ``calls`` on both engines; assert identical results and state.
-
-    OfficialSide resets the official post_tweet's shared default lists before each run.
-    """
-    require_official()
-    ours, mine = run(calls, config)
-    with OfficialSide([CLS], {CLS: copy.deepcopy(config or {})}, False) as theirs:
-        official = theirs.run(calls)
-        for call, a, b in zip(calls, mine, official):
-            assert a == b, f"{call}\n ours:     {a[:300]}\n official: {b[:300]}"
-        assert state_differences(ours.instances[CLS], theirs.instances[CLS]) == []
-    return mine
+    return _compare(CLS, calls, config)
 
 
 def test_public_state_order_and_defaults() -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 
 import pytest
 
 from envs.vehicle import VehicleControlAPI
-from tests.oracle import OfficialSide, canonical, require_official, state_differences
+from tests.oracle import canonical, compare_with_official as _compare, run_ours
 from toolenv.executor import Session
 
 CLS = "VehicleControlAPI"
@@ -17,21 +16,11 @@ LOCKED = {"driver": "locked", "passenger": "locked", "rear_left": "locked", "rea
 
 
 def run(calls: list[str], config: dict | None = None, long_context: bool = False) -> tuple[Session, list[str]]:
-    # Session hands the scenario to the backend, which owns it: give each side its own copy
-    session = Session([CLS], {CLS: copy.deepcopy(config or {})}, long_context)
-    return session, [result.text for result in session.execute_all(calls)]
+    return run_ours(CLS, calls, config, long_context)
 
 
 def compare_with_official(calls: list[str], config: dict | None = None, long_context: bool = False) -> list[str]:
-    """Run ``calls`` on both engines; assert identical results and state; return our results."""
-    require_official()
-    ours, mine = run(calls, config, long_context)
-    with OfficialSide([CLS], {CLS: config or {}}, long_context) as theirs:
-        official = theirs.run(calls)
-        for call, a, b in zip(calls, mine, official):
-            assert a == b, f"{call}\n ours:     {a[:300]}\n official: {b[:300]}"
-        assert state_differences(ours.instances[CLS], theirs.instances[CLS]) == []
-    return mine
+    return _compare(CLS, calls, config, long_context)
 
 
 def test_public_state_order_and_defaults() -> None:
