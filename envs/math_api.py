@@ -329,20 +329,32 @@ def _check_convertible(mp: mpmath.MPContext, *numbers: Any) -> None:
 def _fail_like_an_impossible_allocation(mp: mpmath.MPContext, value: Any, base: Any) -> None:
     """What ``mp.log(value) / mp.log(base)`` does when ``mp``'s precision is beyond memory.
 
-    The official converts ``value`` (conversion errors do not depend on the precision), takes
-    its log, then does the same for ``base``. A log needs precision-sized numbers, hence raises
-    MemoryError, except for the values it answers outright (0, 1, +inf, nan). Returns only when
-    both are such values: the caller then computes the (instant) real result.
+    The official converts ``value`` and takes its log, then does the same for ``base``. A log
+    needs precision-sized numbers, hence raises MemoryError, except for the values it answers
+    outright (0, 1, +inf and nan, also as complex numbers with a zero imaginary part); so may
+    the conversion of a string that is not exact in binary. Conversion errors do not depend on
+    the precision: they are found at 53 bits. Returns only when both logs are instant; the
+    caller then computes the real result, which is instant too.
     """
     digits = mp.dps
-    mp.prec = 53
-    try:
-        for number in (value, base):
+    for number in (value, base):
+        mp.prec = 53
+        try:
             converted = mp.convert(number)
-            if getattr(converted, "_mpf_", None) not in _INSTANT_LOGS:
-                raise MemoryError()
-    finally:
-        mp.dps = digits
+        finally:
+            mp.dps = digits
+        if not _log_is_instant(converted):
+            raise MemoryError()
+        if isinstance(number, str):
+            mp.convert(number)  # at the real precision: "10e-1" fails to allocate, "1" does not
+
+
+def _log_is_instant(number: Any) -> bool:
+    raw = getattr(number, "_mpf_", None)
+    if raw is None:
+        real, imaginary = getattr(number, "_mpc_", (None, None))
+        raw = real if imaginary == mpmath.libmp.fzero else None
+    return raw in _INSTANT_LOGS
 
 
 #: mpmath's raw forms of 0, 1, +inf and nan, whose log needs no computation.

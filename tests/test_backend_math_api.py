@@ -126,3 +126,20 @@ def test_high_precision_within_limits_still_matches(process_globals: None) -> No
     same("square_root", 2, 5000)
     # Beyond the limit, an unconvertible argument still gets the official's quick error.
     assert MathAPI().logarithm("type", 20, 10**6) == {"error": "cannot create mpf from 'type'"}
+
+
+ABSURD = 1974202140965533  # a card number the fuzzer passes as precision
+
+
+@pytest.mark.parametrize("name,args", [
+    ("square_root", (220.34, ABSURD)), ("square_root", (4, ABSURD)), ("square_root", (0.25, ABSURD)),
+    ("square_root", (3**100, 2**63 - 1)), ("square_root", (0, ABSURD)),
+    ("logarithm", (20, 10, ABSURD)), ("logarithm", (1, 0, ABSURD)), ("logarithm", (0, 1e999, ABSURD)),
+    ("logarithm", ("10e-1", "abc", ABSURD)), ("logarithm", ("1", None, ABSURD)), ("logarithm", ("1+0j", "nan", ABSURD)),
+])
+def test_precision_beyond_memory_fails_like_the_official(process_globals: None, name: str, args: tuple) -> None:
+    # The official fails its first allocation at once (MemoryError) unless the answer is exact
+    # or special; ours reproduces that without allocating.
+    started = time.perf_counter()
+    same(name, *args)
+    assert time.perf_counter() - started < 1.0
