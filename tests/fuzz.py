@@ -78,6 +78,17 @@ def random_literal(rng: random.Random, kind: str | None, depth: int = 0) -> Any:
 _BOUNDED = {"precision", "decimal_places", "exponent"}
 
 
+def _huge_number(value: Any) -> bool:
+    """A number, or a numeric string (mpmath accepts those as a precision), above 1000."""
+    if isinstance(value, bool):
+        return False
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) else None
+    except (ValueError, OverflowError):
+        return False
+    return number is not None and number == number and abs(number) > 1000 and abs(number) != float("inf")
+
+
 def random_call(rng: random.Random, task: Task, docs: list[dict], values: list[Any]) -> str:
     doc = rng.choice(docs)
     name = doc["name"]
@@ -99,10 +110,10 @@ def random_call(rng: random.Random, task: Task, docs: list[dict], values: list[A
                 value = [value]
         else:
             value = random_literal(rng, schema.get("type"))
-        if param in _BOUNDED and isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > 1000:
+        if param in _BOUNDED and _huge_number(value):
             # beyond this our backends refuse on purpose (hostile input, tested elsewhere) and the
             # official engine can run for minutes (e.g. a log at 10^8 digits)
-            value = int(value) % 1000
+            value = int(float(value)) % 1000
         kwargs[param] = value
     if rng.random() < 0.02:
         kwargs["unexpected"] = 1
