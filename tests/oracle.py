@@ -54,6 +54,14 @@ def _reset_official_process_state() -> None:
         shared.update(copy.deepcopy(_PRISTINE[name]))
 
 
+def forget_official_instances(prefix: str) -> None:
+    """Drop the instances the official engine cached in its module globals under ``prefix``
+    (it never frees them, and a reused name would resume from mutated state)."""
+    module_globals = vars(require_official())
+    for key in [k for k in module_globals if k.startswith(prefix)]:
+        del module_globals[key]
+
+
 class OfficialSide:
     """One side of one entry run by the official engine, with private instances."""
 
@@ -75,9 +83,7 @@ class OfficialSide:
         return results
 
     def close(self) -> None:
-        module_globals = vars(self._utils)
-        for key in [k for k in module_globals if k.startswith(self._model + "_")]:
-            del module_globals[key]
+        forget_official_instances(self._model + "_")
 
     def __enter__(self) -> "OfficialSide":
         return self

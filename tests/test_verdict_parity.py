@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from evaluators.checker import check
-from tests.oracle import _reset_official_process_state, require_official
+from tests.oracle import _reset_official_process_state, forget_official_instances, require_official
 from toolenv.calls import Call, parse_python_call
 from toolenv.data import CATEGORIES, Task, load_tasks, raw_entries
 
@@ -28,7 +28,6 @@ def official_verdict(task: Task, entry: dict[str, Any], turns: Turns) -> tuple[b
     """The official decision: the runner's turn-count rule, then multi_turn_checker."""
     require_official()
     from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_checker as module
-    from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils
 
     if len(turns) != len(task.ground_truth):
         return False, "force_terminated"
@@ -37,8 +36,7 @@ def official_verdict(task: Task, entry: dict[str, Any], turns: Turns) -> tuple[b
     try:
         result = module.multi_turn_checker(turns, [list(t) for t in task.ground_truth], entry, task.bfcl_category, name)
     finally:
-        for key in [k for k in vars(multi_turn_utils) if k.startswith(name)]:
-            del vars(multi_turn_utils)[key]
+        forget_official_instances(name)
     if result["valid"]:
         return True, None
     return False, OFFICIAL_FAILURES.get(result["error_type"], result["error_type"])
