@@ -12,11 +12,13 @@ import pickle
 import random
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from envs import backend_class
 from envs._official import DataError, distribution
 from toolenv.calls import Call, parse_python_call
+from toolenv.executor import NameMap
 
 CATEGORIES: tuple[str, ...] = ("base", "miss_func", "miss_param", "long_context")
 _PREFIX = "multi_turn_"
@@ -58,6 +60,19 @@ class Task:
     data_version: str
     initial_config_json: str
     excluded_function: tuple[str, ...] = ()
+    # Variant fields. Empty for the official tasks, so their records, prompts and replays are
+    # unchanged; an upper layer (ood_variants) fills them and everything below reads them
+    # generically. ``tool_docs_json``: the variant's own docs (a JSON list of every doc it can
+    # offer, held-out ones included, in offer order). ``name_map_json``: ``{variant tool:
+    # [canonical tool, {variant parameter: canonical parameter}]}``, applied by the executor so
+    # that variant calls run on the canonical backends (see :class:`toolenv.executor.NameMap`).
+    # ``format_json``: ``{"call_format", "docs", "tools_in", "results"}`` for the environment.
+    # ``ood_spec``/``ood_seed``: the spec string and seed that made the variant.
+    tool_docs_json: str = ""
+    name_map_json: str = ""
+    format_json: str = ""
+    ood_spec: str = ""
+    ood_seed: int = 0
 
     @property
     def initial_config(self) -> dict[str, Any]:
@@ -116,7 +131,10 @@ class Task:
         in reveal order as the reference does.
         """
         hidden = self.held_out_names
-        docs = [doc for cls in self.involved_classes for doc in backend_class(cls).tool_docs()]
+        if self.tool_docs_json:
+            docs = json.loads(self.tool_docs_json)
+        else:
+            docs = [doc for cls in self.involved_classes for doc in backend_class(cls).tool_docs()]
         offered = [doc for doc in docs if doc["name"] not in hidden]
         if revealed_up_to is not None:
             by_name = {doc["name"]: doc for doc in docs}
@@ -124,6 +142,20 @@ class Task:
                 if index <= revealed_up_to:
                     offered += [by_name[name] for name in names]
         return offered
+
+    @property
+    def is_variant(self) -> bool:
+        return bool(self.ood_spec)
+
+    @cached_property
+    def name_map(self) -> NameMap | None:
+        """How the variant's names map back to the backends (None: the canonical names)."""
+        return NameMap.from_json(self.name_map_json) if self.name_map_json else None
+
+    @property
+    def format_options(self) -> dict[str, str]:
+        """The variant's call format and prompt style (``{}``: the environment's own)."""
+        return json.loads(self.format_json) if self.format_json else {}
 
     @cached_property
     def ground_truth_calls(self) -> tuple[tuple[Call, ...], ...]:
@@ -140,6 +172,11 @@ class Task:
             "held_out": {str(index): list(names) for index, names in self.held_out},
             "excluded_function": list(self.excluded_function),
             "data_version": self.data_version,
+            # variant fields only when set: an official task's record is unchanged
+            **({"tool_docs": json.loads(self.tool_docs_json)} if self.tool_docs_json else {}),
+            **({"name_map": json.loads(self.name_map_json)} if self.name_map_json else {}),
+            **({"format": json.loads(self.format_json)} if self.format_json else {}),
+            **({"ood": {"spec": self.ood_spec, "seed": self.ood_seed}} if self.ood_spec else {}),
         }
 
     @classmethod
@@ -154,7 +191,31 @@ class Task:
             data_version=data["data_version"],
             initial_config_json=json.dumps(data["initial_config"]),
             excluded_function=tuple(data.get("excluded_function", ())),
+            tool_docs_json=json.dumps(data["tool_docs"]) if data.get("tool_docs") else "",
+            name_map_json=json.dumps(data["name_map"]) if data.get("name_map") else "",
+            format_json=json.dumps(data["format"]) if data.get("format") else "",
+            ood_spec=str(data.get("ood", {}).get("spec", "")),
+            ood_seed=int(data.get("ood", {}).get("seed", 0)),
         )
+
+
+def load_task_file(path: str | Path) -> list[Task]:
+    """Tasks from a JSON Lines file of :meth:`Task.to_dict` records (e.g. the ``tasks.jsonl`` that
+    ``toolenv ood generate`` writes); a one-line :class:`DataError` for a malformed file."""
+    tasks = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        tasks.append(Task.from_dict(json.loads(line)))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise DataError(f"{path}:{number}: not a task record ({type(exc).__name__}: {exc})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read task file {path}: {exc.strerror or exc}") from None
+    if not tasks:
+        raise DataError(f"{path} holds no tasks")
+    return tasks
 
 
 def _jsonl(relative: str) -> list[dict[str, Any]]:
@@ -231,12 +292,19 @@ def select_tasks(
     split: str = "all",
     apis: Iterable[str] | None = None,
     task_ids: Iterable[str] | None = None,
+    tasks: Iterable[Task] | None = None,
 ) -> list[Task]:
     """Tasks filtered by category, the paper's split (``all``/``train``/``test``), involved API
-    class names, and explicit ids. A one-line error for an unknown split or an empty selection."""
+    class names, and explicit ids. A one-line error for an unknown split or an empty selection.
+
+    ``tasks`` filters the given tasks (e.g. from :func:`load_task_file`) instead of the official ones."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    tasks = load_tasks(categories)
+    if tasks is None:
+        tasks = load_tasks(categories)
+    else:
+        wanted = set(map(normalize_category, [categories] if isinstance(categories, str) else categories or CATEGORIES))
+        tasks = [t for t in tasks if t.category in wanted]
     if split != "all":
         keep = set(paper_split()[0 if split == "train" else 1])
         tasks = [t for t in tasks if t.index in keep]

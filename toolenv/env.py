@@ -11,6 +11,13 @@ Episode
     the next user turn is returned; a miss_func reveal turn shows the held-out tools with BFCL's
     reveal sentence. After the last turn ``terminated`` is True.
 
+OOD variants
+    ``ood="rename_tools+shuffle_schema"`` with ``ood_seed=3`` plays each task as that variant
+    (built on first use, deterministic in spec, seed and task id): its own tool docs, names that
+    map back to the canonical backends, its call format and prompt style. ``task_file=`` plays
+    tasks exported to JSON Lines (e.g. by ``toolenv ood generate``). The variants come from the
+    provider registered in :mod:`toolenv.registration` (``ood_variants``).
+
 Truncation
     As in BFCL's inference loop, the 21st tool step in one user turn (``max_steps_per_turn`` =
     20) force-quits the episode: ``truncated`` is True and the remaining turns are not played,
@@ -38,9 +45,9 @@ import gymnasium as gym
 from envs.base import json_schema
 from evaluators.checker import TurnChecker
 from evaluators.structure import classify
-from toolenv.data import CATEGORIES, Task, select_tasks
+from toolenv.data import CATEGORIES, Task, load_task_file, select_tasks
 from toolenv.executor import Session
-from toolenv.formats import ToolSpec, get_codec
+from toolenv.formats import Codec, PromptStyle, ToolSpec, get_codec
 from toolenv.formats.base import PARSE_ERROR_PREFIX
 from toolenv.spaces import AgentAction, ChatMessages, ToolText, messages_text
 from toolenv.trajectory import Step, Trajectory, TurnRecord
@@ -74,14 +81,26 @@ class BFCLEnv(gym.Env[Any, Any]):
         max_steps_per_turn: int = DEFAULT_MAX_STEPS_PER_TURN,
         max_text_length: int = 1_000_000,
         render_mode: str | None = None,
+        ood: str | None = None,
+        ood_seed: int = 0,
+        task_file: str | None = None,
     ) -> None:
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"unknown observation_mode {observation_mode!r}; valid: {', '.join(OBSERVATION_MODES)}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: human, ansi")
-        self.tasks: list[Task] = select_tasks(categories or CATEGORIES, split, apis, task_ids)
-        self.codec = get_codec(call_format)
+        source = load_task_file(task_file) if task_file else None
+        self.tasks: list[Task] = select_tasks(categories or CATEGORIES, split, apis, task_ids, tasks=source)
+        self.codec: Codec = get_codec(call_format)
+        self._training_codec = self.codec
         self.call_format = call_format
+        self.ood = ood or None
+        self.ood_seed = int(ood_seed)
+        self._variants: dict[str, Task] = {}
+        if self.ood is not None:
+            from toolenv.registration import check_variant_spec
+
+            check_variant_spec(self.ood)  # a bad spec fails here, in one line, not at reset
         self.observation_mode = observation_mode
         self.max_steps_per_turn = int(max_steps_per_turn)
         self.render_mode = render_mode
@@ -101,20 +120,23 @@ class BFCLEnv(gym.Env[Any, Any]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
-        self.task = self._pick_task(options)
+        self.task = self._variant(self._pick_task(options))
         task = self.task
+        self.codec = self._codec_for(task)
         self._session = Session.for_task(task)
         self._checker = TurnChecker(task)
         self._turn, self._steps_in_turn, self._done = 0, 0, False
         self.tools = tool_specs(task.tool_docs())
-        self.trajectory = Trajectory(task.id, task.category, task.data_version, self.call_format,
-                                     meta={"seed": seed, "observation_mode": self.observation_mode})
-        system = {"role": "system", "content": self.codec.system_prompt(self.tools)}
-        self.trajectory.messages.append(system)
-        new = [system] + self._open_turn()
+        meta: dict[str, Any] = {"seed": seed, "observation_mode": self.observation_mode}
+        if task.ood_spec:  # recorded so that `toolenv score` rebuilds the same variant
+            meta.update(ood=task.ood_spec, ood_seed=task.ood_seed)
+        self.trajectory = Trajectory(task.id, task.category, task.data_version, self.codec.name, meta=meta)
+        new = self._open_turn(opening=True)
         info = {"task_id": task.id, "category": task.category, "turn": 0, "num_turns": len(task.turns),
                 "tools": [tool.openai() for tool in self.tools], "data_version": task.data_version,
-                "call_format": self.call_format}
+                "call_format": self.codec.name}
+        if task.ood_spec:
+            info.update(ood=task.ood_spec, ood_seed=task.ood_seed)
         return self._observation(new), info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -167,8 +189,27 @@ class BFCLEnv(gym.Env[Any, Any]):
             return self.tasks[int(options["index"]) % len(self.tasks)]
         return self.tasks[int(self.np_random.integers(len(self.tasks)))]
 
-    def _open_turn(self) -> list[dict[str, Any]]:
-        """The user message(s) that open the current turn; records them in the trajectory."""
+    def _variant(self, task: Task) -> Task:
+        """The task as this environment plays it: the configured OOD variant, if any (cached)."""
+        if self.ood is None:
+            return task
+        variant = self._variants.get(task.id)
+        if variant is None:
+            from toolenv.registration import make_variant
+
+            variant = self._variants[task.id] = make_variant(task, self.ood, self.ood_seed)
+        return variant
+
+    def _codec_for(self, task: Task) -> Codec:
+        """The training codec, or the call format and prompt style a variant asks for."""
+        options = task.format_options
+        if not options:
+            return self._training_codec
+        return get_codec(options.get("call_format", self.call_format), PromptStyle.from_options(options))
+
+    def _open_turn(self, opening: bool = False) -> list[dict[str, Any]]:
+        """The user message(s) that open the current turn; records them in the trajectory.
+        ``opening``: the first turn, preceded by the system message (the codec places the tools)."""
         assert self.task is not None and self.trajectory is not None
         held_out = self.task.held_out_at(self._turn)
         if held_out:
@@ -177,16 +218,19 @@ class BFCLEnv(gym.Env[Any, Any]):
             messages = [{"role": "user", "content": self.codec.reveal_message(revealed)}]
         else:
             messages = [m.to_dict() for m in self.task.turns[self._turn]]
+        if opening:
+            system, *messages = self.codec.opening_messages(self.tools, messages)
+            self.trajectory.messages.append(system)
         self.trajectory.turns.append(TurnRecord(self._turn, messages))
         self.trajectory.messages.extend(messages)
-        return messages
+        return [system] + messages if opening else messages
 
     def _result_messages(self, calls: list, results: list[str], call_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
         assert self.trajectory is not None
         if self.observation_mode == "messages":
-            messages = self.codec.result_messages(calls, results, call_ids)
+            messages = self.codec.results_messages(calls, results, call_ids)
         else:
-            messages = [{"role": "tool", "content": self.codec.render_results(calls, results)}]
+            messages = [{"role": "tool", "content": self.codec.results_text(calls, results)}]
         self.trajectory.messages.extend(messages)
         return messages
 
@@ -213,7 +257,7 @@ class BFCLEnv(gym.Env[Any, Any]):
         """A readable transcript of the episode so far."""
         if self.trajectory is None:
             return ""
-        lines = [f"== {self.trajectory.task_id} ({self.call_format})"]
+        lines = [f"== {self.trajectory.task_id} ({self.trajectory.call_format})"]
         for message in self.trajectory.messages:
             content = message.get("content")
             if message.get("tool_calls"):

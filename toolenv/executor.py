@@ -10,6 +10,10 @@ exceptions as ``Error during execution: <message>``.
 Only names listed in the involved APIs' function docs are reachable. Unknown names, private or
 dunder names, and text that does not parse as a literal-only call give an error result; nothing
 raises out of the executor and nothing is evaluated.
+
+A session may carry a :class:`NameMap` (a task variant with renamed tools and parameters): then
+only the variant's names are reachable, each translated to its canonical method and parameters
+before the call, so the same backends run renamed calls and the canonical names are not callable.
 """
 
 from __future__ import annotations
@@ -93,6 +97,50 @@ def _fresh(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+@dataclass(frozen=True)
+class NameMap:
+    """Variant tool names → ``(canonical method, {variant parameter: canonical parameter})``.
+
+    Every parameter a variant tool accepts is listed (unchanged names map to themselves); a name
+    that is not listed is not callable, which is how non-callable distractor tools stay out.
+    """
+
+    tools: Mapping[str, tuple[str, Mapping[str, str]]]
+
+    @classmethod
+    def from_json(cls, text: str) -> "NameMap":
+        data = json.loads(text)
+        return cls({name: (entry[0], dict(entry[1])) for name, entry in data.items()})
+
+    def to_json(self) -> str:
+        return json.dumps({name: [canonical, dict(params)] for name, (canonical, params) in self.tools.items()})
+
+    def translate(self, call: Call) -> Call | Result:
+        """The canonical call, or the error result a model sees for an unknown name or parameter
+        (worded with the variant's names, as Python would word it for the variant's function)."""
+        entry = self.tools.get(call.name)
+        if entry is None:
+            return Result(f"{ERROR_PREFIX}name '{call.name}' is not defined", False, "unknown_function")
+        canonical, params = entry
+        kwargs = {}
+        for key, value in call.kwargs.items():
+            target = params.get(key)
+            if target is None:
+                return Result(f"{ERROR_PREFIX}{call.name}() got an unexpected keyword argument '{key}'", False, "execution")
+            kwargs[target] = value
+        return Call(canonical, call.args, kwargs)
+
+    def variant_words(self, variant: str, text: str) -> str:
+        """An error message of the canonical method reworded with the variant's names
+        (``cd() missing 1 required positional argument: 'folder'`` → ``goto() … 'dir'``)."""
+        canonical, params = self.tools[variant]
+        text = text.replace(f"{canonical}()", f"{variant}()")
+        for name, target in params.items():
+            if name != target:
+                text = text.replace(f"'{target}'", f"'{name}'")
+        return text
+
+
 class Session:
     """Fresh backend instances for one side of one episode, and the calls run on them.
 
@@ -106,10 +154,13 @@ class Session:
         initial_config: Mapping[str, Any] | None = None,
         long_context: bool = False,
         copy_config: bool = True,
+        name_map: NameMap | None = None,
     ) -> None:
         """``copy_config=False`` hands the config's contents to the backends without copying;
-        only for a config nobody else holds (``Task.initial_config`` returns a fresh one)."""
+        only for a config nobody else holds (``Task.initial_config`` returns a fresh one).
+        ``name_map``: the variant names that are callable instead of the canonical ones."""
         config = initial_config or {}
+        self.name_map = name_map
         self.instances: dict[str, Backend] = {}
         self._dispatch: dict[str, Backend] = {}
         for class_name in involved_classes:
@@ -125,14 +176,22 @@ class Session:
     def for_task(cls, task: Any) -> "Session":
         """Fresh instances for one side of a :class:`~toolenv.data.Task` (its own scenario copy)."""
         scenarios = {name: task.scenario(name) for name in task.involved_classes}
-        return cls(task.involved_classes, scenarios, task.long_context, copy_config=False)
+        return cls(task.involved_classes, scenarios, task.long_context, copy_config=False,
+                   name_map=getattr(task, "name_map", None))
 
     @property
     def tool_names(self) -> frozenset[str]:
-        return frozenset(self._dispatch)
+        """The names a call may use (the variant's names when the session has a name map)."""
+        return frozenset(self.name_map.tools if self.name_map is not None else self._dispatch)
 
     def execute(self, call: Call) -> Result:
         """Run one call; every failure becomes an error :class:`Result`."""
+        if self.name_map is not None:
+            return self._execute_variant(call, self.name_map)
+        return self._run(call)
+
+    def _run(self, call: Call) -> Result:
+        """Run a call with canonical names."""
         instance = self._dispatch.get(call.name)
         if instance is None:
             return Result(f"{ERROR_PREFIX}name '{call.name}' is not defined", False, "unknown_function")
@@ -147,6 +206,18 @@ class Session:
             return Result(stringify(value))
         except Exception as exc:  # any failure of the method is reported as the reference does
             return Result(f"{ERROR_PREFIX}{exc}", False, "execution")
+
+    def _execute_variant(self, call: Call, name_map: NameMap) -> Result:
+        translated = name_map.translate(call)
+        if isinstance(translated, Result):
+            return translated
+        if translated.name not in self._dispatch:
+            return Result(f"{ERROR_PREFIX}name '{call.name}' is not defined", False, "unknown_function")
+        result = self._run(translated)
+        if not result.ok and result.error_kind == "execution":
+            # messages of argument binding name the canonical method: reword them
+            return Result(name_map.variant_words(call.name, result.text), False, "execution")
+        return result
 
     def execute_text(self, text: str) -> Result:
         """Parse one python-call string (``cd(folder='a')``) and run it."""
@@ -174,3 +245,4 @@ class Session:
     def public_state(self) -> dict[str, dict[str, Any]]:
         """Compared state of every instance: ``{class_name: {attribute: value}}``."""
         return {name: instance.public_state() for name, instance in self.instances.items()}
+

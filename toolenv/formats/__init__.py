@@ -7,11 +7,16 @@
 - ``openai``: assistant message dicts with ``tool_calls``
 - ``xml``: ``<function name="f"><param name="a" type="integer">1</param></function>``
 - ``json_block``: a fenced JSON list of ``{"name", "arguments"}`` objects
+
+Each codec takes an optional :class:`~toolenv.formats.style.PromptStyle` (docs as JSON, YAML-like
+text or Python signatures; tools in the system or the first user message; result wrapping). The
+default style is the codec's own output, unchanged.
 """
 
 from __future__ import annotations
 
 from toolenv.formats.base import REVEAL_SENTENCE, Codec, ParseResult, ToolSpec
+from toolenv.formats.style import PromptStyle
 from toolenv.formats.hermes import HermesCodec
 from toolenv.formats.json_block import JSONBlockCodec
 from toolenv.formats.openai import OpenAICodec
@@ -23,12 +28,14 @@ CODECS: dict[str, type[Codec]] = {
 }
 
 
-def get_codec(name: str) -> Codec:
-    """A codec instance by name; a one-line ``ValueError`` listing the valid names otherwise."""
+def get_codec(name: str, style: PromptStyle | None = None) -> Codec:
+    """A codec instance by name (with a prompt style; default: the codec's own layout); a
+    one-line ``ValueError`` listing the valid names otherwise."""
     try:
-        return CODECS[name]()
+        cls = CODECS[name]
     except KeyError:
         raise ValueError(f"unknown call format {name!r}; valid: {', '.join(CODECS)}") from None
+    return cls(style)
 
 
-__all__ = ["CODECS", "Codec", "ParseResult", "REVEAL_SENTENCE", "ToolSpec", "get_codec"]
+__all__ = ["CODECS", "Codec", "ParseResult", "PromptStyle", "REVEAL_SENTENCE", "ToolSpec", "get_codec"]

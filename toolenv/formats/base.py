@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 from toolenv.calls import Call
+from toolenv.formats.style import NEUTRAL_SYSTEM, PromptStyle, render_docs, wrap_results
 
 #: what a model sees for a tool-call block that could not be decoded (no call ran)
 PARSE_ERROR_PREFIX = "Error: the tool call could not be decoded: "
@@ -79,14 +80,53 @@ class Codec:
     #: the token sequence that opens a tool call, for structural health and probes ("" if none)
     call_opener: ClassVar[str] = ""
 
+    def __init__(self, style: PromptStyle | None = None) -> None:
+        #: where tools go, how docs are written, how results are wrapped (default: the codec's own)
+        self.style = style or PromptStyle()
+
+    def styled_listing(self, tools: Sequence[ToolSpec]) -> str | None:
+        """The tool docs in the style's doc format; None for the codec's own listing."""
+        if self.style.docs == "default":
+            return None
+        return render_docs([tool.openai()["function"] for tool in tools], self.style.docs)
+
+    def opening_messages(self, tools: Sequence[ToolSpec], first_turn: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The system message and the first turn's user messages, the tools placed as the
+        style says (by default: the system prompt, then the user messages unchanged)."""
+        prompt = self.system_prompt(tools)
+        if self.style.tools_in == "system" or not first_turn:
+            return [{"role": "system", "content": prompt}] + [dict(m) for m in first_turn]
+        first = dict(first_turn[0])
+        first["content"] = f"{prompt}\n\n{first.get('content') or ''}"
+        return [{"role": "system", "content": NEUTRAL_SYSTEM}, first] + [dict(m) for m in first_turn[1:]]
+
+    def results_text(self, calls: Sequence[Call | None], results: Sequence[str]) -> str:
+        """A step's results as the observation text, wrapped as the style says."""
+        if self.style.results == "default":
+            return self.render_results(calls, results)
+        return wrap_results([call.name if call is not None else "" for call in calls], results, self.style.results)
+
+    def results_messages(
+        self, calls: Sequence[Call | None], results: Sequence[str], call_ids: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """A step's results as chat messages, each content wrapped as the style says."""
+        messages = self.result_messages(calls, results, call_ids)
+        if self.style.results == "default":
+            return messages
+        return [
+            {**message, "content": wrap_results([call.name if call is not None else ""], [text], self.style.results)}
+            for message, call, text in zip(messages, calls, results)
+        ]
+
     def system_prompt(self, tools: Sequence[ToolSpec]) -> str:
         raise NotImplementedError
 
     def reveal_message(self, tools: Sequence[ToolSpec]) -> str:
         """The user message of a miss_func reveal turn (held-out tools become available)."""
+        styled = self.styled_listing(tools)
         return (
             "The following functions are now available:\n"
-            + "\n".join(json.dumps(t.openai(), ensure_ascii=False) for t in tools)
+            + (styled if styled is not None else "\n".join(json.dumps(t.openai(), ensure_ascii=False) for t in tools))
             + "\n"
             + REVEAL_SENTENCE
         )

@@ -24,7 +24,9 @@ class HermesCodec(Codec):
     call_opener = "<tool_call>"
 
     def system_prompt(self, tools: Sequence[ToolSpec]) -> str:
-        listing = "\n".join(json.dumps(tool.openai(), ensure_ascii=False) for tool in tools)
+        listing = self.styled_listing(tools)
+        if listing is None:
+            listing = "\n".join(json.dumps(tool.openai(), ensure_ascii=False) for tool in tools)
         return (
             "You are a helpful assistant that completes the user's requests by calling tools.\n\n"
             "# Tools\n\n"

@@ -26,7 +26,9 @@ class JSONBlockCodec(Codec):
     call_opener = "```json"
 
     def system_prompt(self, tools: Sequence[ToolSpec]) -> str:
-        listing = json.dumps([tool.openai()["function"] for tool in tools], ensure_ascii=False, indent=2)
+        listing = self.styled_listing(tools)
+        if listing is None:
+            listing = json.dumps([tool.openai()["function"] for tool in tools], ensure_ascii=False, indent=2)
         return (
             "You are a helpful assistant with access to functions. To call functions, reply with "
             "only a fenced JSON list:\n"

@@ -20,7 +20,9 @@ class OpenAICodec(Codec):
     call_opener = '"tool_calls"'
 
     def system_prompt(self, tools: Sequence[ToolSpec]) -> str:
-        listing = json.dumps([tool.openai() for tool in tools], ensure_ascii=False, indent=2)
+        listing = self.styled_listing(tools)
+        if listing is None:
+            listing = json.dumps([tool.openai() for tool in tools], ensure_ascii=False, indent=2)
         return (
             "You are a helpful assistant that completes the user's requests by calling functions.\n"
             "Call functions through the tool_calls field of your message; answer in plain content "

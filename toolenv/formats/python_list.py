@@ -34,20 +34,24 @@ def _templates() -> tuple[str, dict[str, str], str]:
     return layout, style, output_format
 
 
-def bfcl_default_system_prompt(docs: Sequence[dict[str, Any]]) -> str:
-    """BFCL's default prompting system prompt for these official docs (hint suffix added)."""
+def bfcl_default_system_prompt(docs: Sequence[dict[str, Any]], listing: tuple[str, str] | None = None) -> str:
+    """BFCL's default prompting system prompt for these official docs (hint suffix added).
+
+    ``listing`` = ``(format name, text)`` replaces the JSON docs (prompt-style variants)."""
     layout, style, output_format = _templates()
-    hinted = []
-    for doc in docs:
-        doc = dict(doc)
-        doc["description"] = doc.get("description", "") + PYTHON_HINT
-        hinted.append(doc)
+    if listing is None:
+        hinted = []
+        for doc in docs:
+            doc = dict(doc)
+            doc["description"] = doc.get("description", "") + PYTHON_HINT
+            hinted.append(doc)
+        listing = ("json", json.dumps(hinted, indent=4))
     return layout.format(
         persona=style["persona"],
         task=style["task"],
         tool_call_format=style["tool_call_no_tag"].format(output_format=output_format, param_types=""),
         multiturn_behavior=style["multiturn_behavior"],
-        available_tools=style["available_tools"].format(format="json", functions=json.dumps(hinted, indent=4)),
+        available_tools=style["available_tools"].format(format=listing[0], functions=listing[1]),
     )
 
 
@@ -56,11 +60,14 @@ class PythonListCodec(Codec):
     call_opener = "["
 
     def system_prompt(self, tools: Sequence[ToolSpec]) -> str:
-        return bfcl_default_system_prompt([dict(tool.doc) for tool in tools])
+        styled = self.styled_listing(tools)
+        return bfcl_default_system_prompt([dict(tool.doc) for tool in tools],
+                                          None if styled is None else (self.style.docs, styled))
 
     def reveal_message(self, tools: Sequence[ToolSpec]) -> str:
         # BFCL prompting: str(list of held-out docs) + "\n" + the reveal sentence
-        return str([dict(tool.doc) for tool in tools]) + "\n" + REVEAL_SENTENCE
+        styled = self.styled_listing(tools)
+        return (str([dict(tool.doc) for tool in tools]) if styled is None else styled) + "\n" + REVEAL_SENTENCE
 
     def render_calls(self, calls: Sequence[Call]) -> str:
         return "[" + ", ".join(call.to_python() for call in calls) + "]"

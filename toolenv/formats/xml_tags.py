@@ -51,7 +51,9 @@ class XMLCodec(Codec):
     call_opener = "<function"
 
     def system_prompt(self, tools: Sequence[ToolSpec]) -> str:
-        listing = "\n".join(json.dumps(tool.openai()["function"], ensure_ascii=False) for tool in tools)
+        listing = self.styled_listing(tools)
+        if listing is None:
+            listing = "\n".join(json.dumps(tool.openai()["function"], ensure_ascii=False) for tool in tools)
         return (
             "You are an expert in composing function calls. Complete the user's requests by calling "
             "the functions below.\n\n"
