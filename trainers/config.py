@@ -1,0 +1,242 @@
+"""Training run configuration: one TOML file per run, read into dataclasses.
+
+Sections (all optional but ``[run]``): ``[run]``, ``[model]``, ``[data]``, ``[optim]``,
+``[sft]``, ``[grpo]``, ``[rollout]``, ``[monitor]``, ``[checkpoint]``. Every key has a default
+(the paper's, methods notes §4, where it has one); unknown sections or keys and values of the
+wrong type are refused with a one-line ``ValueError`` naming the file and key. See
+``recipes/*.toml`` for complete examples and ``docs/training.md`` for the meaning of each key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODES = ("sft", "grpo")
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass
+class RunSection:
+    mode: str = "grpo"
+    out_dir: str = "runs/train"
+    seed: int = 1
+    progress: bool = True
+
+
+@dataclass
+class ModelSection:
+    path: str = "smollm2"  # a transformers folder, or "smollm2" for the embedded default
+    dtype: str = "float32"  # parameter dtype; master weights stay in it
+    autocast_bf16: bool = False  # bf16 compute under torch.autocast (GPU, and ~2x faster on CPU)
+    gradient_checkpointing: bool = False
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+
+
+@dataclass
+class DataSection:
+    call_format: str = "hermes"
+    train_categories: list[str] = field(default_factory=lambda: ["base", "miss_param", "miss_func"])
+    train_split: str = "train"
+    train_limit: int = 0  # 0 = all selected tasks
+    val_categories: list[str] = field(default_factory=lambda: ["base", "miss_param", "miss_func"])
+    val_split: str = "test"
+    val_limit: int = 0
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-6
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.01
+    schedule: str = "constant"  # "constant" or "cosine" (after warmup)
+    warmup_steps: int = 10
+    warmup_ratio: float = 0.0  # when > 0, overrides warmup_steps as a share of all optimizer steps
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class SFTSection:
+    samples: str = "per_message"  # or "trajectory"
+    calls_per_message: str = "one"  # "one" (paper) or "all" (a turn's calls in one message)
+    epochs: int = 3
+    batch_size: int = 128
+    max_length: int = 8192
+    micro_batch_tokens: int = 16384
+    max_steps: int = 0  # 0 = epochs x (samples // batch_size)
+    require_success: bool = True
+    reply_endpoint: str = ""  # OpenAI-compatible base URL for richer turn-closing replies
+    reply_model: str = ""
+    reply_temperature: float = 0.7
+
+
+@dataclass
+class GRPOSection:
+    steps: int = 300
+    prompts_per_step: int = 60
+    n: int = 8
+    mini_batches: int = 3  # optimizer steps per RL step (60 prompts / mini-batch of 20)
+    ppo_epochs: int = 1
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    clip_c: float = 3.0  # dual clip for negative advantages; 0 disables
+    kl_coef: float = 1e-4  # low_var_kl (k3) to the run's initial weights; 0 = no reference
+    entropy_coef: float = 0.0
+    epsilon: float = 1e-6
+    normalize_by_std: bool = True
+    old_logprobs: str = "recompute"  # or "engine"
+    micro_batch_tokens: int = 16384
+
+
+@dataclass
+class RolloutSection:
+    engine: str = "hf"  # "hf" (transformers) or "vllm"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_new_tokens: int = 2048  # per assistant message
+    max_response_tokens: int = 8192  # assistant + observation tokens after the prompt
+    max_prompt_tokens: int = 8192
+    max_messages: int = 30  # assistant messages per episode
+    max_steps_per_turn: int = 20  # BFCL's force-quit limit
+
+
+@dataclass
+class MonitorSection:
+    val_every: int = 5  # steps; 0 = never
+    val_before_train: bool = True
+    val_max_new_tokens: int = 2048
+    probe_opener: str = ""  # default per call format (hermes: "<tool_call>\n")
+    probe_healthy: str = ""  # default per call format (hermes: '{"')
+    spike_window: int = 5
+    spike_abs: float = 0.1
+    spike_ratio: float = 2.0
+    rollouts_file: bool = True  # write each step's trajectories to RUN_DIR/rollouts/
+
+
+@dataclass
+class CheckpointSection:
+    save_every: int = 50  # steps; 0 = only at the end
+    keep_last: int = 2
+
+
+@dataclass
+class TrainConfig:
+    run: RunSection = field(default_factory=RunSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    sft: SFTSection = field(default_factory=SFTSection)
+    grpo: GRPOSection = field(default_factory=GRPOSection)
+    rollout: RolloutSection = field(default_factory=RolloutSection)
+    monitor: MonitorSection = field(default_factory=MonitorSection)
+    checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
+    source: str = ""  # the file it was read from
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        return data
+
+
+_CHOICES = {
+    ("run", "mode"): MODES,
+    ("model", "dtype"): DTYPES,
+    ("data", "train_split"): ("all", "train", "test"),
+    ("data", "val_split"): ("all", "train", "test"),
+    ("optim", "schedule"): ("constant", "cosine"),
+    ("sft", "samples"): ("per_message", "trajectory"),
+    ("sft", "calls_per_message"): ("one", "all"),
+    ("grpo", "old_logprobs"): ("recompute", "engine"),
+    ("rollout", "engine"): ("hf", "vllm"),
+}
+_POSITIVE = {("grpo", "steps"), ("grpo", "prompts_per_step"), ("grpo", "n"), ("grpo", "mini_batches"),
+             ("grpo", "ppo_epochs"), ("sft", "epochs"), ("sft", "batch_size"), ("sft", "max_length"),
+             ("sft", "micro_batch_tokens"), ("grpo", "micro_batch_tokens"), ("rollout", "max_new_tokens"),
+             ("rollout", "max_messages"), ("optim", "lr"), ("optim", "max_grad_norm")}
+
+
+def _check_value(where: str, section: str, key: str, expected: Any, value: Any) -> Any:
+    origin = typing.get_origin(expected)
+    if origin is list:
+        (item,) = typing.get_args(expected)
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: [{section}] {key} must be a list")
+        return [_check_value(where, section, key, item, v) for v in value]
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: [{section}] {key} must be true or false, got {value!r}")
+        return value
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: [{section}] {key} must be an integer, got {value!r}")
+        return value
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: [{section}] {key} must be a number, got {value!r}")
+        return float(value)
+    if expected is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: [{section}] {key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {expected!r}")
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
+    """A validated :class:`TrainConfig` from parsed TOML (see the module docstring)."""
+    config = TrainConfig(source=where)
+    sections = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "source"}
+    for name, values in data.items():
+        if name not in sections:
+            raise ValueError(f"{where}: unknown section [{name}]; valid: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: [{name}] must be a table")
+        target = getattr(config, name)
+        hints = typing.get_type_hints(type(target))
+        for key, value in values.items():
+            if key not in hints:
+                raise ValueError(f"{where}: unknown key [{name}] {key}; valid: {', '.join(hints)}")
+            value = _check_value(where, name, key, hints[key], value)
+            choices = _CHOICES.get((name, key))
+            if choices is not None and value not in choices:
+                raise ValueError(f"{where}: [{name}] {key} = {value!r}; valid: {', '.join(choices)}")
+            if (name, key) in _POSITIVE and value <= 0:
+                raise ValueError(f"{where}: [{name}] {key} must be positive, got {value!r}")
+            setattr(target, key, value)
+    _check_consistency(config, where)
+    return config
+
+
+def _check_consistency(config: TrainConfig, where: str) -> None:
+    from toolenv.data import normalize_category
+    from toolenv.formats import get_codec
+
+    get_codec(config.data.call_format)
+    for category in config.data.train_categories + config.data.val_categories:
+        normalize_category(category)
+    if len(config.optim.betas) != 2:
+        raise ValueError(f"{where}: [optim] betas must hold two numbers")
+    if not 0 <= config.optim.warmup_ratio < 1:
+        raise ValueError(f"{where}: [optim] warmup_ratio must be in [0, 1)")
+    if config.grpo.clip_c and config.grpo.clip_c <= 1:
+        raise ValueError(f"{where}: [grpo] clip_c must be > 1 (or 0 to disable the dual clip)")
+    if config.grpo.mini_batches > config.grpo.prompts_per_step:
+        raise ValueError(f"{where}: [grpo] mini_batches ({config.grpo.mini_batches}) exceeds prompts_per_step")
+    if bool(config.sft.reply_endpoint) != bool(config.sft.reply_model):
+        raise ValueError(f"{where}: [sft] reply_endpoint and reply_model go together")
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a TOML run configuration."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"no config file at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    return config_from_dict(data, str(path))

@@ -1,0 +1,400 @@
+"""GRPO: group-normalised advantages, the dual-clip PPO loss, the k3 KL to a frozen reference.
+
+The math follows verl 0.4 (the paper's trainer, methods notes §4.1), one function per piece so
+each can be checked by hand:
+
+* :func:`group_advantages` — ``A_i = (r_i − mean_g) / (std_g + ε)`` with the *unbiased* group
+  std and ε = 1e-6, broadcast to every trained token of the rollout. A group of one gets mean 0
+  and std 1 (verl's rule), so its advantage is ``r/(1+ε)``; a group whose rewards are all equal
+  gets 0 everywhere.
+* :func:`policy_loss` — PPO clip with ratio ``exp(clamp(logp − old, ±20))``, clip range
+  [1−ε_low, 1+ε_high], and the dual clip: for ``A < 0`` the per-token loss is capped at
+  ``−A·c`` (c = 3).
+* :func:`low_var_kl` — Schulman's k3 estimator of KL(π‖π_ref) per token,
+  ``exp(ref − logp) − (ref − logp) − 1``, with ``ref − logp`` clamped to ±20 and the result to
+  [−10, 10] as verl does (the clamps only bite on wildly divergent tokens; they keep a bf16
+  overflow from becoming an inf loss).
+* Aggregation ("token-mean"): every per-token term is summed over the unmasked tokens of the
+  whole *mini-batch* (one optimizer step) and divided by that mini-batch's number of unmasked
+  tokens, however it is split into micro-batches for memory. verl 0.4 divides per micro-batch
+  and re-weights micro-batches by their share of sequences, which equals this only when all
+  micro-batches hold the same number of tokens; the mini-batch form is the one its later
+  versions adopted, and it makes the loss independent of the micro-batch split (tested).
+
+:class:`GRPOUpdater` turns a list of :class:`~trainers.types.Rollout` into optimizer steps:
+old and reference log-probs (no grad), advantages, then for each mini-batch the micro-batches
+(packed by token budget) are forwarded, their loss terms accumulated with the mini-batch
+token count as denominator, gradients clipped, AdamW stepped, the scheduler advanced.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from trainers.types import Rollout
+
+EPSILON = 1e-6
+
+
+# -- advantages ----------------------------------------------------------------------------
+
+
+def group_advantages(rewards: Sequence[float], groups: Sequence[Any], epsilon: float = EPSILON,
+                     normalize_by_std: bool = True) -> list[float]:
+    """Per-rollout GRPO advantages (see the module docstring). ``groups[i]`` names rollout i's
+    group (rollouts of the same task in one step share it)."""
+    if len(rewards) != len(groups):
+        raise ValueError("rewards and groups must have the same length")
+    members: dict[Any, list[int]] = {}
+    for index, group in enumerate(groups):
+        members.setdefault(group, []).append(index)
+    advantages = [0.0] * len(rewards)
+    for indices in members.values():
+        values = torch.tensor([float(rewards[i]) for i in indices], dtype=torch.float64)
+        if len(indices) == 1:
+            mean, std = 0.0, 1.0
+        else:
+            mean, std = float(values.mean()), float(values.std(unbiased=True))
+        for i in indices:
+            centred = float(rewards[i]) - mean
+            advantages[i] = centred / (std + epsilon) if normalize_by_std else centred
+    return advantages
+
+
+# -- per-token terms -----------------------------------------------------------------------
+
+
+def policy_loss_terms(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                      clip_low: float = 0.2, clip_high: float = 0.2, clip_c: float | None = 3.0
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token dual-clip PPO loss and a per-token "was clipped" indicator (same shapes)."""
+    ratio = torch.exp(torch.clamp(logp - old_logp, -20.0, 20.0))
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
+    loss = torch.maximum(unclipped, clipped)
+    was_clipped = (clipped > unclipped).float()
+    if clip_c is not None:
+        if clip_c <= 1.0:
+            raise ValueError(f"dual-clip constant must be > 1, got {clip_c}")
+        capped = torch.minimum(loss, -advantages * clip_c)
+        loss = torch.where(advantages < 0, capped, loss)
+    return loss, was_clipped
+
+
+def low_var_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(π‖π_ref) (verl's ``low_var_kl``, clamped as it is)."""
+    log_ratio = torch.clamp(ref_logp - logp, -20.0, 20.0)
+    return torch.clamp(torch.exp(log_ratio) - log_ratio - 1.0, -10.0, 10.0)
+
+
+def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum()
+
+
+def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the unmasked tokens (0 when there are none)."""
+    return masked_sum(values, mask) / mask.sum().clamp(min=1)
+
+
+# -- model forward -------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """Right-padded sequences. ``positions[b, t]`` scores token ``input_ids[b, t+1]``: the
+    loss tensors are one shorter than the inputs. ``mask`` marks trained completion tokens."""
+
+    input_ids: torch.Tensor  # [B, T]
+    attention_mask: torch.Tensor  # [B, T]
+    mask: torch.Tensor  # [B, T-1] float: 1 where target token t+1 is trained
+    advantages: torch.Tensor  # [B, T-1]
+    old_logp: torch.Tensor | None = None  # [B, T-1]
+    ref_logp: torch.Tensor | None = None  # [B, T-1]
+    rows: list[int] = field(default_factory=list)  # indices of the rollouts in the step
+
+
+def collate(sequences: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, mask_per_token)`` pairs → padded ids, attention mask and target mask
+    (``[B, T-1]``, the mask shifted to label positions)."""
+    width = max(len(ids) for ids, _ in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    target = torch.zeros((len(sequences), width), dtype=torch.float32)
+    for row, (seq, mask) in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention[row, : len(seq)] = 1
+        target[row, : len(seq)] = torch.tensor(mask, dtype=torch.float32)
+    return ids, attention, target[:, 1:]
+
+
+def rollout_sequence(rollout: Rollout) -> tuple[list[int], list[int]]:
+    """A rollout's full ids and per-token trained mask (prompt untrained)."""
+    return rollout.input_ids, [0] * len(rollout.prompt_ids) + list(rollout.loss_mask)
+
+
+def token_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0,
+                   with_entropy: bool = False, probe: Callable[[torch.Tensor], None] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities of each next token (``[B, T-1]``) and, optionally, the entropy of
+    each next-token distribution. Logits are taken in fp32 and divided by the sampling
+    temperature (as verl's actor does). ``probe`` receives the fp32 log-softmax
+    (``[B, T-1, V]``) before it is freed, for the control-token monitor."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1, :].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    logprobs_all = F.log_softmax(logits, dim=-1)
+    logp = torch.gather(logprobs_all, -1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    entropy = None
+    if with_entropy:
+        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
+    if probe is not None:
+        probe(logprobs_all.detach())
+    return logp, entropy
+
+
+def pack_by_tokens(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped into micro-batches whose padded size (rows × longest) stays within
+    ``max_tokens`` (a longer single sequence gets a micro-batch of its own). Sorted by length
+    so padding is small; deterministic."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for index in order:
+        width = max(longest, lengths[index])
+        if current and width * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, width = [], lengths[index]
+        current.append(index)
+        longest = width
+    if current:
+        batches.append(current)
+    return batches
+
+
+# -- update --------------------------------------------------------------------------------
+
+
+@dataclass
+class GRPOConfig:
+    """The update's hyper-parameters (defaults: the paper's, methods notes §4.1)."""
+
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    clip_c: float | None = 3.0
+    kl_coef: float = 1e-4  # 0 disables the reference model
+    entropy_coef: float = 0.0
+    epsilon: float = EPSILON
+    normalize_by_std: bool = True
+    mini_batches: int = 1  # optimizer steps per RL step (paper: 60 prompts / 20 = 3)
+    ppo_epochs: int = 1
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0
+    micro_batch_tokens: int = 16384
+    #: "recompute" (verl: the trainer's own log-probs before the update) or "engine"
+    #: (the rollout engine's sampling log-probs)
+    old_logprobs: str = "recompute"
+
+
+@dataclass
+class StepStats:
+    """What one RL step's update measured (means over the step's trained tokens)."""
+
+    pg_loss: float = 0.0
+    kl: float = 0.0
+    entropy: float = 0.0
+    clip_frac: float = 0.0
+    grad_norm: float = 0.0
+    lr: float = 0.0
+    trained_tokens: int = 0
+    optimizer_steps: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, float]:
+        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        out.update(self.extra)
+        return out
+
+
+class GRPOUpdater:
+    """Applies GRPO updates to ``model`` from lists of rollouts (see the module docstring)."""
+
+    def __init__(self, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, config: GRPOConfig,
+                 pad_id: int, reference: Any | None = None, autocast: Callable[[], Any] | None = None,
+                 token_sum: Callable[[float], float] | None = None, world: int = 1) -> None:
+        if config.old_logprobs not in ("recompute", "engine"):
+            raise ValueError(f"old_logprobs must be 'recompute' or 'engine', got {config.old_logprobs!r}")
+        if config.kl_coef > 0 and reference is None:
+            raise ValueError("kl_coef > 0 needs a reference model")
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.config = config
+        self.pad_id = pad_id
+        self.reference = reference
+        self.autocast = autocast
+        #: data parallel: sums a local count over ranks; DDP averages gradients, hence ``world``
+        self.token_sum = token_sum or (lambda value: value)
+        self.world = world
+
+    def _context(self) -> Any:
+        return self.autocast() if self.autocast is not None else _Null()
+
+    def _forward_no_grad(self, net: Any, rollouts: Sequence[Rollout], indices: list[int],
+                         probe: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
+        ids, attention, _ = collate([rollout_sequence(rollouts[i]) for i in indices], self.pad_id)
+        with torch.no_grad(), self._context():
+            hook = (lambda lp: probe(indices, ids, lp)) if probe is not None else None
+            logp, _ = token_logprobs(net, ids, attention, self.config.temperature, probe=hook)
+        return logp
+
+    def precompute(self, rollouts: Sequence[Rollout], probe: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None
+                   ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """Old-policy and reference log-probs per rollout (1-D over ``input_ids[1:]``).
+        ``probe(indices, ids, logprobs_all)`` sees each no-grad forward of the policy."""
+        lengths = [len(r.input_ids) for r in rollouts]
+        old: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
+        ref: list[torch.Tensor | None] = [None] * len(rollouts)
+        was_training = self.model.training
+        self.model.train(False)  # dropout off for the no-grad passes
+        try:
+            for indices in pack_by_tokens(lengths, self.config.micro_batch_tokens):
+                need_policy = self.config.old_logprobs == "recompute" or probe is not None
+                if need_policy:
+                    logp = self._forward_no_grad(self.model, rollouts, indices, probe)
+                if self.reference is not None and self.config.kl_coef > 0:
+                    ref_logp = self._forward_no_grad(self.reference, rollouts, indices)
+                for row, i in enumerate(indices):
+                    n = lengths[i] - 1
+                    if self.config.old_logprobs == "recompute":
+                        old[i] = logp[row, :n].float()
+                    else:
+                        old[i] = torch.tensor([0.0] * (len(rollouts[i].prompt_ids) - 1) + list(rollouts[i].sample_logprobs))
+                    if self.reference is not None and self.config.kl_coef > 0:
+                        ref[i] = ref_logp[row, :n].float()
+        finally:
+            self.model.train(was_training)
+        return old, ref
+
+    def step(self, rollouts: Sequence[Rollout], advantages: Sequence[float] | None = None,
+             probe: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None) -> StepStats:
+        """One RL step: ``ppo_epochs`` passes over ``mini_batches`` mini-batches of the rollouts
+        (in order: groups stay together when the count divides evenly)."""
+        config = self.config
+        if advantages is None:
+            advantages = group_advantages([r.reward for r in rollouts], [(r.group, r.task_id) for r in rollouts],
+                                          config.epsilon, config.normalize_by_std)
+        old, ref = self.precompute(rollouts, probe)
+        stats = StepStats()
+        sums = {"pg": 0.0, "kl": 0.0, "entropy": 0.0, "clip": 0.0, "tokens": 0.0}
+        norms: list[float] = []
+        size = math.ceil(len(rollouts) / max(1, config.mini_batches))
+        for _ in range(config.ppo_epochs):
+            for start in range(0, len(rollouts), size):
+                mini = list(range(start, min(start + size, len(rollouts))))
+                norm = self._mini_batch_step(rollouts, mini, advantages, old, ref, sums)
+                if norm is not None:
+                    norms.append(norm)
+                    stats.optimizer_steps += 1
+        tokens = max(sums["tokens"], 1.0)
+        stats.pg_loss = sums["pg"] / tokens
+        stats.kl = sums["kl"] / tokens
+        stats.entropy = sums["entropy"] / tokens
+        stats.clip_frac = sums["clip"] / tokens
+        stats.grad_norm = sum(norms) / len(norms) if norms else 0.0
+        stats.trained_tokens = int(sums["tokens"]) // max(1, config.ppo_epochs)
+        stats.lr = getattr(self, "last_lr", float(self.optimizer.param_groups[0]["lr"]))
+        return stats
+
+    def _mini_batch_step(self, rollouts: Sequence[Rollout], mini: list[int], advantages: Sequence[float],
+                         old: list[torch.Tensor], ref: list[torch.Tensor | None], sums: dict[str, float]) -> float | None:
+        config = self.config
+        total = self.token_sum(float(sum(rollouts[i].num_trained_tokens for i in mini)))
+        if total == 0:
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.train(True)
+        lengths = [len(rollouts[i].input_ids) for i in mini]
+        for local in pack_by_tokens(lengths, config.micro_batch_tokens):
+            indices = [mini[j] for j in local]
+            ids, attention, mask = collate([rollout_sequence(rollouts[i]) for i in indices], self.pad_id)
+            width = ids.shape[1] - 1
+            adv = torch.zeros_like(mask)
+            old_logp = torch.zeros_like(mask)
+            ref_logp = torch.zeros_like(mask)
+            for row, i in enumerate(indices):
+                n = len(rollouts[i].input_ids) - 1
+                adv[row, :n] = float(advantages[i])
+                old_logp[row, :n] = old[i][:n]
+                if ref[i] is not None:
+                    ref_logp[row, :n] = ref[i][:n]  # type: ignore[index]
+            assert width == mask.shape[1]
+            with self._context():
+                logp, entropy = token_logprobs(self.model, ids, attention, config.temperature,
+                                               with_entropy=True)
+            pg, clipped = policy_loss_terms(logp, old_logp, adv, config.clip_low, config.clip_high, config.clip_c)
+            loss = masked_sum(pg, mask)
+            kl_sum = torch.zeros(())
+            if ref[indices[0]] is not None:
+                kl_terms = low_var_kl(logp, ref_logp)
+                kl_sum = masked_sum(kl_terms, mask)
+                loss = loss + config.kl_coef * kl_sum
+            assert entropy is not None
+            entropy_sum = masked_sum(entropy, mask)
+            if config.entropy_coef:
+                loss = loss - config.entropy_coef * entropy_sum
+            (loss * (self.world / total)).backward()
+            sums["pg"] += float(masked_sum(pg, mask).detach())
+            sums["kl"] += float(kl_sum.detach())
+            sums["entropy"] += float(entropy_sum.detach())
+            sums["clip"] += float(masked_sum(clipped, mask))
+            sums["tokens"] += float(mask.sum())
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+        self.last_lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step used
+        if torch.isfinite(norm):
+            self.optimizer.step()
+        # a non-finite gradient skips the step (verl does the same) but the schedule advances
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# -- optimisation schedule -----------------------------------------------------------------
+
+
+def warmup_lambda(warmup_steps: int, total_steps: int | None = None, schedule: str = "constant",
+                  min_ratio: float = 0.0) -> Callable[[int], float]:
+    """LR multiplier per optimizer step: linear warmup from 0 over ``warmup_steps`` (verl's
+    ``get_constant_schedule_with_warmup``: step 0 has lr 0), then constant or cosine decay to
+    ``min_ratio`` at ``total_steps``."""
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown lr schedule {schedule!r}; valid: constant, cosine")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        if schedule == "constant" or not total_steps:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def make_optimizer(model: Any, lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas,
+                             weight_decay=weight_decay)
