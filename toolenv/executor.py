@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -134,7 +135,8 @@ class NameMap:
         """An error message of the canonical method reworded with the variant's names
         (``cd() missing 1 required positional argument: 'folder'`` → ``goto() … 'dir'``)."""
         canonical, params = self.tools[variant]
-        text = text.replace(f"{canonical}()", f"{variant}()")
+        # Python words these with the qualified name (``GorillaFileSystem.cd()``): drop the class too
+        text = re.sub(rf"(?<![\w.])(?:\w+\.)?{re.escape(canonical)}\(\)", f"{variant}()", text)
         for name, target in params.items():
             if name != target:
                 text = text.replace(f"'{target}'", f"'{name}'")

@@ -1,0 +1,158 @@
+"""The named transforms, the spec string parser and the variant builder.
+
+A spec is transform names joined by ``+``, applied left to right: ``rename_tools+shuffle_schema
++python_list_format``. A name may carry an option after a colon (``rename_tools:opaque``);
+without one, the option is drawn from the seed (once per spec and seed, the same for every
+task, so a variant has one style). A variant is named by its spec and seed.
+
+Determinism: each transform's ``random.Random`` is seeded from SHA-256 of (normalised spec,
+seed, task id, position in the spec), so a variant depends on nothing else: not on task order,
+not on which other tasks are generated, not on ``PYTHONHASHSEED``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+from ood_variants import transforms as t
+from ood_variants.draft import Draft
+from ood_variants.naming import PARAM_STYLES, TOOL_STYLES
+from ood_variants.values import perturb_values
+from toolenv.data import Task
+from toolenv.formats import CODECS
+
+Apply = Callable[[Draft, random.Random, "str | None"], None]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A named transform: ``kind`` is ``content`` or ``format``; at most one transform of each
+    ``group`` may appear in a spec (two call formats, or two renamings of tools, contradict)."""
+
+    name: str
+    kind: str
+    group: str
+    summary: str
+    apply: Apply
+    options: tuple[str, ...] = ()
+    fixed: str | None = None  # the option a fixed-style alias always uses
+
+    def describe(self) -> str:
+        return f"{self.name}[:{'|'.join(self.options)}]" if self.options and self.fixed is None else self.name
+
+
+def _registry() -> dict[str, Transform]:
+    items = [
+        Transform("rename_tools", "content", "tool_names", "new tool names (synonyms, paraphrase, opaque codes, naming styles)",
+                  t.rename_tools, TOOL_STYLES),
+        Transform("rename_params", "content", "param_names", "new parameter names (synonyms, opaque codes, camelCase)",
+                  t.rename_params, PARAM_STYLES),
+        Transform("shuffle_schema", "content", "schema_order", "tool, parameter, JSON key, required and enum order shuffled",
+                  t.shuffle_schema),
+        Transform("rewrite_descriptions", "content", "descriptions", "descriptions paraphrased, truncated or dropped",
+                  t.rewrite_descriptions, ("paraphrase", "truncate", "drop")),
+        Transform("add_distractors", "content", "distractors", "non-callable extra tools (other APIs or near-duplicates)",
+                  t.add_distractors, ("other_api", "near_duplicate")),
+        Transform("perturb_values", "content", "values", "file/folder and user names replaced in scenario, turns and ground truth",
+                  perturb_values),
+        Transform("call_format", "format", "call_format", "another call format (codec)", t.call_format, tuple(CODECS)),
+        Transform("doc_style", "format", "docs", "tool docs written as JSON, YAML-like text or Python signatures",
+                  t.doc_style, ("json", "yaml", "python")),
+        Transform("tools_in_user", "format", "tools_in", "tools in the first user message, not the system prompt",
+                  t.tools_in_user),
+        Transform("result_style", "format", "results", "tool results wrapped as JSON, plain text or tags",
+                  t.result_style, ("json", "plain", "tagged")),
+    ]
+    registry = {item.name: item for item in items}
+    # fixed-style aliases: the names users reach for first
+    aliases = {f"{'python_list' if c == 'python' else c}_format": ("call_format", c) for c in CODECS}
+    aliases.update({f"{s}_docs": ("doc_style", s) for s in ("json", "yaml", "python")})
+    aliases.update({f"{s}_results": ("result_style", s) for s in ("json", "plain", "tagged")})
+    aliases.update({"paraphrase_descriptions": ("rewrite_descriptions", "paraphrase"),
+                    "truncate_descriptions": ("rewrite_descriptions", "truncate"),
+                    "drop_descriptions": ("rewrite_descriptions", "drop"),
+                    "opaque_tool_names": ("rename_tools", "opaque")})
+    for alias, (target, option) in aliases.items():
+        base = registry[target]
+        registry[alias] = Transform(alias, base.kind, base.group, f"{base.summary.split(' (')[0]}: {option}",
+                                    base.apply, base.options, option)
+    return registry
+
+
+TRANSFORMS: dict[str, Transform] = _registry()
+
+
+def valid_names() -> str:
+    return ", ".join(item.describe() for item in TRANSFORMS.values())
+
+
+@dataclass(frozen=True)
+class Step:
+    transform: Transform
+    option: str | None
+
+    @property
+    def text(self) -> str:
+        return self.transform.name + (f":{self.option}" if self.option and self.transform.fixed is None else "")
+
+
+def parse_spec(spec: str) -> tuple[Step, ...]:
+    """The steps of a spec; a one-line ``ValueError`` listing the valid names when a name or
+    option is unknown, or when two transforms of one group are composed."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"empty OOD spec; valid transforms: {valid_names()}")
+    steps, groups = [], {}
+    for token in (part.strip() for part in spec.split("+")):
+        name, _, option = token.partition(":")
+        name, option = name.strip(), option.strip() or None
+        transform = TRANSFORMS.get(name)
+        if transform is None:
+            raise ValueError(f"unknown OOD transform {name!r} in {spec!r}; valid: {valid_names()}")
+        if option is not None and (transform.fixed is not None or option not in transform.options):
+            allowed = "none" if transform.fixed is not None or not transform.options else "|".join(transform.options)
+            raise ValueError(f"unknown option {option!r} for OOD transform {name!r} (options: {allowed}); valid: {valid_names()}")
+        if transform.group in groups:
+            raise ValueError(f"incompatible OOD spec {spec!r}: {groups[transform.group]!r} and {name!r} both set "
+                             f"{transform.group}; use one; valid: {valid_names()}")
+        groups[transform.group] = name
+        steps.append(Step(transform, transform.fixed or option))
+    return tuple(steps)
+
+
+def normalize_spec(spec: str) -> str:
+    """The canonical text of a spec (``" rename_tools + shuffle_schema"`` → ``"rename_tools+shuffle_schema"``)."""
+    return "+".join(step.text for step in parse_spec(spec))
+
+
+def check_spec(spec: str) -> None:
+    parse_spec(spec)
+
+
+def _rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def make_variant(task: Task, spec: str, seed: int = 0) -> Task:
+    """The variant of an official ``task`` named by ``spec`` and ``seed`` (see module docstring)."""
+    return build_draft(task, spec, seed).build(normalize_spec(spec), int(seed))
+
+
+def build_draft(task: Task, spec: str, seed: int = 0) -> Draft:
+    """The transformed draft (it also records the value replacements, for validation)."""
+    steps = parse_spec(spec)
+    name = "+".join(step.text for step in steps)
+    draft = Draft.from_task(task)
+    for position, step in enumerate(steps):
+        option = step.option
+        if option is None and step.transform.options:  # one style per (spec, seed), for every task
+            option = _rng(name, seed, position, "style").choice(step.transform.options)
+        step.transform.apply(draft, _rng(name, seed, task.id, position), option)
+    return draft
+
+
+def make_variants(tasks: list[Task], spec: str, seed: int = 0) -> list[Task]:
+    return [make_variant(task, spec, seed) for task in tasks]

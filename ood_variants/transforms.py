@@ -1,0 +1,175 @@
+"""The transforms. Each edits a :class:`~ood_variants.draft.Draft` in place, using only its own
+seeded ``random.Random`` and an optional style; the registry (``ood_variants.registry``) names them.
+
+Content OOD changes what the model reads about the tools (names, order, descriptions, extra
+tools) or the values in the task; format OOD changes how tools are shown and calls are written.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from functools import lru_cache
+from typing import Any
+
+from ood_variants import naming
+from ood_variants.banks import FILLER_WORDS, OPAQUE_PARAM_PREFIXES, OPAQUE_PREFIXES, PHRASES
+from ood_variants.draft import Draft, canonical_docs, map_descriptions
+
+ALL_CLASSES = ("GorillaFileSystem", "MathAPI", "MessageAPI", "TwitterAPI", "TicketAPI", "TradingBot", "TravelAPI",
+               "VehicleControlAPI")
+
+
+# -- names -------------------------------------------------------------------------------------
+
+def rename_tools(draft: Draft, rng: random.Random, style: str) -> None:
+    """Every tool (distractors too) gets a new name in ``style``; descriptions follow."""
+    current = [doc["name"] for doc in draft.docs]
+    if style == "opaque":
+        prefix = rng.choice(OPAQUE_PREFIXES)
+        numbers = rng.sample(range(len(current) * 3 + 10), len(current))  # codes that carry no order
+        mapping = {name: f"{prefix}_{number:02d}" for name, number in zip(current, numbers)}
+    else:
+        mapping, taken = {}, set(current)
+        for name in current:
+            new = naming.tool_name(name, style, rng, taken)
+            taken.add(new)
+            mapping[name] = new
+    draft.rename_tools(mapping)
+
+
+def rename_params(draft: Draft, rng: random.Random, style: str) -> None:
+    """Every parameter of every tool gets a new name in ``style`` (nested fields are values, kept)."""
+    per_tool = {}
+    for doc in draft.docs:
+        params = list((doc.get("parameters", {}).get("properties") or {}))
+        if style == "opaque":
+            prefix = rng.choice(OPAQUE_PARAM_PREFIXES)
+            order = rng.sample(range(len(params)), len(params))
+            per_tool[doc["name"]] = {p: f"{prefix}{i}" for p, i in zip(params, order)}
+        else:
+            mapping, taken = {}, set(params)
+            for p in params:
+                new = naming.param_name(p, style, rng, taken)
+                taken.add(new)
+                mapping[p] = new
+            per_tool[doc["name"]] = mapping
+    draft.rename_params(per_tool)
+
+
+# -- schema order ------------------------------------------------------------------------------
+
+def _shuffled_dict(value: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    keys = list(value)
+    rng.shuffle(keys)
+    return {k: value[k] for k in keys}
+
+
+def _shuffle_schema_node(node: Any, rng: random.Random) -> Any:
+    if isinstance(node, dict):
+        node = {k: _shuffle_schema_node(v, rng) for k, v in node.items()}
+        if isinstance(node.get("enum"), list):
+            rng.shuffle(node["enum"])
+        if isinstance(node.get("required"), list):
+            rng.shuffle(node["required"])
+        return _shuffled_dict(node, rng)
+    if isinstance(node, list):
+        return [_shuffle_schema_node(v, rng) for v in node]
+    return node
+
+
+def shuffle_schema(draft: Draft, rng: random.Random, style: str | None) -> None:
+    """Tool order, parameter order, JSON key order and enum order, all shuffled."""
+    docs = [_shuffle_schema_node(doc, rng) for doc in draft.docs]
+    rng.shuffle(docs)
+    draft.docs = docs
+    draft.changed.add("docs")
+
+
+# -- descriptions ------------------------------------------------------------------------------
+
+_COMPILED = tuple((re.compile(pattern), choices) for pattern, choices in PHRASES)
+
+
+@lru_cache(maxsize=1 << 15)
+def _phrases_in(text: str) -> tuple[int, ...]:
+    """Which phrase patterns the (original) text contains; descriptions repeat across tasks."""
+    return tuple(i for i, (pattern, _) in enumerate(_COMPILED) if pattern.search(text))
+
+
+def _paraphrase(text: str, rng: random.Random) -> str:
+    """Each bank phrase found in the original text is rewritten once, with a seeded choice."""
+    for index in _phrases_in(text):
+        pattern, choices = _COMPILED[index]
+        text = pattern.sub(rng.choice(choices), text)
+    return text
+
+
+def _truncate(text: str, rng: random.Random) -> str:
+    body = text.split("Tool description: ", 1)[-1]  # keep what the tool does, not the API preamble
+    words = body.split()
+    keep = rng.randint(4, 9)
+    return body if len(words) <= keep else " ".join(words[:keep]) + " …"
+
+
+def rewrite_descriptions(draft: Draft, rng: random.Random, style: str) -> None:
+    """Descriptions (tools and parameters) paraphrased from the phrase bank, truncated, or dropped."""
+    if style == "paraphrase":
+        fn = lambda text: _paraphrase(text, rng)  # noqa: E731
+    elif style == "truncate":
+        fn = lambda text: _truncate(text, rng)  # noqa: E731
+    else:  # drop
+        fn = lambda text: ""  # noqa: E731
+    for doc in draft.docs:
+        map_descriptions(doc, fn)
+    draft.changed.add("docs")
+
+
+# -- distractors -------------------------------------------------------------------------------
+
+def add_distractors(draft: Draft, rng: random.Random, style: str) -> None:
+    """Non-callable extra tools: from APIs the task does not involve (``other_api``), or
+    near-duplicates of the task's tools under new names (``near_duplicate``). The ground truth
+    never uses them; calling one gives the unknown-function error."""
+    taken = {doc["name"] for doc in draft.docs}
+    if style == "other_api":
+        pool = [text for cls in ALL_CLASSES if cls not in draft.base.involved_classes for text in canonical_docs(cls)]
+        extra = [doc for doc in map(json.loads, rng.sample(pool, min(len(pool), rng.randint(3, 6))))
+                 if doc["name"] not in taken]
+    else:
+        hidden = draft.hidden
+        candidates = [doc for doc in draft.docs if doc["name"] in draft.names and doc["name"] not in hidden]
+        extra = []
+        for doc in rng.sample(candidates, min(len(candidates), rng.randint(1, 3))):
+            copy = json.loads(json.dumps(doc))
+            name = naming.tool_name(doc["name"], "synonym", rng, taken | naming.canonical_tool_names())
+            if naming.words(name) == naming.words(doc["name"]):
+                name = naming.join([name, rng.choice(FILLER_WORDS)], "snake")
+            taken.add(name)
+            copy["name"] = name
+            extra.append(copy)
+    for doc in extra:
+        draft.docs.insert(rng.randint(0, len(draft.docs)), doc)
+        draft.distractors.add(doc["name"])
+    draft.changed.add("docs")
+
+
+# -- format ------------------------------------------------------------------------------------
+
+def call_format(draft: Draft, rng: random.Random, style: str) -> None:
+    draft.format["call_format"] = style
+
+
+def doc_style(draft: Draft, rng: random.Random, style: str) -> None:
+    draft.format["docs"] = style
+
+
+def tools_in_user(draft: Draft, rng: random.Random, style: str | None) -> None:
+    draft.format["tools_in"] = "user"
+
+
+def result_style(draft: Draft, rng: random.Random, style: str) -> None:
+    draft.format["results"] = style
+
+
