@@ -61,7 +61,35 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", f"Structural states of {summary['assistant_messages']} assistant messages:", "",
               "| state | share |", "|---|---|"]
     lines += [f"| {state} | {_pct(share)} |" for state, share in summary["structure"].items()]
+    if "ood" in report:
+        lines += ["", *ood_markdown(report["ood"])]
     return "\n".join(lines) + "\n"
+
+
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{100 * value + 0.0:+.2f}"  # + 0.0: no "-0.00"
+
+
+def ood_markdown(ood: dict[str, Any]) -> list[str]:
+    """In-distribution and each OOD variant side by side, with the drop in points."""
+    base = ood["in_distribution"]
+    categories = list(base["categories"])
+    seeds = ", ".join(map(str, ood.get("seeds", []))) or "-"
+    lines = [f"## In distribution vs OOD variants (seed {seeds})", "",
+             "| variant | tasks | overall | drop (points) | " + " | ".join(categories) + " | lost | gained |",
+             "|---|---|---|---|" + "---|" * len(categories) + "---|---|",
+             f"| in-distribution | {base['tasks']} | {_pct(base['overall'])} | | "
+             + " | ".join(_pct(base["categories"][c]["accuracy"]) for c in categories) + " | | |"]
+    for row in ood["variants"]:
+        cells = []
+        for category in categories:
+            value = row["categories"].get(category)
+            cells.append("" if value is None else f"{_pct(value['accuracy'])} ({_points(-value['drop'] if value['drop'] is not None else None)})")
+        lines.append(f"| `{row['spec']}` | {row['tasks']} | {_pct(row['overall'])} | {_points(-row['drop'])} | "
+                     + " | ".join(cells) + f" | {row['lost']} | {row['gained']} |")
+    lines += ["", "Drop: variant minus in-distribution accuracy, in percentage points (negative: the variant is harder). "
+              "lost/gained: tasks passed in distribution but failed as the variant, and the reverse."]
+    return lines
 
 
 def _figure_png(draw: Any) -> str:
@@ -111,6 +139,21 @@ def html_page(report: dict[str, Any], trajectories: Sequence[Trajectory]) -> str
                      ("command", report.get("command")), ("overall", _pct(summary["overall"])),
                      ("overall (BFCL rule)", _pct(summary["overall_bfcl"]))]
     )
+    ood_html = ""
+    if "ood" in report:
+        ood = report["ood"]
+        plots["ood-comparison"] = _bars({"in-distribution": ood["in_distribution"]["overall"],
+                                         **{row["spec"]: row["overall"] for row in ood["variants"]}},
+                                        "Overall accuracy: in distribution vs OOD")
+        ood_rows = "".join(
+            f"<tr><td><code>{html.escape(row['spec'])}</code></td><td>{_pct(row['overall'])}</td>"
+            f"<td>{_points(-row['drop'])}</td><td>{row['lost']}</td><td>{row['gained']}</td></tr>"
+            for row in ood["variants"]
+        )
+        ood_html = ("<h2>In distribution vs OOD variants</h2><table id='ood'><tr><th>variant</th><th>overall</th>"
+                    "<th>drop (points)</th><th>lost</th><th>gained</th></tr>"
+                    f"<tr><td>in-distribution</td><td>{_pct(ood['in_distribution']['overall'])}</td><td></td><td></td><td></td></tr>"
+                    f"{ood_rows}</table>")
     images = "".join(f'<figure><img id="{name}" alt="{name}" src="data:image/png;base64,{data}"></figure>' for name, data in plots.items())
     by_id = {t.task_id: t for t in trajectories}
     rows = []
@@ -137,7 +180,7 @@ pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 4px; max-height: 18e
 </style></head><body>
 <h1>toolenv evaluation</h1>
 <table>{meta_rows}</table>
-<h2>Plots</h2><div class="plots">{images}</div>
+{ood_html}<h2>Plots</h2><div class="plots">{images}</div>
 <h2>Tasks ({len(report["tasks"])})</h2>
 <div id="tasks">{''.join(rows)}</div>
 <script>

@@ -5,7 +5,9 @@ A run lives in one folder:
 - ``run.json``: the configuration (model, call format, categories, split, limit, decoding,
   seed, data version) and the command line;
 - ``trajectories.jsonl``: one trajectory per finished episode, appended and flushed as each
-  episode ends. An interrupted run started again with the same folder skips the finished
+  episode ends. With OOD variants (``ood``), every task is played in distribution and as each
+  variant; a variant's trajectory records its spec and seed (``meta.ood``, ``meta.ood_seed``) so
+  that scoring rebuilds the same variant. An interrupted run started again with the same folder skips the finished
   episodes (a half-written last line is dropped) and continues, so nothing is lost or doubled;
 - ``report.json``, ``report.md``, ``report.html``: written when every episode is done.
 
@@ -47,10 +49,17 @@ class RunConfig:
     seed: int = 0
     generation: dict[str, Any] = field(default_factory=dict)
     data_version: str = ""
+    #: OOD variant specs played besides the in-distribution tasks, and their seed
+    ood: tuple[str, ...] = ()
+    ood_seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["categories"] = list(self.categories)
+        if self.ood:
+            data["ood"] = list(self.ood)
+        else:  # a run without variants keeps the configuration it always had (so it resumes)
+            del data["ood"], data["ood_seed"]
         return data
 
 
@@ -70,6 +79,32 @@ def pick_tasks(config: RunConfig) -> list[Task]:
             if (category, index) in by_index and len(picked) < config.limit:
                 picked.append(by_index[(category, index)])
     return picked
+
+
+def episode_tasks(config: RunConfig) -> list[Task]:
+    """The run's episodes: the picked tasks, then each OOD variant of them (spec order)."""
+    tasks = pick_tasks(config)
+    if not config.ood:
+        return tasks
+    from toolenv.registration import make_variant
+
+    return tasks + [make_variant(task, spec, config.ood_seed) for spec in config.ood for task in tasks]
+
+
+def episode_key(item: Task | Trajectory) -> tuple[str, str]:
+    """``(variant spec or "", task id)``: what identifies one episode of a run."""
+    if isinstance(item, Trajectory):
+        return str(item.meta.get("ood") or ""), item.task_id
+    return item.ood_spec, item.id
+
+
+def finished_keys(path: Path) -> set[tuple[str, str]]:
+    """Keys (see :func:`episode_key`) of the trajectories already written; drops a half-written
+    last line first."""
+    if not path.exists():
+        return set()
+    finished_ids(path)
+    return {episode_key(trajectory) for trajectory in read_jsonl(path)}
 
 
 def finished_ids(path: Path) -> set[str]:
@@ -124,22 +159,33 @@ def run_episodes(
     config: RunConfig,
     on_done: Callable[[Trajectory], None],
 ) -> None:
-    """Play ``tasks`` in lockstep batches with ``model``; ``on_done`` gets each trajectory."""
-    native = model.native_tools and config.call_format == "openai"
+    """Play ``tasks`` in lockstep batches with ``model``; ``on_done`` gets each trajectory.
+
+    An OOD variant task (``task.ood_spec``) is played as that variant, in its own call format:
+    the model gets native tools only in episodes whose format is ``openai``."""
     for start in range(0, len(tasks), config.batch_size):
         batch = tasks[start: start + config.batch_size]
-        envs = []
+        envs, native = [], []
         for task in batch:
+            episode_format = task.format_options.get("call_format", config.call_format)
+            native.append(model.native_tools and episode_format == "openai")
             env = BFCLEnv(categories=[task.category], task_ids=[task.id], call_format=config.call_format,
-                          observation_mode="messages" if native else "text",
-                          max_steps_per_turn=config.max_steps_per_turn)
+                          observation_mode="messages" if native[-1] else "text",
+                          max_steps_per_turn=config.max_steps_per_turn,
+                          ood=task.ood_spec or None, ood_seed=task.ood_seed)
             env.reset(seed=config.seed, options={"task_id": task.id})
             envs.append(env)
         active = list(range(len(envs)))
         while active:
-            conversations = [_conversation(envs[i]) for i in active]
-            tools = [[tool.openai() for tool in envs[i].tools] for i in active] if native else None
-            outputs = model.generate(conversations, tools)
+            outputs_by_env: dict[int, Any] = {}
+            for mode in (False, True):  # one generate call per tool mode present in the round
+                group = [i for i in active if native[i] == mode]
+                if not group:
+                    continue
+                conversations = [_conversation(envs[i]) for i in group]
+                tools = [[tool.openai() for tool in envs[i].tools] for i in group] if mode else None
+                outputs_by_env.update(zip(group, model.generate(conversations, tools)))
+            outputs = [outputs_by_env[i] for i in active]
             still = []
             for i, output in zip(active, outputs):
                 _, _, terminated, truncated, _ = envs[i].step(output)
@@ -166,30 +212,47 @@ def run_eval(
     progress: bool = True,
 ) -> list[Trajectory]:
     """Run (or resume) an evaluation into ``out_dir``; return all its trajectories."""
-    config = RunConfig(**{**config.to_dict(), "categories": tuple(config.categories), "data_version": data_version()})
+    config = RunConfig(**{**config.to_dict(), "categories": tuple(config.categories), "ood": tuple(config.ood),
+                          "data_version": data_version()})
     prepare_run_dir(out_dir, config, command)
     path = out_dir / TRAJECTORIES
-    done = finished_ids(path)
-    tasks = pick_tasks(config)
-    todo = [task for task in tasks if task.id not in done]
+    done = finished_keys(path)
+    tasks = episode_tasks(config)
+    todo = [task for task in tasks if episode_key(task) not in done]
     bar = Progress(len(tasks), len(tasks) - len(todo), progress)
     run_episodes(model, todo, config, lambda t: (append_jsonl(path, [t]), bar.update(t.reward)))
-    wanted = {task.id for task in tasks}
-    return [t for t in read_jsonl(path) if t.task_id in wanted]
+    wanted = {episode_key(task) for task in tasks}
+    return [t for t in read_jsonl(path) if episode_key(t) in wanted]
 
 
 def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: dict[str, Any]) -> dict[str, Path]:
-    """Re-check every trajectory from scratch, aggregate, and write the three reports."""
+    """Re-check every trajectory from scratch, aggregate, and write the three reports.
+
+    OOD variant trajectories are scored against their variant (rebuilt from the spec and seed
+    they record); the report's main summary is the in-distribution one, and an ``ood`` section
+    puts it side by side with each variant, with the drop."""
     from evaluators.report import report_dict, write_reports
-    from evaluators.scoring import score_trajectory, summarize
+    from evaluators.scoring import ood_comparison, score_trajectory, summarize
 
     order = {category: rank for rank, category in enumerate(CATEGORIES)}
     trajectories = sorted(trajectories, key=lambda t: (order.get(t.category, 99), int(t.task_id.rsplit("_", 1)[1])))
     scores = [score_trajectory(t) for t in trajectories]
     for trajectory, score in zip(trajectories, scores):
         trajectory.verdict = score.verdict.to_dict()
-    summary = summarize(scores, trajectories)
-    return write_reports(out_dir, report_dict(summary, scores, meta), trajectories)
+    groups: dict[str, list[int]] = {}
+    for index, trajectory in enumerate(trajectories):
+        groups.setdefault(episode_key(trajectory)[0], []).append(index)
+    if set(groups) <= {""}:  # no variants: the report is exactly what it always was
+        summary = summarize(scores, trajectories)
+        return write_reports(out_dir, report_dict(summary, scores, meta), trajectories)
+    picked = {label: ([scores[i] for i in rows], [trajectories[i] for i in rows]) for label, rows in groups.items()}
+    base_scores, base_trajectories = picked.pop("", ([], []))
+    summary = summarize(base_scores, base_trajectories)
+    report = report_dict(summary, base_scores, meta)
+    seeds = {int(t.meta.get("ood_seed", 0)) for t in trajectories if t.meta.get("ood")}
+    report["ood"] = ood_comparison(summary, base_scores, {label: (summarize(s, t), s) for label, (s, t) in picked.items()},
+                                   sorted(seeds))
+    return write_reports(out_dir, report, base_trajectories)
 
 
 def run_meta(out_dir: Path) -> dict[str, Any]:
@@ -204,6 +267,7 @@ def run_meta(out_dir: Path) -> dict[str, Any]:
         "model": {"name": config.get("model")},
         "call_format": config.get("call_format"),
         "seed": config.get("seed"),
+        **({"ood": config["ood"], "ood_seed": config.get("ood_seed", 0)} if config.get("ood") else {}),
         "command": saved.get("command", ""),
         "config": config,
     }

@@ -61,8 +61,20 @@ class Summary:
         }
 
 
+def trajectory_task(trajectory: Trajectory) -> Task:
+    """The task a trajectory was played on: the official task, or the OOD variant whose spec
+    and seed it records (rebuilt through toolenv's variant provider, deterministically)."""
+    task = get_task(trajectory.task_id)
+    spec = trajectory.meta.get("ood")
+    if spec:
+        from toolenv.registration import make_variant
+
+        task = make_variant(task, str(spec), int(trajectory.meta.get("ood_seed", 0)))
+    return task
+
+
 def score_trajectory(trajectory: Trajectory, task: Task | None = None) -> TaskScore:
-    task = task or get_task(trajectory.task_id)
+    task = task or trajectory_task(trajectory)
     verdict = check(task, trajectory.model_turns())
     return TaskScore(task.id, task.category, task.primary_class, task.involved_classes, len(task.turns), verdict)
 
@@ -98,3 +110,35 @@ def summarize(scores: Sequence[TaskScore], trajectories: Iterable[Trajectory] = 
     summary.messages = sum(states.values())
     summary.structure = {s: states[s] / summary.messages if summary.messages else 0.0 for s in STATES}
     return summary
+
+
+def ood_comparison(
+    in_distribution: Summary,
+    base_scores: Sequence[TaskScore],
+    variants: dict[str, tuple[Summary, Sequence[TaskScore]]],
+    seeds: Sequence[int] = (),
+) -> dict[str, Any]:
+    """In-distribution and each OOD variant side by side: accuracy overall and per category,
+    and the drop (in-distribution minus variant, accuracy in 0–1) for each. ``lost``/``gained``
+    count the tasks that pass in distribution but fail as the variant, and the reverse."""
+    passed = {row.task_id: row.verdict.passed for row in base_scores}
+    rows = []
+    for spec, (summary, scores) in variants.items():
+        categories = {}
+        for category, values in summary.categories.items():
+            base = in_distribution.categories.get(category, {}).get("accuracy")
+            categories[category] = {"accuracy": values["accuracy"], "drop": None if base is None else base - values["accuracy"]}
+        paired = [row for row in scores if row.task_id in passed]
+        rows.append({
+            "spec": spec, "tasks": summary.tasks, "overall": summary.overall,
+            "drop": in_distribution.overall - summary.overall, "categories": categories,
+            "lost": sum(passed[r.task_id] and not r.verdict.passed for r in paired),
+            "gained": sum(r.verdict.passed and not passed[r.task_id] for r in paired),
+            "failures": summary.failures, "structure": summary.structure,
+        })
+    return {
+        "seeds": list(seeds),
+        "in_distribution": {"tasks": in_distribution.tasks, "overall": in_distribution.overall,
+                            "categories": {c: {"accuracy": v["accuracy"]} for c, v in in_distribution.categories.items()}},
+        "variants": rows,
+    }

@@ -3,7 +3,7 @@
     toolenv data fetch [--force]     download and verify the pinned bfcl-eval wheel
     toolenv data info                where the data comes from, its version and counts
     toolenv replay [--categories …]  replay every ground truth through the safe executor
-    toolenv eval [--model …] [--limit N] [--out DIR]   run a model, resumable, with reports
+    toolenv eval [--model …] [--limit N] [--ood SPEC …] [--out DIR]   run a model (and OOD variants), resumable, with reports
     toolenv score RUN_DIR | --bfcl-results PATH        (re)score trajectories or official results
     toolenv export RUN_DIR --out DIR                   write official BFCL result files
 
@@ -99,11 +99,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     categories = [normalize_category(c) for c in args.categories]  # fail fast on bad input
     if args.format not in CODECS:
         raise ValueError(f"unknown call format {args.format!r}; valid: {', '.join(CODECS)}")
+    ood: tuple[str, ...] = ()
+    if args.ood:
+        from toolenv.registration import check_variant_spec
+
+        for spec in args.ood:
+            check_variant_spec(spec)
+        ood = tuple(" ".join(spec.split()).replace(" ", "") for spec in args.ood)
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
     model_name = args.model or ("SmolLM2-135M-Instruct" if not args.endpoint else "")
     config = RunConfig(model=model_name, call_format=args.format, categories=tuple(categories), split=args.split,
                        limit=args.limit, max_steps_per_turn=args.max_steps_per_turn, batch_size=args.batch_size,
-                       seed=args.seed, generation=generation.to_dict())
+                       seed=args.seed, generation=generation.to_dict(), ood=ood, ood_seed=args.ood_seed)
     out = Path(args.out)
     model = load_model(args.model, engine=args.engine, endpoint=args.endpoint, generation=generation,
                        native_tools=args.format == "openai")
@@ -184,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--temperature", type=float, default=0.0)
     evaluate.add_argument("--batch-size", type=int, default=8, help="episodes run in lockstep")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--ood", nargs="+", metavar="SPEC", help="also play each task as these OOD variants "
+                          "(e.g. rename_tools+shuffle_schema python_list_format; see `toolenv ood list`); the report "
+                          "shows in-distribution and each variant side by side with the drop")
+    evaluate.add_argument("--ood-seed", type=int, default=0, help="seed of the OOD variants")
     evaluate.add_argument("--out", default="runs/eval", help="run folder (an unfinished run there is resumed)")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(handler=_cmd_eval)
