@@ -292,3 +292,21 @@ def test_dual_clip_caps_the_gradient_of_stale_negative_samples() -> None:
     updater.config.clip_c = None  # without it the huge ratio drives a large update
     updater.step(negative_only, advantages=[-1.0])
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_logprobs_without_the_padding_mask_and_from_a_start_position() -> None:
+    from trainers.grpo import causal_only
+
+    model = tiny_qwen2(seed=13)
+    long = _rollout(PROMPT, list(range(300, 340)) + [2], [1] * 41, 1.0)
+    short = _rollout(PROMPT + [77, 78], [400, 401, 2], [1, 1, 1], 0.0)
+    ids, attention, mask = collate([rollout_sequence(long), rollout_sequence(short)], 2)
+    assert causal_only(attention) is None  # right padding: the mask is dropped
+    left = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    assert causal_only(left) is left
+    with torch.no_grad():
+        fast, _ = token_logprobs(model, ids, attention, start=len(PROMPT) - 1)
+        full = torch.log_softmax(model(input_ids=ids, attention_mask=attention).logits[:, :-1].float(), -1)
+        reference = torch.gather(full, -1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(fast * mask, reference * mask, atol=1e-5)
+    assert fast[:, : len(PROMPT) - 1].abs().sum() == 0  # positions before the start are not computed

@@ -1,4 +1,10 @@
-"""``toolenv train`` / ``toolenv plot`` commands (registered by :mod:`toolenv.cli`)."""
+"""``toolenv train`` / ``toolenv plot`` commands (registered by :mod:`toolenv.cli`).
+
+    toolenv train CONFIG [--resume]   run an SFT or GRPO configuration (recipes/*.toml)
+    toolenv plot RUN_DIR [--out DIR]  draw a training run's metrics as PNG files
+
+Handlers import torch and transformers only when they run, so ``toolenv --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,5 +12,43 @@ import argparse
 from typing import Any
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from trainers.config import load_config
+
+    config = load_config(args.config)  # validated before anything heavy is imported
+    if args.out_dir:
+        config.run.out_dir = args.out_dir
+    from trainers.train import train
+
+    run_dir = train(config, resume=args.resume)
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainers.plots import plot_run
+
+    written = plot_run(Path(args.run_dir), Path(args.out) if args.out else None)
+    for path in written:
+        print(path)
+    return 0
+
+
 def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     """Add this package's subcommands to the ``toolenv`` parser."""
+    train = commands.add_parser("train", help="train a model (SFT or GRPO) from a TOML config")
+    train.add_argument("config", help="a TOML run configuration (see recipes/)")
+    train.add_argument("--resume", action="store_true", help="continue the run in [run] out_dir from its last checkpoint")
+    train.add_argument("--out-dir", help="override [run] out_dir")
+    train.set_defaults(handler=_cmd_train)
+
+    plot = commands.add_parser("plot", help="plot a training run's metrics.jsonl")
+    plot.add_argument("run_dir")
+    plot.add_argument("--out", help="folder for the PNG files (default: RUN_DIR/plots)")
+    plot.set_defaults(handler=_cmd_plot)
+
+    from trainers.study import add_study_command  # `toolenv study` (supervision methods compared)
+
+    add_study_command(commands)

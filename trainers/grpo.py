@@ -24,7 +24,9 @@ each can be checked by hand:
 :class:`GRPOUpdater` turns a list of :class:`~trainers.types.Rollout` into optimizer steps:
 old and reference log-probs (no grad), advantages, then for each mini-batch the micro-batches
 (packed by token budget) are forwarded, their loss terms accumulated with the mini-batch
-token count as denominator, gradients clipped, AdamW stepped, the scheduler advanced.
+token count as denominator, gradients clipped and AdamW stepped; the learning-rate schedule
+advances once per RL step (verl steps its actor scheduler after the whole update, so the
+paper's 10 warmup steps are RL steps, i.e. 30 optimizer steps).
 """
 
 from __future__ import annotations
@@ -138,23 +140,53 @@ def rollout_sequence(rollout: Rollout) -> tuple[list[int], list[int]]:
 
 
 def token_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0,
-                   with_entropy: bool = False, probe: Callable[[torch.Tensor], None] | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probabilities of each next token (``[B, T-1]``) and, optionally, the entropy of
-    each next-token distribution. Logits are taken in fp32 and divided by the sampling
-    temperature (as verl's actor does). ``probe`` receives the fp32 log-softmax
-    (``[B, T-1, V]``) before it is freed, for the control-token monitor."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1, :].float()
+                   with_entropy: bool = False, probe: Callable[[torch.Tensor, int], None] | None = None,
+                   start: int = 0, entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities of each next token (``[B, T-1]``: position t scores token t+1) and,
+    optionally, the entropy of each next-token distribution.
+
+    Only positions ``>= start`` are computed (the LM head runs on them alone, through
+    transformers' ``logits_to_keep``; the rest are 0): prompts are long and never trained,
+    and a 49k–152k-entry vocabulary makes the logits the largest tensor of the step. Logits
+    are taken in fp32 and divided by the sampling temperature (as verl's actor does).
+    ``probe(logprobs, start)`` receives the fp32 log-softmax of the computed positions
+    (``[B, T-1-start, V]``) for the control-token monitor."""
+    width = input_ids.shape[1]
+    start = max(0, min(start, width - 2))
+    output = model(input_ids=input_ids, attention_mask=causal_only(attention_mask), use_cache=False,
+                   logits_to_keep=width - start)
+    logits = output.logits[:, :-1, :].float()
     if temperature != 1.0:
         logits = logits / temperature
     logprobs_all = F.log_softmax(logits, dim=-1)
-    logp = torch.gather(logprobs_all, -1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    part = torch.gather(logprobs_all, -1, input_ids[:, start + 1:].unsqueeze(-1)).squeeze(-1)
+    logp = F.pad(part, (start, 0))
     entropy = None
     if with_entropy:
-        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            entropy = F.pad(-(logprobs_all.exp() * logprobs_all).sum(-1), (start, 0))
     if probe is not None:
-        probe(logprobs_all.detach())
+        probe(logprobs_all.detach(), start)
     return logp, entropy
+
+
+def causal_only(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``None`` for right-padded batches: under causal attention a real token never sees the
+    padding after it, so the mask changes nothing at real positions, and without it SDPA takes
+    its fast causal kernel (3.6x faster on a 2 x 4,500-token CPU batch). A batch with padding
+    on the left keeps its mask."""
+    if attention_mask is None:
+        return None
+    lengths = attention_mask.sum(-1)
+    right_padded = bool((attention_mask.cumsum(-1) == torch.minimum(
+        torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device), lengths.unsqueeze(-1))).all())
+    return None if right_padded else attention_mask
+
+
+def first_target(rollouts: Sequence[Rollout]) -> int:
+    """The first loss position of a batch (the prompt's last token predicts the first
+    completion token)."""
+    return max(0, min(len(r.prompt_ids) for r in rollouts) - 1)
 
 
 def pack_by_tokens(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
@@ -246,17 +278,18 @@ class GRPOUpdater:
         return self.autocast() if self.autocast is not None else _Null()
 
     def _forward_no_grad(self, net: Any, rollouts: Sequence[Rollout], indices: list[int],
-                         probe: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
+                         probe: Callable[[list[int], torch.Tensor, int], None] | None = None) -> torch.Tensor:
         ids, attention, _ = collate([rollout_sequence(rollouts[i]) for i in indices], self.pad_id)
         with torch.no_grad(), self._context():
-            hook = (lambda lp: probe(indices, ids, lp)) if probe is not None else None
-            logp, _ = token_logprobs(net, ids, attention, self.config.temperature, probe=hook)
+            hook = (lambda lp, start: probe(indices, lp, start)) if probe is not None else None
+            logp, _ = token_logprobs(net, ids, attention, self.config.temperature, probe=hook,
+                                     start=first_target([rollouts[i] for i in indices]))
         return logp
 
-    def precompute(self, rollouts: Sequence[Rollout], probe: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None
+    def precompute(self, rollouts: Sequence[Rollout], probe: Callable[[list[int], torch.Tensor, int], None] | None = None
                    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
         """Old-policy and reference log-probs per rollout (1-D over ``input_ids[1:]``).
-        ``probe(indices, ids, logprobs_all)`` sees each no-grad forward of the policy."""
+        ``probe(indices, logprobs, start)`` sees each no-grad forward of the policy."""
         lengths = [len(r.input_ids) for r in rollouts]
         old: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
         ref: list[torch.Tensor | None] = [None] * len(rollouts)
@@ -282,7 +315,7 @@ class GRPOUpdater:
         return old, ref
 
     def step(self, rollouts: Sequence[Rollout], advantages: Sequence[float] | None = None,
-             probe: Callable[[list[int], torch.Tensor, torch.Tensor], None] | None = None) -> StepStats:
+             probe: Callable[[list[int], torch.Tensor, int], None] | None = None) -> StepStats:
         """One RL step: ``ppo_epochs`` passes over ``mini_batches`` mini-batches of the rollouts
         (in order: groups stay together when the count divides evenly)."""
         config = self.config
@@ -301,6 +334,8 @@ class GRPOUpdater:
                 if norm is not None:
                     norms.append(norm)
                     stats.optimizer_steps += 1
+        if self.scheduler is not None:
+            self.scheduler.step()  # per RL step, as verl's actor (warmup counts RL steps)
         tokens = max(sums["tokens"], 1.0)
         stats.pg_loss = sums["pg"] / tokens
         stats.kl = sums["kl"] / tokens
@@ -310,6 +345,19 @@ class GRPOUpdater:
         stats.trained_tokens = int(sums["tokens"]) // max(1, config.ppo_epochs)
         stats.lr = getattr(self, "last_lr", float(self.optimizer.param_groups[0]["lr"]))
         return stats
+
+    # -- hook points (supervision methods override them; trainers/supervision/updaters.py) --
+
+    def policy_terms(self, logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                     rows: Sequence[Rollout], mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token policy loss and "was clipped" indicator of one micro-batch (``rows`` are
+        its rollouts, in row order). Default: :func:`policy_loss_terms`."""
+        config = self.config
+        return policy_loss_terms(logp, old_logp, advantages, config.clip_low, config.clip_high, config.clip_c)
+
+    def before_clip(self, mini: Sequence[int], sums: dict[str, float]) -> None:
+        """Called once per optimizer step after the mini-batch's gradients are accumulated and
+        before they are clipped: extra loss terms add their gradients here. Default: none."""
 
     def _mini_batch_step(self, rollouts: Sequence[Rollout], mini: list[int], advantages: Sequence[float],
                          old: list[torch.Tensor], ref: list[torch.Tensor | None], sums: dict[str, float]) -> float | None:
@@ -335,9 +383,10 @@ class GRPOUpdater:
                     ref_logp[row, :n] = ref[i][:n]  # type: ignore[index]
             assert width == mask.shape[1]
             with self._context():
-                logp, entropy = token_logprobs(self.model, ids, attention, config.temperature,
-                                               with_entropy=True)
-            pg, clipped = policy_loss_terms(logp, old_logp, adv, config.clip_low, config.clip_high, config.clip_c)
+                logp, entropy = token_logprobs(self.model, ids, attention, config.temperature, with_entropy=True,
+                                               start=first_target([rollouts[i] for i in indices]),
+                                               entropy_grad=bool(config.entropy_coef))
+            pg, clipped = self.policy_terms(logp, old_logp, adv, [rollouts[i] for i in indices], mask)
             loss = masked_sum(pg, mask)
             kl_sum = torch.zeros(())
             if ref[indices[0]] is not None:
@@ -354,13 +403,13 @@ class GRPOUpdater:
             sums["entropy"] += float(entropy_sum.detach())
             sums["clip"] += float(masked_sum(clipped, mask))
             sums["tokens"] += float(mask.sum())
+        self.before_clip(mini, sums)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
         self.last_lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step used
         if torch.isfinite(norm):
             self.optimizer.step()
-        # a non-finite gradient skips the step (verl does the same) but the schedule advances
-        if self.scheduler is not None:
-            self.scheduler.step()
+        # a non-finite gradient skips the step (verl does the same); the schedule advances
+        # once per RL step, in :meth:`step`
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 

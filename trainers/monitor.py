@@ -96,11 +96,13 @@ class ProbeAccumulator:
         self.rollouts = rollouts
         self.values: dict[str, list[float]] = {"p_healthy": [], "p_eot": [], "p_repeat": [], "p_opener_start": []}
 
-    def __call__(self, indices: list[int], ids: Any, logprobs_all: Any) -> None:
+    def __call__(self, indices: list[int], logprobs_all: Any, start: int = 0) -> None:
+        """``logprobs_all[row, t - start]`` is the next-token log-distribution at input
+        position t of rollout ``indices[row]``."""
         spec = self.spec
         for row, index in enumerate(indices):
             rollout = self.rollouts[index]
-            offset = len(rollout.prompt_ids) - 1  # completion j is scored at input position P+j-1
+            offset = len(rollout.prompt_ids) - 1 - start  # completion j is scored at input position P+j-1
             for j in after_opener_positions(rollout.completion_ids, rollout.loss_mask, spec.opener):
                 probs = logprobs_all[row, offset + j].exp()
                 self.values["p_healthy"].append(float(probs[spec.healthy]))

@@ -238,14 +238,20 @@ def build_samples(tokenizer: Any, conversations: Sequence[Sequence[dict[str, Any
 # -- loss and step -------------------------------------------------------------------------
 
 
-def sft_loss_sum(model: Any, input_ids: Any, attention_mask: Any, target_mask: Any) -> tuple[Any, Any]:
+def sft_loss_sum(model: Any, input_ids: Any, attention_mask: Any, target_mask: Any, start: int = 0) -> tuple[Any, Any]:
     """Summed next-token cross-entropy over target positions and the number of targets.
-    ``target_mask`` is per input token (``[B, T]``); position t predicts token t+1."""
+    ``target_mask`` is per input token (``[B, T]``); position t predicts token t+1. Logits
+    are computed only from position ``start`` on (no target lies before ``start + 1``)."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1, :].float()
-    targets = input_ids[:, 1:]
-    mask = target_mask[:, 1:].float()
+    width = input_ids.shape[1]
+    start = max(0, min(start, width - 2))
+    from trainers.grpo import causal_only
+
+    logits = model(input_ids=input_ids, attention_mask=causal_only(attention_mask), use_cache=False,
+                   logits_to_keep=width - start).logits[:, :-1, :].float()
+    targets = input_ids[:, start + 1:]
+    mask = target_mask[:, start + 1:].float()
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view_as(mask)
     return (nll * mask).sum(), mask.sum()
 
@@ -274,7 +280,8 @@ def sft_step(model: Any, optimizer: Any, scheduler: Any, samples: Sequence[SFTSa
         for row, i in enumerate(indices):
             mask[row, : len(samples[i].target_mask)] = torch.tensor(samples[i].target_mask)
         with autocast() if autocast is not None else _Null():
-            nll, _ = sft_loss_sum(model, ids, attention, mask)
+            first = min(samples[i].target_mask.index(1) for i in indices) - 1
+            nll, _ = sft_loss_sum(model, ids, attention, mask, start=first)
         (nll * (world / max(total, 1))).backward()
         loss_sum += float(nll.detach())
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)

@@ -443,9 +443,23 @@ class Trainer:
         factory = default_env_factory(self.config.data.call_format, max_steps_per_turn=rollout.max_steps_per_turn)
         driver = RolloutDriver(engine, self.tokenizer, factory, sampling, budgets,
                                seed=(self.config.run.seed * 1_000_003 + step) & 0x7FFFFFFF)
-        specs = [EpisodeSpec(task_id, group, sample) for group, task_id in enumerate(task_ids)
-                 for sample in range(self.config.grpo.n)]
-        return driver.run(specs)
+        return driver.run(self.episode_specs(task_ids, step))
+
+    def episode_specs(self, task_ids: Sequence[str], step: int) -> list[Any]:
+        """The episodes of step ``step``: ``n`` samples per task, groups in task order. Hook
+        point: the synchronous supervision methods attach per-episode replacement and
+        generation-only prompt edits here (trainers/supervision/run.py)."""
+        from trainers.rollout import EpisodeSpec
+
+        return [EpisodeSpec(task_id, group, sample) for group, task_id in enumerate(task_ids)
+                for sample in range(self.config.grpo.n)]
+
+    def make_updater(self, *args: Any, **kwargs: Any) -> Any:
+        """The GRPO updater (hook point: supervision methods that change the update return a
+        subclass, trainers/supervision/updaters.py)."""
+        from trainers.grpo import GRPOUpdater
+
+        return GRPOUpdater(*args, **kwargs)
 
     def _run_grpo(self, run_dir: Path, resume: bool) -> Path:
         from trainers.grpo import GRPOConfig, GRPOUpdater
@@ -460,7 +474,7 @@ class Trainer:
             reference = copy.deepcopy(self.model)
             reference.requires_grad_(False)
             reference.train(False)
-        optimizer, scheduler = self._optimizer(total * grpo.mini_batches * grpo.ppo_epochs)
+        optimizer, scheduler = self._optimizer(total)  # the schedule counts RL steps
         detector = SpikeDetector(config.monitor.spike_window, config.monitor.spike_abs, config.monitor.spike_ratio)
         state = self._resume_state(run_dir, optimizer, scheduler) if resume else None
         start = state["step"] if state else 0
@@ -468,7 +482,7 @@ class Trainer:
             detector.load_state_dict(state["detector"])
         writer = MetricsWriter(run_dir, start if resume else None) if self.dist.main else None
         progress = StepProgress(total, start, config.run.progress and self.dist.main)
-        updater = GRPOUpdater(self._wrap(), optimizer, scheduler,
+        updater = self.make_updater(self._wrap(), optimizer, scheduler,
                               GRPOConfig(grpo.clip_low, grpo.clip_high, grpo.clip_c or None, grpo.kl_coef, grpo.entropy_coef,
                                          grpo.epsilon, grpo.normalize_by_std, grpo.mini_batches, grpo.ppo_epochs,
                                          config.optim.max_grad_norm, config.rollout.temperature, grpo.micro_batch_tokens,
