@@ -284,7 +284,7 @@ def test_dual_clip_caps_the_gradient_of_stale_negative_samples() -> None:
     updater = _updater(model, lr=1e-2)
     old, _ = updater.precompute(rollouts)
     stale = [o - 5.0 for o in old]  # ratio e^5 ≈ 148 everywhere
-    updater.precompute = lambda rollouts, probe=None: (stale, [None] * len(rollouts))  # type: ignore[method-assign]
+    updater.precompute = lambda rollouts, probe=None, on_policy=False: (stale, [None] * len(rollouts))  # type: ignore[method-assign]
     negative_only = [rollouts[1]]
     before = [p.detach().clone() for p in model.parameters()]
     updater.step(negative_only, advantages=[-1.0])
@@ -310,3 +310,20 @@ def test_logprobs_without_the_padding_mask_and_from_a_start_position() -> None:
         reference = torch.gather(full, -1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     assert torch.allclose(fast * mask, reference * mask, atol=1e-5)
     assert fast[:, : len(PROMPT) - 1].abs().sum() == 0  # positions before the start are not computed
+
+
+def test_on_policy_shortcut_equals_the_recomputed_ratio() -> None:
+    class Recomputing(GRPOUpdater):
+        on_policy = False  # always take the separate no-grad pass, as verl does
+
+    rollouts = _group([1.0, 0.0, 0.0], seed=14)
+    models = []
+    for kind in (GRPOUpdater, Recomputing):
+        model = tiny_qwen2(seed=15)
+        updater = kind(model, torch.optim.SGD(model.parameters(), lr=1.0), None, GRPOConfig(kl_coef=0.0), pad_id=2)
+        assert updater.on_policy == (kind is GRPOUpdater)
+        stats = updater.step(rollouts)
+        models.append((model, stats))
+    (a, first), (b, second) = models
+    assert first.pg_loss == pytest.approx(second.pg_loss, abs=1e-6) and first.clip_frac == second.clip_frac == 0.0
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))

@@ -83,6 +83,12 @@ def test_probe_probabilities_are_read_at_the_right_positions() -> None:
     assert len(expected["p_healthy"]) == 4  # 2 in the first rollout, 2 (the repeated tag) in the second
     for name, values in expected.items():
         assert probes.values[name] == pytest.approx(values, rel=1e-4, abs=1e-7)
+    # the on-policy update (no separate no-grad pass) reads the probes from its own forward
+    assert updater.on_policy
+    again = ProbeAccumulator(spec, rollouts)
+    updater.step(rollouts, probe=again)
+    for name, values in expected.items():
+        assert again.values[name] == pytest.approx(values, rel=1e-4, abs=1e-7)
     metrics = probes.metrics()
     assert metrics["probe/after_opener_count"] == 4 and metrics["probe/message_starts"] == 4
     assert metrics["probe/p_eot"] == pytest.approx(sum(expected["p_eot"]) / 4, rel=1e-4)

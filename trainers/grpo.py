@@ -286,25 +286,36 @@ class GRPOUpdater:
                                      start=first_target([rollouts[i] for i in indices]))
         return logp
 
-    def precompute(self, rollouts: Sequence[Rollout], probe: Callable[[list[int], torch.Tensor, int], None] | None = None
-                   ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
-        """Old-policy and reference log-probs per rollout (1-D over ``input_ids[1:]``).
-        ``probe(indices, logprobs, start)`` sees each no-grad forward of the policy."""
+    @property
+    def on_policy(self) -> bool:
+        """One mini-batch, one epoch, recomputed old log-probs: the ratio is exactly 1 at the
+        only update, so the old log-probs are the update's own (detached) and the separate
+        no-grad pass verl makes is skipped (TRL does the same when ``num_iterations=1``)."""
+        config = self.config
+        return config.old_logprobs == "recompute" and config.mini_batches == 1 and config.ppo_epochs == 1
+
+    def precompute(self, rollouts: Sequence[Rollout], probe: Callable[[list[int], torch.Tensor, int], None] | None = None,
+                   on_policy: bool = False) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+        """Old-policy and reference log-probs per rollout (1-D over ``input_ids[1:]``; old
+        ones are ``None`` when ``on_policy``). ``probe(indices, logprobs, start)`` sees each
+        no-grad forward of the policy."""
         lengths = [len(r.input_ids) for r in rollouts]
-        old: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
+        old: list[torch.Tensor | None] = [None] * len(rollouts)
         ref: list[torch.Tensor | None] = [None] * len(rollouts)
         was_training = self.model.training
         self.model.train(False)  # dropout off for the no-grad passes
         try:
             for indices in pack_by_tokens(lengths, self.config.micro_batch_tokens):
-                need_policy = self.config.old_logprobs == "recompute" or probe is not None
+                need_policy = not on_policy and (self.config.old_logprobs == "recompute" or probe is not None)
                 if need_policy:
                     logp = self._forward_no_grad(self.model, rollouts, indices, probe)
                 if self.reference is not None and self.config.kl_coef > 0:
                     ref_logp = self._forward_no_grad(self.reference, rollouts, indices)
                 for row, i in enumerate(indices):
                     n = lengths[i] - 1
-                    if self.config.old_logprobs == "recompute":
+                    if on_policy:
+                        pass
+                    elif self.config.old_logprobs == "recompute":
                         old[i] = logp[row, :n].float()
                     else:
                         old[i] = torch.tensor([0.0] * (len(rollouts[i].prompt_ids) - 1) + list(rollouts[i].sample_logprobs))
@@ -322,7 +333,8 @@ class GRPOUpdater:
         if advantages is None:
             advantages = group_advantages([r.reward for r in rollouts], [(r.group, r.task_id) for r in rollouts],
                                           config.epsilon, config.normalize_by_std)
-        old, ref = self.precompute(rollouts, probe)
+        on_policy = self.on_policy
+        old, ref = self.precompute(rollouts, probe, on_policy)
         stats = StepStats()
         sums = {"pg": 0.0, "kl": 0.0, "entropy": 0.0, "clip": 0.0, "tokens": 0.0}
         norms: list[float] = []
@@ -330,7 +342,7 @@ class GRPOUpdater:
         for _ in range(config.ppo_epochs):
             for start in range(0, len(rollouts), size):
                 mini = list(range(start, min(start + size, len(rollouts))))
-                norm = self._mini_batch_step(rollouts, mini, advantages, old, ref, sums)
+                norm = self._mini_batch_step(rollouts, mini, advantages, old, ref, sums, probe if on_policy else None)
                 if norm is not None:
                     norms.append(norm)
                     stats.optimizer_steps += 1
@@ -360,7 +372,8 @@ class GRPOUpdater:
         before they are clipped: extra loss terms add their gradients here. Default: none."""
 
     def _mini_batch_step(self, rollouts: Sequence[Rollout], mini: list[int], advantages: Sequence[float],
-                         old: list[torch.Tensor], ref: list[torch.Tensor | None], sums: dict[str, float]) -> float | None:
+                         old: list[torch.Tensor | None], ref: list[torch.Tensor | None], sums: dict[str, float],
+                         probe: Callable[[list[int], torch.Tensor, int], None] | None = None) -> float | None:
         config = self.config
         total = self.token_sum(float(sum(rollouts[i].num_trained_tokens for i in mini)))
         if total == 0:
@@ -378,14 +391,18 @@ class GRPOUpdater:
             for row, i in enumerate(indices):
                 n = len(rollouts[i].input_ids) - 1
                 adv[row, :n] = float(advantages[i])
-                old_logp[row, :n] = old[i][:n]
+                if old[i] is not None:
+                    old_logp[row, :n] = old[i][:n]  # type: ignore[index]
                 if ref[i] is not None:
                     ref_logp[row, :n] = ref[i][:n]  # type: ignore[index]
             assert width == mask.shape[1]
             with self._context():
+                hook = (lambda lp, start, indices=indices: probe(indices, lp, start)) if probe is not None else None
                 logp, entropy = token_logprobs(self.model, ids, attention, config.temperature, with_entropy=True,
                                                start=first_target([rollouts[i] for i in indices]),
-                                               entropy_grad=bool(config.entropy_coef))
+                                               entropy_grad=bool(config.entropy_coef), probe=hook)
+            if old[indices[0]] is None:  # on-policy: ratio 1, gradient of logp
+                old_logp = logp.detach()
             pg, clipped = self.policy_terms(logp, old_logp, adv, [rollouts[i] for i in indices], mask)
             loss = masked_sum(pg, mask)
             kl_sum = torch.zeros(())

@@ -322,11 +322,10 @@ class Trainer:
     def _validate(self) -> dict[str, float]:
         config = self.config
         tasks = self.validation_tasks()
-        if not tasks:
+        if not tasks or not self.dist.main:  # rank 0 validates; the others wait at the next collective
             return {}
-        shard = self.dist.shard(tasks)
         started = time.perf_counter()
-        metrics, _ = validate(getattr(self.model, "module", self.model), self.tokenizer, shard, config.data.call_format,
+        metrics, _ = validate(getattr(self.model, "module", self.model), self.tokenizer, tasks, config.data.call_format,
                               config.monitor.val_max_new_tokens, config.rollout.max_prompt_tokens,
                               config.rollout.max_steps_per_turn)
         metrics["time/validation_s"] = time.perf_counter() - started
