@@ -80,18 +80,19 @@ def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
 
 def map_descriptions(node: Any, fn: Callable[[str], str]) -> None:
     """Apply ``fn`` in place to every ``"description"`` string in a doc (nested schemas too)."""
-    if type(node) is dict:
-        for key, value in node.items():
-            kind = type(value)
-            if kind is str:
-                if key == "description":
-                    node[key] = fn(value)
-            elif kind is dict or kind is list:
-                map_descriptions(value, fn)
-    elif type(node) is list:
-        for item in node:
-            if type(item) is dict or type(item) is list:
-                map_descriptions(item, fn)
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            for key, value in item.items():
+                kind = type(value)
+                if kind is str:
+                    if key == "description":
+                        item[key] = fn(value)
+                elif kind is dict or kind is list:
+                    stack.append(value)
+        else:
+            stack.extend(v for v in item if type(v) is dict or type(v) is list)
 
 
 def word_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
@@ -102,8 +103,16 @@ def word_pattern(words: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile(r"(?<![\w])(" + "|".join(map(re.escape, ordered)) + r")(?![\w])")
 
 
+@lru_cache(maxsize=1 << 16)
+def identifiers(text: str) -> frozenset[str]:
+    """The identifier-like words of a text (descriptions repeat across tasks: cached)."""
+    return frozenset(re.findall(r"\w+", text))
+
+
 def replace_words(text: str, pattern: re.Pattern[str] | None, mapping: Mapping[str, str]) -> str:
-    return text if pattern is None else pattern.sub(lambda m: mapping[m.group(1)], text)
+    if pattern is None or identifiers(text).isdisjoint(mapping):  # the common case: nothing to replace
+        return text
+    return pattern.sub(lambda m: mapping[m.group(1)], text)
 
 
 @dataclass

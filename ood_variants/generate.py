@@ -5,8 +5,8 @@
 - ``tasks.jsonl``: one :meth:`toolenv.data.Task.to_dict` record per line, every spec's variants
   in spec order then task order (loadable with :func:`toolenv.data.load_task_file`, or
   ``gym.make(..., task_file=...)``);
-- ``dataset/`` (``datasets.Dataset.save_to_disk``) and ``tasks.parquet``: the same rows as a
-  table (see :func:`dataset_row`; ``record`` holds the full JSON record);
+- ``dataset/`` (``datasets.Dataset.save_to_disk``) and ``tasks.parquet``: the same tasks as a
+  table (see :func:`dataset_row`; :func:`row_task` reads a row back);
 - ``manifest.json``: specs, seed, data version, selection, counts and the SHA-256 of
   ``tasks.jsonl``.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ood_variants.registry import make_variant, normalize_spec
-from toolenv.data import Task, load_task_file
+from toolenv.data import Message, Task, load_task_file
 
 JSONL = "tasks.jsonl"
 PARQUET = "tasks.parquet"
@@ -38,12 +38,13 @@ def variants(tasks: Sequence[Task], specs: Sequence[str], seed: int) -> Iterator
 
 
 def record_line(task: Task) -> str:
-    return json.dumps(task.to_dict(), ensure_ascii=False)
+    return task.to_json()
 
 
-def dataset_row(task: Task, line: str) -> dict[str, Any]:
-    """One table row: fixed-type columns for filtering and training, JSON text for the
-    variable-shaped parts (scenarios and schemas differ per API, which Arrow cannot type)."""
+def dataset_row(task: Task) -> dict[str, Any]:
+    """One table row: the record's fields, fixed-type columns for filtering and training, JSON
+    text for the variable-shaped parts (scenarios and schemas differ per API, which Arrow cannot
+    type as one struct). :func:`row_task` turns a row back into the task."""
     return {
         "id": task.id,
         "category": task.category,
@@ -53,11 +54,32 @@ def dataset_row(task: Task, line: str) -> dict[str, Any]:
         "involved_classes": list(task.involved_classes),
         "turns": [[m.to_dict() for m in turn] for turn in task.turns],
         "ground_truth": [list(turn) for turn in task.ground_truth],
-        "tools": json.dumps(task.tool_docs(), ensure_ascii=False),
+        "held_out": json.dumps({str(index): list(names) for index, names in task.held_out}),
+        "excluded_function": list(task.excluded_function),
         "initial_config": task.initial_config_json,
+        # every doc the task can offer (the official ones when the variant keeps them)
+        "tool_docs": task.tool_docs_json or json.dumps(task.tool_docs(revealed_up_to=len(task.turns))),
+        "own_tool_docs": bool(task.tool_docs_json),
+        "name_map": task.name_map_json or "{}",
         "format": task.format_json or "{}",
-        "record": line,
     }
+
+
+def row_task(row: dict[str, Any]) -> Task:
+    """The task of a :func:`dataset_row`."""
+    return Task(
+        id=row["id"], category=row["category"],
+        turns=tuple(tuple(Message(m["role"], m["content"]) for m in turn) for turn in row["turns"]),
+        involved_classes=tuple(row["involved_classes"]),
+        ground_truth=tuple(tuple(turn) for turn in row["ground_truth"]),
+        held_out=tuple((int(k), tuple(v)) for k, v in json.loads(row["held_out"]).items()),
+        data_version=row["data_version"], initial_config_json=row["initial_config"],
+        excluded_function=tuple(row["excluded_function"]),
+        tool_docs_json=row["tool_docs"] if row["own_tool_docs"] else "",
+        name_map_json="" if row["name_map"] == "{}" else row["name_map"],
+        format_json="" if row["format"] == "{}" else row["format"],
+        ood_spec=row["ood_spec"], ood_seed=int(row["ood_seed"]),
+    )
 
 
 def _require_datasets() -> Any:
@@ -97,7 +119,7 @@ def generate(
                 handle.write(line + "\n")
                 digest.update(data)
                 if tables:
-                    rows.append(dataset_row(variant, line))
+                    rows.append(dataset_row(variant))
                 if progress is not None:
                     progress(spec, number, len(tasks))
             counts[spec] = len(tasks)
@@ -128,7 +150,7 @@ def load_variant_tasks(path: str | Path) -> list[Task]:
     if source.suffix == ".parquet" or (source.is_dir() and (source / "dataset_info.json").exists()):
         datasets = _require_datasets()
         table = datasets.Dataset.from_parquet(str(source)) if source.suffix == ".parquet" else datasets.load_from_disk(str(source))
-        return [Task.from_dict(json.loads(line)) for line in table["record"]]
+        return [row_task(row) for row in table]
     return load_task_file(source)
 
 

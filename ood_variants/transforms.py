@@ -66,22 +66,38 @@ def _shuffled_dict(value: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return {k: value[k] for k in keys}
 
 
-def _shuffle_schema_node(node: Any, rng: random.Random) -> Any:
-    if isinstance(node, dict):
-        node = {k: _shuffle_schema_node(v, rng) for k, v in node.items()}
-        if isinstance(node.get("enum"), list):
-            rng.shuffle(node["enum"])
-        if isinstance(node.get("required"), list):
-            rng.shuffle(node["required"])
-        return _shuffled_dict(node, rng)
-    if isinstance(node, list):
-        return [_shuffle_schema_node(v, rng) for v in node]
-    return node
+def _shuffled_list(value: list[Any], rng: random.Random) -> list[Any]:
+    copy = list(value)
+    rng.shuffle(copy)
+    return copy
+
+
+def _shuffle_doc(doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A doc with its keys, its parameters' order and keys, ``required`` and enums shuffled."""
+    parameters = doc.get("parameters")
+    if isinstance(parameters, dict):
+        parameters = dict(parameters)
+        properties = parameters.get("properties")
+        if isinstance(properties, dict):
+            shuffled = {}
+            for key in _shuffled_list(list(properties), rng):
+                schema = properties[key]
+                if isinstance(schema, dict):
+                    if isinstance(schema.get("enum"), list):
+                        schema = {**schema, "enum": _shuffled_list(schema["enum"], rng)}
+                    schema = _shuffled_dict(schema, rng)
+                shuffled[key] = schema
+            parameters["properties"] = shuffled
+        if isinstance(parameters.get("required"), list):
+            parameters["required"] = _shuffled_list(parameters["required"], rng)
+        doc = {**doc, "parameters": _shuffled_dict(parameters, rng)}
+    return _shuffled_dict(doc, rng)
 
 
 def shuffle_schema(draft: Draft, rng: random.Random, style: str | None) -> None:
-    """Tool order, parameter order, JSON key order and enum order, all shuffled."""
-    docs = [_shuffle_schema_node(doc, rng) for doc in draft.docs]
+    """Tool order, parameter order, JSON key order (of each doc, its parameters and each
+    parameter's schema), ``required`` order and enum order, all shuffled."""
+    docs = [_shuffle_doc(doc, rng) for doc in draft.docs]
     rng.shuffle(docs)
     draft.docs = docs
     draft.changed.add("docs")

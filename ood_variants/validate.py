@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Mapping
 
@@ -66,19 +67,23 @@ def rendered_prompt(task: Task, codec: Codec) -> str:
     return "\n".join(parts)
 
 
-def leaked_names(base: Task, variant: Task, codec: Codec) -> list[str]:
-    """Canonical names of renamed tools found in the prompt, and canonical parameter names of
-    renamed parameters found among the docs' parameters."""
+def leaked_names(base: Task, variant: Task, codec: Codec | None = None) -> list[str]:
+    """Canonical names of renamed tools found as whole words in what the model is shown about
+    the tools, and canonical names of renamed parameters found among the docs' parameters.
+
+    With a ``codec``, the text checked is the rendered prompt (:func:`rendered_prompt`); without,
+    the JSON of every doc the variant can offer, which is what every rendering is made from (the
+    codecs' own instructions name no tool), and far cheaper for bulk checks."""
     name_map = variant.name_map
     if name_map is None:
         return []
     renamed_tools = {canonical for tool, (canonical, _) in name_map.tools.items() if tool != canonical}
+    docs = variant.tool_docs(revealed_up_to=len(variant.turns))
     leaks = []
     if renamed_tools:
-        text = rendered_prompt(variant, codec)
-        pattern = re.compile(r"(?<![\w])(" + "|".join(map(re.escape, sorted(renamed_tools, key=len, reverse=True))) + r")(?![\w])")
-        leaks += [f"tool {match.group(1)!r}" for match in pattern.finditer(text)]
-    for doc in variant.tool_docs(revealed_up_to=len(variant.turns)):
+        text = rendered_prompt(variant, codec) if codec is not None else json.dumps(docs)
+        leaks += [f"tool {name!r}" for name in renamed_tools & set(_WORD.findall(text))]
+    for doc in docs:
         entry = name_map.tools.get(doc["name"])
         if entry is None:
             continue
@@ -86,3 +91,6 @@ def leaked_names(base: Task, variant: Task, codec: Codec) -> list[str]:
         shown = set((doc.get("parameters", {}).get("properties") or {}))
         leaks += [f"parameter {doc['name']}.{p}" for p in renamed & shown]
     return sorted(set(leaks))
+
+
+_WORD = re.compile(r"\w+")

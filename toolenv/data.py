@@ -161,23 +161,34 @@ class Task:
     def ground_truth_calls(self) -> tuple[tuple[Call, ...], ...]:
         return tuple(tuple(parse_python_call(text) for text in turn) for turn in self.ground_truth)
 
+    def _record(self) -> list[tuple[str, Any, bool]]:
+        """``(key, value, is_json_text)`` of the record, in order; variant fields only when set,
+        so an official task's record is unchanged."""
+        items: list[tuple[str, Any, bool]] = [
+            ("id", self.id, False),
+            ("category", self.category, False),
+            ("turns", [[m.to_dict() for m in turn] for turn in self.turns], False),
+            ("involved_classes", list(self.involved_classes), False),
+            ("initial_config", self.initial_config_json, True),
+            ("ground_truth", [list(turn) for turn in self.ground_truth], False),
+            ("held_out", {str(index): list(names) for index, names in self.held_out}, False),
+            ("excluded_function", list(self.excluded_function), False),
+            ("data_version", self.data_version, False),
+        ]
+        items += [(key, text, True) for key, text in (("tool_docs", self.tool_docs_json), ("name_map", self.name_map_json),
+                                                      ("format", self.format_json)) if text]
+        if self.ood_spec:
+            items.append(("ood", {"spec": self.ood_spec, "seed": self.ood_seed}, False))
+        return items
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "category": self.category,
-            "turns": [[m.to_dict() for m in turn] for turn in self.turns],
-            "involved_classes": list(self.involved_classes),
-            "initial_config": self.initial_config,
-            "ground_truth": [list(turn) for turn in self.ground_truth],
-            "held_out": {str(index): list(names) for index, names in self.held_out},
-            "excluded_function": list(self.excluded_function),
-            "data_version": self.data_version,
-            # variant fields only when set: an official task's record is unchanged
-            **({"tool_docs": json.loads(self.tool_docs_json)} if self.tool_docs_json else {}),
-            **({"name_map": json.loads(self.name_map_json)} if self.name_map_json else {}),
-            **({"format": json.loads(self.format_json)} if self.format_json else {}),
-            **({"ood": {"spec": self.ood_spec, "seed": self.ood_seed}} if self.ood_spec else {}),
-        }
+        return {key: json.loads(value) if is_json else value for key, value, is_json in self._record()}
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict())``, byte for byte, without decoding and re-encoding the
+        JSON the task already holds (scenario, docs, name map): the fast way to write records."""
+        return "{" + ", ".join(f"{json.dumps(key)}: {value if is_json else json.dumps(value)}"
+                               for key, value, is_json in self._record()) + "}"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Task":
