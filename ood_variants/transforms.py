@@ -15,7 +15,7 @@ from typing import Any
 
 from ood_variants import naming
 from ood_variants.banks import FILLER_WORDS, OPAQUE_PARAM_PREFIXES, OPAQUE_PREFIXES, PHRASES
-from ood_variants.draft import Draft, canonical_docs, map_descriptions
+from ood_variants.draft import Draft, canonical_docs, map_descriptions, replace_words, word_pattern
 
 ALL_CLASSES = ("GorillaFileSystem", "MathAPI", "MessageAPI", "TwitterAPI", "TicketAPI", "TradingBot", "TravelAPI",
                "VehicleControlAPI")
@@ -165,7 +165,11 @@ def add_distractors(draft: Draft, rng: random.Random, style: str) -> None:
             taken.add(name)
             copy["name"] = name
             extra.append(copy)
+    renamed = {canonical: tool for tool, (canonical, _) in draft.names.items() if tool != canonical}
+    pattern = word_pattern(renamed)
     for doc in extra:
+        # tools renamed earlier in the spec are renamed in the newcomers' descriptions too
+        map_descriptions(doc, lambda text: replace_words(text, pattern, renamed))
         draft.docs.insert(rng.randint(0, len(draft.docs)), doc)
         draft.distractors.add(doc["name"])
     draft.changed.add("docs")

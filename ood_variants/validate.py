@@ -3,7 +3,9 @@
 - :func:`replay_problems`: the variant's ground truth, replayed on the variant's own backends
   (through its name map), gives no error result, and every result equals the official task's
   result once the value replacements are undone. So renaming and reformatting change nothing
-  the backends compute, and perturbed values are used consistently.
+  the backends compute, and perturbed values are used consistently. It includes
+  :func:`value_problems`: a ground-truth value the replacement changed is a name or is quoted
+  in the user's turns (a replay alone cannot see a value the user could no longer derive).
 - :func:`leaked_names`: no renamed tool's canonical name appears as a whole word in the
   rendered prompt, and no renamed parameter's canonical name is a parameter in the docs.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Mapping
+from typing import Any, Mapping
 
 from toolenv.data import Task
 from toolenv.env import tool_specs
@@ -52,6 +54,50 @@ def replay_problems(base: Task, variant: Task, values: Mapping[str, str] | None 
                 text1 = pattern.sub(lambda m: inverse[m.group(1)], text1)
             if ok1 and text1 != text0:
                 problems.append(f"{variant.id} turn {turn} call {index}: result differs: {text0[:120]!r} vs {text1[:120]!r}")
+    return problems + value_problems(base, variant, values or {})
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, (list, tuple, set)):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+_SEPARATORS = re.compile(r"[\s,;/]+")
+
+
+def _only_names(old: str, new: str, names: set[str]) -> bool:
+    """The value is a list or path of names: every token is a replaced name, or an unchanged
+    file-like token (``'file1.txt, jasper.txt'``, ``'document/temp'``); not a sentence."""
+    old_tokens, new_tokens = _SEPARATORS.split(old), _SEPARATORS.split(new)
+    return len(old_tokens) == len(new_tokens) and all(
+        b in names or (a == b and ("." in a or not a)) for a, b in zip(old_tokens, new_tokens))
+
+
+def value_problems(base: Task, variant: Task, values: Mapping[str, str]) -> list[str]:
+    """Ground-truth string arguments the value replacement changed must be either built from
+    names alone (``'final_report.pdf'``, ``'document/temp'``, ``'a.txt, b.txt'``) or quoted in the
+    variant's user turns: a changed value the user never states (a sentence the model would
+    copy from a file, say) would make the variant unsolvable as written, yet replay identically."""
+    if not values:
+        return []
+    turns = "\n".join(m.content for turn in variant.turns for m in turn).replace("\\", "")
+    names = set(values.values())
+    problems = []
+    for turn, (old_calls, new_calls) in enumerate(zip(base.ground_truth_calls, variant.ground_truth_calls)):
+        for old_call, new_call in zip(old_calls, new_calls):
+            old_strings = _strings(list(old_call.args) + list(old_call.kwargs.values()))
+            new_strings = _strings(list(new_call.args) + list(new_call.kwargs.values()))
+            for old, new in zip(old_strings, new_strings):
+                # (a quote may lose its final stop or gain escapes in the user's text: BFCL's data)
+                if old == new or new.rstrip(".!? ") in turns or _only_names(old, new, names):
+                    continue
+                problems.append(f"{variant.id} turn {turn}: ground-truth value {old[:80]!r} became {new[:80]!r}, "
+                                "which the user never states")
     return problems
 
 

@@ -5,7 +5,9 @@ Only values that no backend interprets are replaced:
 
 - file and folder names of the file system (below its root folder; not the names its
   long-context mode treats specially), and
-- user names of the Twitter scenario (the logged-in user, tweet authors, followed users).
+- user names of the Twitter scenario (the logged-in user, tweet authors, followed users), and
+- people in the messaging scenario (the names of its user map; when the scenario relies on the
+  backend's default map, that map is written into the scenario, renamed).
 
 Dates, airport codes and cities (looked up in the travel tables), stock symbols and company
 names (TradingBot's tables), card numbers, IDs and amounts (computed with, or checked against,
@@ -23,7 +25,8 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from envs._official import official_literal
-from ood_variants.banks import ENTITY_WORDS
+from envs import backend_class
+from ood_variants.banks import ENTITY_WORDS, PEOPLE
 from ood_variants.draft import Draft, map_strings
 
 MIN_LENGTH = 3
@@ -52,6 +55,21 @@ def _twitter_users(config: dict[str, Any]) -> list[str]:
     return [u for u in users if isinstance(u, str)]
 
 
+def _message_people(draft: Draft) -> list[str]:
+    """Names in the messaging scenario's user map (the scenario's own, or the backend default)."""
+    if "MessageAPI" not in draft.base.involved_classes:
+        return []
+    scenario = draft.config.get("MessageAPI") or {}
+    user_map = scenario.get("user_map") if "user_map" in scenario else _default_user_map()
+    return [name for name in user_map if isinstance(name, str)]
+
+
+def _default_user_map() -> dict[str, str]:
+    probe = backend_class("MessageAPI")()
+    probe.load_scenario({})
+    return dict(probe.user_map)  # type: ignore[attr-defined]
+
+
 def _truth_strings(draft: Draft) -> list[str]:
     found: list[str] = []
     map_strings([dict(call.kwargs) for turn in draft.truth for call in turn], lambda s: found.append(s) or s)
@@ -65,10 +83,34 @@ def interpreted_file_names() -> frozenset[str]:
     return frozenset(official_literal("long_context.py", "FILES_TAIL_USED"))
 
 
+def _file_contents(config: dict[str, Any]) -> str:
+    """All file contents of the file-system scenario, joined (they are data, never rewritten)."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "content" and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+
+    walk(config.get("GorillaFileSystem") or {})
+    return "\n".join(found)
+
+
 def _safe(name: str, truth_strings: Iterable[str]) -> bool:
-    if name in interpreted_file_names() or len(name) < MIN_LENGTH or not re.fullmatch(r"[\w.\-]+", name):
+    if name in interpreted_file_names() or len(name) < MIN_LENGTH or not re.fullmatch(r"[\w.\- ]+", name):
         return False
     return not any(s != name and s and s in name for s in truth_strings)
+
+
+def _new_person(rng: random.Random, taken: set[str], text: str) -> str:
+    for _ in range(50):
+        new = rng.choice(PEOPLE)
+        if new not in taken and new not in text:
+            return new
+    raise RuntimeError("no free replacement name")  # 20 names for at most a handful of people
 
 
 def _new_name(old: str, rng: random.Random, taken: set[str], text: str) -> str:
@@ -95,15 +137,23 @@ def _rename_file_system(node: Any, replace: Any) -> Any:
 def perturb_values(draft: Draft, rng: random.Random, style: str | None) -> None:
     """Replace file/folder names and Twitter user names consistently (see module docstring)."""
     truth_strings = _truth_strings(draft)
+    # a name that also occurs in a file's content is kept: contents are data and stay as they
+    # are, and a ground-truth value copied from a file ("forward it exactly") must still match
+    content_words = set(re.findall(r"[\w.\-]+", _file_contents(draft.config)))
+    people = [name for name in _message_people(draft) if _safe(name, truth_strings) and name not in content_words]
     candidates = list(dict.fromkeys(_file_system_names(draft.config) + _twitter_users(draft.config)))
-    candidates = [name for name in candidates if _safe(name, truth_strings)]
-    if not candidates:
+    candidates = [name for name in candidates
+                  if _safe(name, truth_strings) and name not in people and name not in content_words]
+    if not candidates and not people:
         return
+    if people and "user_map" not in (draft.config.get("MessageAPI") or {}):
+        # the backend's default map, made explicit so that it can be renamed with the rest
+        draft.config["MessageAPI"] = {**(draft.config.get("MessageAPI") or {}), "user_map": _default_user_map()}
     text = json.dumps([draft.config, draft.turns, truth_strings])
     taken: set[str] = set()
     mapping = {}
-    for name in candidates:
-        new = _new_name(name, rng, taken, text)
+    for name in candidates + people:
+        new = _new_person(rng, taken, text) if name in people else _new_name(name, rng, taken, text)
         taken.add(new)
         mapping[name] = new
     ordered = sorted(mapping, key=len, reverse=True)

@@ -41,6 +41,7 @@ PAIRS = [
     "rename_tools+rename_params", "shuffle_schema+add_distractors", "perturb_values+rewrite_descriptions",
     "rename_tools:opaque+python_list_format", "add_distractors:near_duplicate+rename_tools",
     "rename_params:opaque+yaml_docs", "perturb_values+tools_in_user", "shuffle_schema+json_results",
+    "rename_tools+add_distractors:other_api",
 ]
 TRIPLES = [
     "rename_tools+shuffle_schema+python_list_format", "add_distractors+rename_tools:camel+rename_params",
@@ -128,6 +129,16 @@ def test_gym_make_yields_variant_episodes() -> None:
     assert shown and not shown & canonical
     assert all(f'"{name}"' not in obs for name in canonical)
     env.close()
+
+
+def test_check_env_passes_for_variant_environments() -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    for spec in ("rename_tools+add_distractors+xml_format", "perturb_values+tools_in_user+tagged_results"):
+        env = gym.make("BFCL-Vehicle-v0", ood=spec, ood_seed=1, observation_mode="messages")
+        check_env(env.unwrapped, skip_render_check=False)
+        json.dumps(env.spec.kwargs)  # the OOD kwargs stay JSON-serialisable
+        env.close()
 
 
 def get_task_docs(task) -> list[dict]:

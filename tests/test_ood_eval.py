@@ -25,7 +25,6 @@ from toolenv.env import BFCLEnv, tool_specs
 from toolenv.formats import PromptStyle, get_codec
 from toolenv.models.base import ChatModel
 from toolenv.oracle import oracle_actions
-from toolenv.trajectory import read_jsonl
 
 TOOLENV = [sys.executable, "-m", "toolenv.cli"]
 
