@@ -161,8 +161,8 @@ def run_episodes(
 ) -> None:
     """Play ``tasks`` in lockstep batches with ``model``; ``on_done`` gets each trajectory.
 
-    An OOD variant task (``task.ood_spec``) is played as that variant, in its own call format:
-    the model gets native tools only in episodes whose format is ``openai``."""
+    An OOD variant task (``task.ood_spec``) is played as given, in its own call format: the
+    model gets native tools only in episodes whose format is ``openai``."""
     for start in range(0, len(tasks), config.batch_size):
         batch = tasks[start: start + config.batch_size]
         envs, native = [], []
@@ -172,7 +172,7 @@ def run_episodes(
             env = BFCLEnv(categories=[task.category], task_ids=[task.id], call_format=config.call_format,
                           observation_mode="messages" if native[-1] else "text",
                           max_steps_per_turn=config.max_steps_per_turn,
-                          ood=task.ood_spec or None, ood_seed=task.ood_seed)
+                          tasks=[task] if task.is_variant else None)  # a variant is played as given
             env.reset(seed=config.seed, options={"task_id": task.id})
             envs.append(env)
         active = list(range(len(envs)))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ood_variants.registry import make_variant, normalize_spec
+from toolenv import __version__
 from toolenv.data import Message, Task, load_task_file
 
 JSONL = "tasks.jsonl"
@@ -132,6 +133,7 @@ def generate(
         "total": sum(counts.values()),
         "files": {"jsonl": JSONL, **({"dataset": DATASET_DIR, "parquet": PARQUET} if tables else {})},
         "jsonl_sha256": digest.hexdigest(),
+        "toolenv_version": __version__,  # variants are rebuilt from spec and seed by this version
     }
     if datasets is not None:
         table = datasets.Dataset.from_list(rows)

@@ -168,3 +168,17 @@ def test_generate_without_datasets_is_a_one_line_error(tmp_path: Path) -> None:
             f"sys.exit(main(['ood', 'generate', '--variants', 'shuffle_schema', '--categories', 'base', '--out', {str(tmp_path / 'x')!r}]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "needs the 'datasets' package" in done.stderr
+
+
+def test_ood_list_and_show() -> None:
+    listing = subprocess.run([*TOOLENV, "ood", "list"], capture_output=True, text=True)
+    assert listing.returncode == 0
+    from ood_variants.registry import TRANSFORMS
+
+    assert all(line.split()[0].split("[")[0] in TRANSFORMS for line in listing.stdout.splitlines())
+    assert len(listing.stdout.splitlines()) == len(TRANSFORMS)
+    shown = subprocess.run([*TOOLENV, "ood", "show", "--variant", "rename_tools:opaque+yaml_docs", "--task", "multi_turn_base_0",
+                            "--seed", "3"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    before, after = shown.stdout.split("===== after")
+    assert "cd(folder='document')" in before and "- name: " in after and "cd(folder=" not in after

@@ -84,12 +84,16 @@ class BFCLEnv(gym.Env[Any, Any]):
         ood: str | None = None,
         ood_seed: int = 0,
         task_file: str | None = None,
+        tasks: Sequence[Task] | None = None,
     ) -> None:
+        """See the module docstring. ``tasks``: play these task objects (official or variants,
+        e.g. from :func:`toolenv.data.load_task_file`) instead of the official selection; the
+        other filters still apply. Not JSON-serialisable: for programmatic use, not ``gym.make``."""
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"unknown observation_mode {observation_mode!r}; valid: {', '.join(OBSERVATION_MODES)}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: human, ansi")
-        source = load_task_file(task_file) if task_file else None
+        source = load_task_file(task_file) if task_file else (list(tasks) if tasks is not None else None)
         self.tasks: list[Task] = select_tasks(categories or CATEGORIES, split, apis, task_ids, tasks=source)
         self.codec: Codec = get_codec(call_format)
         self._training_codec = self.codec
