@@ -1,0 +1,157 @@
+"""``toolenv study``: study files, a whole study on the tiny random Qwen2 (train, evaluate in
+distribution and as OOD variants, table and plots, resume), and the shipped recipes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from toolenv.cli import main
+from toolenv.data import get_task
+from trainers.study import load_study
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def _write(tmp_path: Path, study: str, extra: str = "") -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(study + extra)
+    return path
+
+
+@pytest.mark.parametrize("study, message", [
+    ("[run]\nseed = 1\n", "needs a [study] table"),
+    ('[study]\nmethods = []\n', "non-empty list of labels"),
+    ('[study]\nmethods = ["vanilla", "vanilla"]\n', "lists a label twice"),
+    ('[study]\nmethods = ["nope"]\n', "nope: unknown method 'nope'; valid: vanilla"),
+    ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nk = 2\n', "ops: unknown key(s) for method ops: k"),
+    ('[study]\nmethods = ["ops"]\n[study.settings.prs]\nwindow = 2\n', "[study.settings.prs] names a label"),
+    ('[study]\nmethods = ["ops"]\nmodels = 1\n', "unknown key(s) models"),
+    ('[study]\nmethods = ["ops"]\n[study.eval]\nformat_ood = "python_list_formatt"\n', "[study.eval]"),
+    ('[study]\nmethods = ["ops"]\n[study.eval]\nengine = "tgi"\n', "valid: transformers, vllm"),
+    ('[study]\nmethods = ["ops"]\n[grpo]\nsteps = 0\n', "[grpo] steps must be positive"),
+])
+def test_bad_study_files_get_one_line_errors(tmp_path: Path, study: str, message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        load_study(_write(tmp_path, study))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_labels_settings_and_base_file(tmp_path: Path) -> None:
+    (tmp_path / "train.toml").write_text('[grpo]\nsteps = 7\nn = 4\n[optim]\nlr = 2e-6\n')
+    study = load_study(_write(tmp_path, """
+[study]
+base = "train.toml"
+methods = ["base", "vanilla", "diff", "ets_difflr"]
+[study.settings.diff]
+method = "ets"
+sft_lr = 3e-5
+[study.expected]
+vanilla = 3.5
+[grpo]
+n = 6
+"""))
+    assert study.labels == ["base", "vanilla", "diff", "ets_difflr"] and study.methods["base"] is None
+    assert study.methods["diff"].sft_lr == 3e-5 and study.methods["ets_difflr"].sft_lr == 1e-5
+    assert (study.config.grpo.steps, study.config.grpo.n, study.config.optim.lr) == (7, 6, 2e-6)
+    assert study.expected == {"vanilla": 3.5} and study.variants() == {
+        "format_ood": "python_list_format", "content_ood": "rename_tools+rename_params+shuffle_schema"}
+
+
+def test_shipped_study_recipes_load_and_match_the_paper() -> None:
+    paper = load_study(RECIPES / "study_paper_qwen2.5-1.5b" / "study.toml")
+    grpo, optim = paper.config.grpo, paper.config.optim
+    assert (grpo.n, grpo.prompts_per_step, grpo.steps, grpo.kl_coef, optim.lr) == (8, 60, 300, 1e-4, 1e-6)
+    assert paper.expected == {"vanilla": 3.50, "ets_difflr": 17.25, "prs": 25.75}
+    assert paper.methods["ets_difflr"].phases == (50, 100, 150) and paper.methods["prs"].phases == (50, 100, 150)
+    assert (paper.methods["sft_rl"].sft_epochs, paper.methods["sft_rl"].sft_lr) == (3, 1e-5)
+    assert paper.methods["ets"].sft_lr == 1e-6 and paper.methods["ops"].replace == 1 and paper.methods["hbg"].hinted == 2
+    assert paper.eval.categories == ["base", "miss_func", "miss_param", "long_context"] and paper.eval.split == "test"
+    cpu = load_study(RECIPES / "study_smollm2_cpu" / "study.toml")
+    assert cpu.config.model.path == "smollm2" and "base" in cpu.labels
+
+
+def test_a_whole_study_on_the_tiny_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
+
+    model_dir = tmp_path / "tiny"
+    tiny_qwen2(seed=1).save_pretrained(model_dir)
+    smollm2_tokenizer().save_pretrained(model_dir)
+    path = _write(tmp_path, f"""
+[study]
+name = "tiny"
+out_dir = "{tmp_path / 'runs'}"
+report_dir = "{tmp_path / 'report'}"
+methods = ["base", "vanilla", "ets"]
+train_apis = ["TradingBot"]
+[study.settings.ets]
+phases = [1, 1]
+window = 1
+[study.eval]
+categories = ["base"]
+limit = 2
+apis = ["TradingBot"]
+format_ood = "python_list_format"
+content_ood = "rename_tools"
+max_new_tokens = 4
+batch_size = 4
+[study.expected]
+vanilla = 3.5
+[run]
+progress = false
+[model]
+path = "{model_dir}"
+[data]
+train_categories = ["base"]
+train_limit = 2
+[optim]
+lr = 1e-3
+warmup_steps = 0
+[grpo]
+steps = 1
+prompts_per_step = 1
+n = 2
+mini_batches = 1
+[rollout]
+max_new_tokens = 4
+max_messages = 4
+max_response_tokens = 600
+[sft]
+batch_size = 2
+max_length = 64
+max_steps = 1
+[monitor]
+val_every = 0
+[checkpoint]
+save_every = 0
+""")
+    assert main(["study", str(path)]) == 0
+    out = capsys.readouterr().out
+    report = tmp_path / "report"
+    table = (report / "results.md").read_text()
+    assert table in out
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in lines[1:]] == ["base", "vanilla", "ets"]
+    assert "format OOD (python_list_format)" in lines[0] and "paper ID avg" in lines[0]
+    results = json.loads((report / "results.json").read_text())
+    rows = {row["label"]: row for row in results["rows"]}
+    for label in ("base", "vanilla", "ets"):
+        assert rows[label]["id"] is not None and rows[label]["format_ood"] is not None and rows[label]["content_ood"] is not None
+        trajectories = (tmp_path / "runs" / label / "eval" / "trajectories.jsonl").read_text().splitlines()
+        specs = sorted(json.loads(line)["meta"].get("ood", "") for line in trajectories)
+        assert specs == ["", "", "python_list_format", "python_list_format", "rename_tools", "rename_tools"]
+        assert all("TradingBot" in get_task(json.loads(line)["task_id"]).involved_classes for line in trajectories)
+    assert rows["vanilla"]["expected_id"] == 3.5
+    assert [c["rl_step"] for c in results["curves"]["ets"]] == [1, 2]  # two RL phases of one step
+    assert all(c["policy/reward"] == 0.0 and "policy_state/healthy_call" in c for c in results["curves"]["ets"])
+    for name in ("scores", "structure", "probes", "reward"):
+        assert (report / "plots" / f"{name}.png").stat().st_size > 1000
+    # a second run trains and plays nothing new
+    before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("trajectories.jsonl")}
+    assert main(["study", str(path), "--only", "ets"]) == 0
+    assert before == {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("trajectories.jsonl")}
+    assert main(["study", str(path), "--only", "nope"]) == 2
+    assert "unknown label(s) nope" in capsys.readouterr().err

@@ -1,0 +1,471 @@
+"""``toolenv study``: train a list of supervision methods on one model and data split, evaluate
+each in distribution and on a format-OOD and a content-OOD variant, and write one comparison
+table with plots.
+
+A study file (TOML) is a training configuration (the sections of :mod:`trainers.config`,
+optionally on top of a ``base`` file) plus a ``[study]`` table::
+
+    [study]
+    name = "paper-qwen2.5-1.5b"
+    out_dir = "runs/study-paper"              # one folder per label: LABEL/train, LABEL/eval
+    report_dir = ""                           # where the table and plots go (default: out_dir)
+    base = "../paper_grpo_qwen2.5_1.5b.toml"  # optional training config, relative to this file
+    methods = ["base", "vanilla", "sft_rl", "ops", "hbg", "ets", "ets_difflr", "prs"]
+    train_apis = []                           # optional: train only on tasks involving these APIs
+
+    [study.settings.prs]                      # optional, per label: the method's keys ("method"
+    reflector = "builtin"                     # names it when the label is not a method name)
+
+    [study.eval]
+    categories = ["base", "miss_func", "miss_param", "long_context"]
+    split = "test"
+    limit = 0                                 # 0 = every task of the split
+    apis = []                                 # optional: only tasks involving these APIs
+    format_ood = "python_list_format"         # OOD specs (see `toolenv ood list`); "" = none
+    content_ood = "rename_tools+rename_params+shuffle_schema"
+    ood_seed = 0
+    engine = "transformers"                   # or "vllm"
+    max_new_tokens = 2048
+    batch_size = 8
+
+    [study.expected]                          # published in-distribution averages (%), shown beside ours
+    vanilla = 3.50
+
+The label ``base`` evaluates the starting model without training. Everything resumes: a method
+whose phases are done is not trained again (:func:`trainers.supervision.run.run_method`), an
+evaluation continues where it stopped, and the report is rebuilt from whatever is finished.
+
+Outputs in ``report_dir``: ``results.md`` (the table), ``results.json``, ``results.csv`` and
+``plots/``: ``scores.png`` (in distribution vs the two OOD variants, per method),
+``structure.png`` (the four structural states of the training rollouts over RL steps),
+``probes.png`` (the control-token probes over RL steps) and ``reward.png`` (reward and states of the
+policy's own rollouts: OPS's substituted expert rollouts are left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+BASE_LABEL = "base"
+STUDY_KEYS = ("name", "out_dir", "report_dir", "base", "methods", "train_apis", "settings", "eval", "expected")
+STATES = ("healthy_call", "healthy_response", "text_pollution", "full_collapse")
+PROBES = ("p_healthy", "p_eot", "p_repeat")
+VARIANT_COLUMNS = ("format_ood", "content_ood")
+
+
+@dataclass
+class EvalSettings:
+    categories: list[str] = field(default_factory=lambda: ["base", "miss_func", "miss_param", "long_context"])
+    split: str = "test"
+    limit: int = 0
+    apis: list[str] = field(default_factory=list)
+    format_ood: str = "python_list_format"
+    content_ood: str = "rename_tools+rename_params+shuffle_schema"
+    ood_seed: int = 0
+    engine: str = "transformers"
+    max_new_tokens: int = 2048
+    batch_size: int = 8
+
+
+@dataclass
+class Study:
+    name: str
+    out_dir: Path
+    report_dir: Path
+    config: Any  # trainers.config.TrainConfig
+    labels: list[str]
+    methods: dict[str, Any]  # label → Method, or None for the base model
+    eval: EvalSettings
+    expected: dict[str, float]
+    train_apis: list[str]
+    source: str
+
+    def variants(self) -> dict[str, str]:
+        """Column → OOD spec (columns whose spec is empty are left out)."""
+        specs = {"format_ood": self.eval.format_ood, "content_ood": self.eval.content_ood}
+        return {column: spec for column, spec in specs.items() if spec}
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"no study file at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Section-wise merge of two training configurations (``over`` wins key by key)."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
+    for key, value in over.items():
+        out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _check_keys(where: str, table: dict[str, Any], valid: Sequence[str]) -> None:
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file (see the module docstring); one-line ``ValueError``s."""
+    from trainers.config import config_from_dict
+    from trainers.supervision.schedule import method_from_dict
+
+    path = Path(path)
+    data = _read_toml(path)
+    table = data.pop("study", None)
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: a study file needs a [study] table")
+    _check_keys(f"{path}: [study]", table, STUDY_KEYS)
+    if table.get("base"):
+        data = _merge(_read_toml((path.parent / str(table["base"])).resolve()), data)
+    config = config_from_dict(data, str(path))
+    labels = table.get("methods")
+    if not isinstance(labels, list) or not labels or not all(isinstance(m, str) for m in labels):
+        raise ValueError(f'{path}: [study] methods must be a non-empty list of labels, e.g. ["base", "vanilla", "prs"]')
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{path}: [study] methods lists a label twice")
+    settings = table.get("settings", {})
+    stray = sorted(set(settings) - set(labels))
+    if stray:
+        raise ValueError(f"{path}: [study.settings.{stray[0]}] names a label that is not in [study] methods")
+    methods: dict[str, Any] = {}
+    for label in labels:
+        if label == BASE_LABEL:
+            methods[label] = None
+            continue
+        spec = {"method": label, **settings.get(label, {})}
+        try:
+            methods[label] = method_from_dict(spec)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {label}: {exc}") from None
+    eval_table = dict(table.get("eval", {}))
+    _check_keys(f"{path}: [study.eval]", eval_table, [f.name for f in EvalSettings.__dataclass_fields__.values()])
+    evaluation = EvalSettings(**eval_table)
+    if evaluation.engine not in ("transformers", "vllm"):
+        raise ValueError(f"{path}: [study.eval] engine = {evaluation.engine!r}; valid: transformers, vllm")
+    import ood_variants  # noqa: F401  (registers the variant provider)
+    from toolenv.registration import check_variant_spec
+
+    for spec in (evaluation.format_ood, evaluation.content_ood):
+        if spec:
+            try:
+                check_variant_spec(spec)
+            except ValueError as exc:
+                raise ValueError(f"{path}: [study.eval] {exc}") from None
+    name = str(table.get("name") or path.stem)
+    out_dir = Path(table.get("out_dir") or f"runs/study-{name}")
+    expected = {str(k): float(v) for k, v in table.get("expected", {}).items()}
+    return Study(name, out_dir, Path(table.get("report_dir") or out_dir), config, list(labels), methods, evaluation,
+                 expected, [str(a) for a in table.get("train_apis", [])], str(path))
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _filter_apis(tasks: Sequence[Any], apis: Sequence[str]) -> list[Any]:
+    if not apis:
+        return list(tasks)
+    wanted = set(apis)
+    kept = [task for task in tasks if wanted & set(task.involved_classes)]
+    if not kept:
+        raise ValueError(f"no task involves {', '.join(sorted(wanted))}")
+    return kept
+
+
+def train_label(study: Study, label: str, log: Callable[[str], None]) -> Path:
+    """Train one label's method (resumably); returns its final model folder."""
+    from trainers.supervision.run import run_method
+    from trainers.train import model_path, train_tasks
+
+    method = study.methods[label]
+    if method is None:
+        return model_path(study.config.model.path)
+    tasks = _filter_apis(train_tasks(study.config), study.train_apis) if study.train_apis else None
+    return run_method(study.config, method, study.out_dir / label / "train", tasks=tasks, log=log)
+
+
+def eval_tasks(study: Study) -> list[Any]:
+    """The in-distribution evaluation tasks, then each OOD variant of them. With ``apis``, the
+    tasks involving them are selected first and ``limit`` then applies to those (round-robin
+    over the categories from a seeded shuffle of entry indices, as ``toolenv eval`` does)."""
+    import random
+
+    from evaluators.runner import RunConfig, pick_tasks
+    from toolenv.registration import make_variant
+
+    settings = study.eval
+    pool = _filter_apis(pick_tasks(RunConfig(model="", categories=tuple(settings.categories), split=settings.split,
+                                             limit=None if settings.apis else (settings.limit or None),
+                                             seed=study.config.run.seed)), settings.apis)
+    if settings.apis and settings.limit:
+        by_index: dict[int, list[Any]] = {}
+        for task in pool:
+            by_index.setdefault(task.index, []).append(task)
+        indices = sorted(by_index)
+        random.Random(study.config.run.seed).shuffle(indices)
+        pool = [task for index in indices for task in by_index[index]][: settings.limit]
+    return pool + [make_variant(task, spec, settings.ood_seed) for spec in study.variants().values() for task in pool]
+
+
+def evaluate_label(study: Study, label: str, model_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Evaluate one model (resumably) into ``OUT/LABEL/eval``; returns its report dict."""
+    from evaluators.runner import (TRAJECTORIES, Progress, RunConfig, episode_key, finished_keys, prepare_run_dir,
+                                   run_episodes, score_and_report)
+    from toolenv.data import data_version
+    from toolenv.models import load_model
+    from toolenv.models.base import GenerationConfig
+    from toolenv.trajectory import append_jsonl, read_jsonl
+
+    settings = study.eval
+    out = study.out_dir / label / "eval"
+    rollout = study.config.rollout  # the same context budget as in training
+    generation = GenerationConfig(max_new_tokens=settings.max_new_tokens, temperature=0.0,
+                                  max_prompt_tokens=rollout.max_prompt_tokens + rollout.max_response_tokens)
+    config = RunConfig(model=str(model_dir), call_format=study.config.data.call_format,
+                       categories=tuple(settings.categories), split=settings.split, limit=settings.limit or None,
+                       max_steps_per_turn=study.config.rollout.max_steps_per_turn, batch_size=settings.batch_size,
+                       seed=study.config.run.seed, generation=generation.to_dict(), data_version=data_version(),
+                       ood=tuple(study.variants().values()), ood_seed=settings.ood_seed)
+    prepare_run_dir(out, config, f"toolenv study {study.source} ({label}; apis={settings.apis})")
+    path = out / TRAJECTORIES
+    tasks = eval_tasks(study)
+    done = finished_keys(path)
+    todo = [task for task in tasks if episode_key(task) not in done]
+    if todo:
+        model = load_model(str(model_dir), engine=settings.engine, generation=generation)
+        bar = Progress(len(tasks), len(tasks) - len(todo), progress)
+        run_episodes(model, todo, config, lambda t: (append_jsonl(path, [t]), bar.update(t.reward)))
+        del model
+    wanted = {episode_key(task) for task in tasks}
+    trajectories = [t for t in read_jsonl(path) if episode_key(t) in wanted]
+    meta = {"model": {"name": label, "path": str(model_dir)}, "call_format": config.call_format, "seed": config.seed,
+            "ood": list(config.ood), "ood_seed": config.ood_seed, "command": f"toolenv study {study.source}",
+            "data_version": config.data_version, "config": config.to_dict()}
+    score_and_report(out, trajectories, meta)
+    return json.loads((out / "report.json").read_text())
+
+
+def run_study(study: Study, only: Sequence[str] | None = None, report_only: bool = False,
+              log: Callable[[str], None] | None = None) -> Path:
+    """Train and evaluate every label (or those in ``only``), then write the report."""
+    say = log or (lambda text: print(f"[study] {text}", file=sys.stderr, flush=True))
+    unknown = sorted(set(only or ()) - set(study.labels))
+    if unknown:
+        raise ValueError(f"unknown label(s) {', '.join(unknown)}; this study has: {', '.join(study.labels)}")
+    if not report_only:
+        for label in study.labels:
+            if only and label not in only:
+                continue
+            say(f"{label}: training")
+            final = train_label(study, label, say)
+            say(f"{label}: evaluating {final}")
+            evaluate_label(study, label, final)
+    return write_report(study)
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def _percent(value: Any) -> float | None:
+    return None if value is None else round(100.0 * float(value), 2)
+
+
+def label_row(study: Study, label: str) -> dict[str, Any]:
+    """One row of the table from the label's evaluation report (empty when not evaluated)."""
+    method = study.methods[label]
+    row: dict[str, Any] = {"label": label, "method": method.name if method else "base",
+                           "scheme": method.scheme if method else "—", "expected_id": study.expected.get(label)}
+    report_file = study.out_dir / label / "eval" / "report.json"
+    if not report_file.exists():
+        return row
+    report = json.loads(report_file.read_text())
+    summary = report.get("summary", report)
+    categories = summary.get("categories", {})
+    for category in study.eval.categories:
+        row[category] = _percent(categories.get(category, {}).get("accuracy"))
+    row["id"] = _percent(summary.get("overall"))
+    variants = {v["spec"]: v for v in report.get("ood", {}).get("variants", [])}
+    for column, spec in study.variants().items():
+        row[column] = _percent(variants.get(spec, {}).get("overall"))
+    row["structure"] = summary.get("structure", {})
+    return row
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
+    columns = list(study.eval.categories) + ["id"] + list(study.variants()) + ["expected_id"]
+    names = {"id": "ID avg", "format_ood": f"format OOD ({study.eval.format_ood})",
+             "content_ood": f"content OOD ({study.eval.content_ood})", "expected_id": "paper ID avg"}
+    lines = [f"# Study {study.name}", "",
+             f"Accuracy (%) per method: in distribution ({study.eval.split} split"
+             f"{', ' + str(study.eval.limit) + ' tasks' if study.eval.limit else ''}"
+             f"{', APIs ' + ', '.join(study.eval.apis) if study.eval.apis else ''}), and the same tasks as OOD variants "
+             f"(seed {study.eval.ood_seed}). ID avg = unweighted mean of the categories. Source: `{study.source}`.", "",
+             "| method | scheme | " + " | ".join(names.get(c, c) for c in columns) + " |",
+             "|---|---|" + "---:|" * len(columns)]
+    for row in rows:
+        lines.append(f"| {row['label']} | {row['scheme']} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def policy_step_metrics(run_dir: Path, step: int) -> dict[str, float]:
+    """Reward and structural-state rates of one RL step over the *policy* rollouts only, from
+    ``rollouts/step_N.jsonl`` (the trainer's own metrics include OPS's substituted expert
+    rollouts, whose reward is 1 and whose messages are all healthy)."""
+    path = run_dir / "rollouts" / f"step_{step:06d}.jsonl"
+    if not path.exists():
+        return {}
+    rewards: list[float] = []
+    states: dict[str, int] = {state: 0 for state in STATES}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if record.get("source", "policy") == "ground_truth":
+            continue
+        rewards.append(float(record.get("reward", 0.0)))
+        for turn in record.get("turns", []):
+            for step_record in turn.get("steps", []):
+                if step_record.get("structure") in states:
+                    states[step_record["structure"]] += 1
+    messages = sum(states.values())
+    out = {"policy/reward": sum(rewards) / len(rewards)} if rewards else {}
+    if messages:
+        out.update({f"policy_state/{state}": count / messages for state, count in states.items()})
+    return out
+
+
+def training_curves(study: Study, label: str) -> list[dict[str, Any]]:
+    """The label's RL metrics rows with ``rl_step`` counted across its RL phases, plus the
+    policy-only reward and structural states of each step (:func:`policy_step_metrics`)."""
+    from trainers.monitor import read_metrics
+
+    train_dir = study.out_dir / label / "train"
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    for phase in sorted(p for p in train_dir.glob("*-rl") if p.is_dir()):
+        phase_rows = [r for r in read_metrics(phase) if r.get("step", 0) > 0 and "reward/mean" in r]
+        for r in phase_rows:
+            rows.append({**r, **policy_step_metrics(phase, int(r["step"])), "rl_step": offset + int(r["step"]),
+                         "phase": phase.name})
+        offset += max((int(r["step"]) for r in phase_rows), default=0)
+    return rows
+
+
+def write_report(study: Study) -> Path:
+    """Write the table (Markdown, JSON, CSV) and the plots; returns the Markdown file."""
+    rows = [label_row(study, label) for label in study.labels]
+    out = study.report_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(table_markdown(study, rows))
+    curves = {label: training_curves(study, label) for label in study.labels if study.methods[label] is not None}
+    (out / "results.json").write_text(json.dumps({
+        "study": study.name, "source": study.source, "eval": asdict(study.eval), "expected": study.expected,
+        "methods": {label: (study.methods[label].to_dict() if study.methods[label] else None) for label in study.labels},
+        "rows": rows,
+        "curves": {label: [{k: v for k, v in r.items() if k in ("rl_step", "phase", "reward/mean", "policy/reward")
+                            or k.startswith(("state/", "policy_state/", "probe/"))}
+                           for r in rows_] for label, rows_ in curves.items()},
+    }, indent=1))
+    columns = ["label", "method", "scheme"] + list(study.eval.categories) + ["id"] + list(study.variants()) + ["expected_id"]
+    with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_study(study, rows, curves, out / "plots")
+    return out / "results.md"
+
+
+def plot_study(study: Study, rows: Sequence[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], folder: Path) -> list[Path]:
+    """The study's plots (see the module docstring)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    labels = [r["label"] for r in rows]
+    columns = ["id"] + list(study.variants())
+    names = {"id": "in distribution", "format_ood": "format OOD", "content_ood": "content OOD"}
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels)), 4))
+    width = 0.8 / len(columns)
+    for k, column in enumerate(columns):
+        values = [r.get(column) or 0.0 for r in rows]
+        ax.bar([i + (k - (len(columns) - 1) / 2) * width for i in range(len(rows))], values, width, label=names[column])
+    expected = [(i, r["expected_id"]) for i, r in enumerate(rows) if r.get("expected_id") is not None]
+    if expected:
+        ax.scatter([i for i, _ in expected], [v for _, v in expected], marker="*", s=120, color="black", zorder=3,
+                   label="paper (ID avg)")
+    ax.set_xticks(range(len(rows)), labels, rotation=20)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{study.name}: score per method, in distribution vs OOD")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written.append(folder / "scores.png")
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+    panels = {
+        "structure": ("structural states of the policy's training messages", [f"policy_state/{s}" for s in STATES]),
+        "probes": ("control-token probes after the call opener", [f"probe/{p}" for p in PROBES]),
+        "reward": ("training reward of the policy's rollouts", ["policy/reward"]),
+    }
+    for name, (title, keys) in panels.items():
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            for label, series in curves.items():
+                points = [(r["rl_step"], r[key]) for r in series if isinstance(r.get(key), (int, float))]
+                if points:
+                    ax.plot([p for p, _ in points], [v for _, v in points], marker=".", label=label)
+            ax.set_title(key.split("/", 1)[1], fontsize=10)
+            ax.set_xlabel("RL step (all phases)")
+        if axes[0][0].lines:
+            axes[0][0].legend(fontsize=7)
+        else:
+            axes[0][0].text(0.5, 0.5, "no data yet", ha="center", transform=axes[0][0].transAxes)
+        fig.suptitle(f"{study.name}: {title}")
+        fig.tight_layout()
+        written.append(folder / f"{name}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    study = load_study(args.study)
+    path = run_study(study, only=args.only, report_only=args.report_only)
+    print(path)
+    print(path.read_text())
+    return 0
+
+
+def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Register ``toolenv study STUDY.toml [--only LABEL …] [--report-only]``."""
+    parser = commands.add_parser("study", help="train and evaluate a list of supervision methods; one comparison table",
+                                 description=__doc__.split("\n\n")[0])
+    parser.add_argument("study", help="the study file (TOML), e.g. recipes/study_smollm2_cpu/study.toml")
+    parser.add_argument("--only", nargs="+", metavar="LABEL", help="train and evaluate only these labels")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the table and plots from finished runs")
+    parser.set_defaults(handler=_cmd_study)
