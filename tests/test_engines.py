@@ -106,7 +106,12 @@ def test_prefix_cache_reuse_gives_what_a_fresh_engine_gives(model) -> None:
     reused = engine.generate([longer, branch], params)
     assert len(engine._caches) >= 1
     fresh = [HFEngine(model, tok, mode="cached", stop_ids=[10**6]).generate([x], params)[0] for x in (longer, branch)]
-    for a, b in zip(reused, fresh):
+    capped = HFEngine(model, tok, mode="cached", stop_ids=[10**6], max_cached_tokens=1)
+    capped.generate([p], params)
+    uncached = capped.generate([longer, branch], params)
+    assert len(capped._caches) == 1  # only the newest sequence is kept under the cap
+    for a, b, c in zip(reused, fresh, uncached):
+        assert a.token_ids == c.token_ids
         assert a.token_ids == b.token_ids
         assert a.logprobs == pytest.approx(b.logprobs, abs=2e-4)
 

@@ -4,6 +4,8 @@ lockstep batching, real BFCL episodes, and the trainer batch."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -278,3 +280,82 @@ def test_to_batch_truncation_policy() -> None:
         to_batch([long], pad_id=0, max_length=4)
     with pytest.raises(ValueError, match="unknown truncation"):
         to_batch([long], pad_id=0, truncation="left")
+
+
+ALPHABET = "abcdefgh XYZ\n{}\":<>/_"
+
+
+@st.composite
+def scripted_message(draw):
+    """Ids for one assistant message: ASCII text, canonically tokenised or spelled one
+    character per token (a tokenisation a re-encode would merge), maybe a special token
+    inside, ending with the stop token or cut by length."""
+    tok = tokenizer()
+    text = draw(st.text(alphabet=ALPHABET, max_size=12))
+    if draw(st.booleans()):
+        ids = [tok.convert_tokens_to_ids(tok.tokenize(c)[0]) for c in text]
+    else:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+    if ids and draw(st.booleans()):
+        ids.insert(draw(st.integers(0, len(ids))), 1)  # <|im_start|> inside the message
+    stopped = draw(st.booleans())
+    return (ids + [IM_END], "stop") if stopped else (ids, "length")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(scripted_message(), min_size=3, max_size=3), min_size=1, max_size=3))
+def test_any_scripted_messages_keep_ids_masks_and_rendering(scripts) -> None:
+    tok = tokenizer()
+    lengths = {f"t{i}": 3 - (i % 2) for i in range(len(scripts))}  # episodes of 3 or 2 messages
+    def script(call: int, position: int, prompt: list[int]):
+        episode = int(re.search(r"Task t(\d+):", tok.decode(prompt)).group(1))  # positions shift as episodes end
+        return scripts[episode][call]
+
+    engine = ScriptedEngine(script)
+    driver = RolloutDriver(engine, env_factory=lambda task_id: ScriptEnv(task_id, steps=lengths[task_id]))
+    rollouts = driver.rollouts(list(lengths))
+    for i, rollout in enumerate(rollouts):
+        messages = [ids for ids, _ in scripts[i][: lengths[rollout.task_id]]]
+        trained = [t for t, m in zip(rollout.completion_ids, rollout.loss_mask) if m]
+        assert trained == [t for ids in messages for t in ids]
+        assert sum(rollout.loss_mask) == sum(len(ids) for ids in messages)
+        conversation, k = [], 0
+        for message in rollout.trajectory.messages:
+            message = {"role": "user" if message["role"] == "tool" else message["role"], "content": message["content"]}
+            if message["role"] == "assistant":
+                ids = messages[k]
+                assert message["content"] == tok.decode(ids, skip_special_tokens=True)
+                message["content"] = tok.decode(ids[:-1] if ids and ids[-1] == IM_END else ids)
+                k += 1
+            conversation.append(message)
+        assert tok.decode(rollout.input_ids) == render(conversation)
+
+
+@pytest.mark.slow
+def test_smollm2_rollouts_with_the_hf_engine() -> None:
+    """The embedded model on real BFCL episodes: it ends its messages with <|im_end|>, the
+    sampling log-probs equal a forward pass over the finished sequence at the sampling
+    temperature (token-in/token-out end to end), and the decoded sequence is the conversation."""
+    from transformers import AutoModelForCausalLM
+
+    from toolenv.models.smollm2 import ensure_smollm2
+
+    torch.set_num_threads(1)
+    tok = tokenizer()
+    model = AutoModelForCausalLM.from_pretrained(ensure_smollm2(), dtype=torch.float32)
+    model.train(False)
+    driver = RolloutDriver(HFEngine(model, tok), env_factory=default_env_factory("hermes"),
+                           sampling=SamplingParams(max_new_tokens=48, temperature=0.7),
+                           budgets=Budgets(max_total_tokens=4096, max_messages=3), seed=0)
+    rollouts = driver.rollouts(["multi_turn_base_105", "multi_turn_base_132"], n=2)
+    assert any("stop" in r.meta["finish_reasons"] for r in rollouts)
+    for rollout in rollouts:
+        assert rollout.reward in (0.0, 1.0) and sum(rollout.loss_mask) > 0
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([rollout.input_ids])).logits[0].float()
+        logp = torch.log_softmax(logits[:-1] / 0.7, -1).gather(1, torch.tensor(rollout.input_ids[1:])[:, None])[:, 0]
+        start = len(rollout.prompt_ids)
+        mask = torch.tensor(rollout.loss_mask, dtype=torch.bool)
+        recomputed = logp[start - 1:][mask]
+        assert torch.allclose(recomputed, torch.tensor(rollout.sample_logprobs)[mask], atol=2e-3)
+        assert len([m for m in rollout.trajectory.messages if m["role"] == "assistant"]) == rollout.meta["num_messages"]

@@ -122,7 +122,11 @@ class HFEngine:
     #: sequences whose KV caches are kept in ``mode="cached"`` (least recently used dropped)
     MAX_CACHED = 64
 
-    def __init__(self, model: Any, tokenizer: Any, mode: str | None = None, stop_ids: Sequence[int] | None = None) -> None:
+    def __init__(self, model: Any, tokenizer: Any, mode: str | None = None, stop_ids: Sequence[int] | None = None,
+                 max_cached_tokens: int = 131_072) -> None:
+        """``max_cached_tokens`` caps the tokens held in kept KV caches (``mode="cached"``): a
+        cached token costs ``2 · layers · kv_heads · head_dim · 4`` bytes in fp32, 46 KB for
+        SmolLM2-135M, so the default holds at most about 6 GB."""
         import torch
 
         if mode is None:
@@ -135,6 +139,7 @@ class HFEngine:
         self.stop_ids = list(stop_ids) if stop_ids is not None else stop_token_ids(tokenizer, getattr(model, "generation_config", None))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.device = next(model.parameters()).device
+        self.max_cached_tokens = int(max_cached_tokens)
         self._caches: OrderedDict[int, tuple[list[int], Any]] = OrderedDict()
         self._next_key = 0
         self._torch = torch
@@ -220,7 +225,8 @@ class HFEngine:
     def _store_cache(self, ids: list[int], cache: Any) -> None:
         self._caches[self._next_key] = (ids, cache)
         self._next_key += 1
-        while len(self._caches) > self.MAX_CACHED:
+        while len(self._caches) > self.MAX_CACHED or (
+                len(self._caches) > 1 and sum(len(ids) for ids, _ in self._caches.values()) > self.max_cached_tokens):
             self._caches.popitem(last=False)
 
     def _generate_one(self, ids: list[int], params: SamplingParams) -> Generation:

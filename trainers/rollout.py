@@ -63,6 +63,18 @@ Hooks (for the supervision methods; both optional, per episode, in :class:`Episo
     to the hint-free sequence. ``sample_logprobs`` are then log-probs under the *hinted*
     context; ``meta["generation_prompt_ids"]`` keeps that prompt.
 
+Rollout fields
+    ``reward``: the environment's final reward (the BFCL entry score, 1.0 or 0.0), 0.0 for an
+    episode cut by a budget. ``truncated``: the episode did not end normally (a budget, or
+    BFCL's per-turn step limit, which the environment still scores). ``source``: see the
+    hooks. ``trajectory``: the environment's text-level record. ``meta``:
+
+    - ``num_messages``: assistant messages produced (sampled or replaced);
+    - ``finish_reasons``: per message, ``"stop"`` (ended with a sampled stop id) or ``"length"``;
+    - ``truncation``: ``None``, ``"env"`` (step limit), ``"max_messages"`` or ``"max_total_tokens"``;
+    - ``replaced_spans``: ``[(start, end), ...]`` of replaced messages in ``completion_ids``;
+    - ``generation_prompt_ids``: only with ``prompt_edit``, the prompt the engine saw.
+
 Seeds
     Message m of episode (group g, sample s) is sampled with seed
     ``message_seed(seed, g, s, m)``; environments are reset with ``seed + g``. The same

@@ -7,6 +7,12 @@ sampled tokens (each assistant message's end-of-turn token included) and 0 on ob
 tokens; the prompt is never trained. ``sample_logprobs`` are the engine's log-probabilities of
 the sampled tokens under the sampling policy (0.0 where the mask is 0).
 
+"Under the sampling policy" means the distribution the token was drawn from: logits / T, then
+top-k / top-p filtered and renormalised (vLLM's ``processed_logprobs``); with ``top_k=-1,
+top_p=1`` that is ``log_softmax(logits / T)``, and ``log_softmax(logits)`` for greedy. How the
+sequence is built (observation deltas, length stops, hooks, budgets) and the ``meta`` keys are
+documented in :mod:`trainers.rollout`.
+
 Fields are additive: later work (supervision methods) adds flags, never changes meanings.
 """
 
@@ -44,8 +50,10 @@ class TokenEngine(Protocol):
 
     tokenizer: Any
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Generation]:
-        """One generation per prompt (a list of token ids)."""
+    def generate(self, prompts: Sequence[Sequence[int]],
+                 sampling: "SamplingParams | Sequence[SamplingParams]") -> list[Generation]:
+        """One generation per prompt (a list of token ids). ``sampling`` is one setting for all
+        prompts or one per prompt (per-episode seeds and token budgets)."""
         ...
 
     def sync_weights(self, model: Any) -> None:
@@ -63,7 +71,8 @@ class Rollout:
     prompt_ids: list[int]  # system + first user turn + the assistant header
     completion_ids: list[int]  # sampled and observation tokens, in order
     loss_mask: list[int]  # 1 on sampled (trained) tokens, 0 on observation tokens
-    sample_logprobs: list[float]  # sampling-policy log-prob per completion token (0.0 where mask is 0)
+    sample_logprobs: list[float]  # sampling-policy log-prob per completion token (0.0 where mask is 0,
+    #                               and on replaced, not sampled, messages: meta["replaced_spans"])
     reward: float
     trajectory: Trajectory  # the text-level record (checker verdict, structural states)
     truncated: bool = False  # ran out of token, message or step budget
