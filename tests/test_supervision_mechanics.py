@@ -65,7 +65,8 @@ class RecordingModel(torch.nn.Module):
         self.seen: list[list[int]] = []
 
     def forward(self, input_ids: Any = None, attention_mask: Any = None, **kwargs: Any) -> Any:
-        for row, mask in zip(input_ids.tolist(), attention_mask.tolist()):
+        masks = attention_mask.tolist() if attention_mask is not None else [[1] * input_ids.shape[1]] * input_ids.shape[0]
+        for row, mask in zip(input_ids.tolist(), masks):  # right padding may come without a mask
             self.seen.append([t for t, m in zip(row, mask) if m])
         return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
@@ -146,10 +147,11 @@ def test_hint_is_in_the_generation_prompt_only(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "hints.json").read_text()) == {TASKS[0]: f"{HINT_MARK} for {TASKS[0]}"}
     # the update (old log-probs, reference, loss) forwards hint-free sequences only
     recorder = RecordingModel(trainer.model)
-    updater = GRPOUpdater(recorder, torch.optim.SGD(recorder.parameters(), lr=0.0), None, GRPOConfig(kl_coef=0.1),
+    config = GRPOConfig(kl_coef=0.1, ppo_epochs=2)  # two epochs: a separate old-log-prob pass, then two updates
+    updater = GRPOUpdater(recorder, torch.optim.SGD(recorder.parameters(), lr=0.0), None, config,
                           trainer.pad_id, reference=RecordingModel(copy.deepcopy(trainer.model)))
     updater.step(rollouts)
-    assert len(recorder.seen) == 2 * len(rollouts) and len(updater.reference.seen) == len(rollouts)
+    assert len(recorder.seen) == 3 * len(rollouts) and len(updater.reference.seen) == len(rollouts)
     for ids in recorder.seen + updater.reference.seen:
         assert HINT_MARK not in tok.decode(ids)
 
