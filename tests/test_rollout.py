@@ -4,6 +4,7 @@ lockstep batching, real BFCL episodes, and the trainer batch."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -348,7 +349,11 @@ def test_smollm2_rollouts_with_the_hf_engine() -> None:
                            sampling=SamplingParams(max_new_tokens=48, temperature=0.7),
                            budgets=Budgets(max_total_tokens=4096, max_messages=3), seed=0)
     rollouts = driver.rollouts(["multi_turn_base_105", "multi_turn_base_132"], n=2)
-    assert any("stop" in r.meta["finish_reasons"] for r in rollouts)
+    # on a short chat it ends its message with the sampled <|im_end|>, which the engine keeps
+    short = tok(tok.apply_chat_template([{"role": "user", "content": "Say hello."}], add_generation_prompt=True,
+                                        tokenize=False), add_special_tokens=False)["input_ids"]
+    [hello] = driver.engine.generate([short], SamplingParams(max_new_tokens=64, temperature=0))
+    assert hello.finish_reason == "stop" and hello.token_ids[-1] == IM_END
     for rollout in rollouts:
         assert rollout.reward in (0.0, 1.0) and sum(rollout.loss_mask) > 0
         with torch.no_grad():
@@ -359,3 +364,36 @@ def test_smollm2_rollouts_with_the_hf_engine() -> None:
         recomputed = logp[start - 1:][mask]
         assert torch.allclose(recomputed, torch.tensor(rollout.sample_logprobs)[mask], atol=2e-3)
         assert len([m for m in rollout.trajectory.messages if m["role"] == "assistant"]) == rollout.meta["num_messages"]
+
+
+def test_tools_through_a_template_that_renders_them() -> None:
+    """With a Qwen2.5-style template (trl's, same special tokens as SmolLM2) and
+    ``tools_via_template``, the template writes the tool prompt from ``tools=``, tool results
+    keep their role (rendered the template's way) and the sequence still decodes to the
+    template of the whole conversation."""
+    trl = pytest.importorskip("trl")
+    from pathlib import Path
+
+    template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
+    tok = copy.copy(tokenizer())
+    tok.chat_template = template
+    call = tok('<tool_call>\n{"name": "get_watchlist", "arguments": {}}\n</tool_call>', add_special_tokens=False)["input_ids"] + [IM_END]
+    reply = tok("Please log in first.", add_special_tokens=False)["input_ids"] + [IM_END]
+    engine = ScriptedEngine(lambda n, position, prompt: (call, "stop") if n == 0 else (reply, "stop"))
+    engine.tokenizer = tok
+    driver = RolloutDriver(engine, env_factory=default_env_factory("hermes"), tools_via_template=True,
+                           budgets=Budgets(max_messages=2))
+    [rollout] = driver.rollouts(["multi_turn_base_105"])
+    recorded = rollout.trajectory.messages  # the env's record (its own system prompt first)
+    prompt = tok.decode(rollout.prompt_ids)
+    assert "<tools>" in prompt and '"name": "get_watchlist"' in prompt
+    assert "Keep calling functions until" not in prompt  # the call format's system prompt is not used
+    conversation = [{"role": m["role"], "content": m["content"]} for m in recorded[1:]]
+    from toolenv.env import BFCLEnv
+
+    env = BFCLEnv(task_ids=["multi_turn_base_105"], observation_mode="messages")
+    _, info = env.reset(options={"task_id": "multi_turn_base_105"})
+    expected = tok.apply_chat_template(conversation, tools=info["tools"], tokenize=False)
+    assert tok.decode(rollout.input_ids) == expected
+    assert "<|im_start|>user\n<tool_response>" in tok.decode(rollout.completion_ids)
+    check_sequence(rollout, [call, reply], sampled=False)
