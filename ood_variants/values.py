@@ -72,7 +72,7 @@ def _default_user_map() -> dict[str, str]:
 
 def _truth_strings(draft: Draft) -> list[str]:
     found: list[str] = []
-    map_strings([dict(call.kwargs) for turn in draft.truth for call in turn], lambda s: found.append(s) or s)
+    map_strings([list(call.kwargs.values()) for turn in draft.truth for call in turn], lambda s: found.append(s) or s)
     return found
 
 
@@ -165,6 +165,8 @@ def perturb_values(draft: Draft, rng: random.Random, style: str | None) -> None:
     draft.config = {cls: _rename_file_system(value, replace) if cls == "GorillaFileSystem" else map_strings(value, replace)
                     for cls, value in draft.config.items()}
     draft.turns = [[{**m, "content": replace(m["content"])} for m in turn] for turn in draft.turns]
-    draft.truth = [[type(c)(c.name, (), map_strings(dict(c.kwargs), replace)) for c in turn] for turn in draft.truth]
+    # values only: the keys are parameter names (perhaps renamed to a word that is also a name)
+    draft.truth = [[type(c)(c.name, (), {k: map_strings(v, replace) for k, v in c.kwargs.items()}) for c in turn]
+                   for turn in draft.truth]
     draft.values.update(mapping)
     draft.changed |= {"config", "turns", "truth"}

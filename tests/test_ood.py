@@ -41,7 +41,7 @@ PAIRS = [
     "rename_tools+rename_params", "shuffle_schema+add_distractors", "perturb_values+rewrite_descriptions",
     "rename_tools:opaque+python_list_format", "add_distractors:near_duplicate+rename_tools",
     "rename_params:opaque+yaml_docs", "perturb_values+tools_in_user", "shuffle_schema+json_results",
-    "rename_tools+add_distractors:other_api",
+    "rename_tools+add_distractors:other_api", "rename_params:synonym+perturb_values",
 ]
 TRIPLES = [
     "rename_tools+shuffle_schema+python_list_format", "add_distractors+rename_tools:camel+rename_params",
