@@ -182,3 +182,16 @@ def test_ood_list_and_show() -> None:
     assert shown.returncode == 0, shown.stderr
     before, after = shown.stdout.split("===== after")
     assert "cd(folder='document')" in before and "- name: " in after and "cd(folder=" not in after
+
+
+def test_a_task_file_with_several_variants_of_a_task_picks_by_spec(tmp_path: Path) -> None:
+    tasks = select_tasks("base")[:3]
+    specs = ["shuffle_schema", "perturb_values+xml_format"]
+    generate(tmp_path / "set", tasks, specs, 1, tables=False)
+    env = BFCLEnv(task_file=str(tmp_path / "set" / JSONL))
+    assert len(env.tasks) == 6
+    for spec in specs:
+        _, info = env.reset(options={"task_id": tasks[1].id, "ood": spec})
+        assert info["ood"] == spec and env.task == make_variant(tasks[1], spec, 1)
+    with pytest.raises(ValueError, match="is not among"):
+        env.reset(options={"task_id": tasks[1].id, "ood": "rename_tools"})

@@ -1,8 +1,9 @@
 """``BFCLEnv``: one BFCL multi-turn task per episode, as a Gymnasium environment.
 
 Episode
-    ``reset(seed, options)`` picks a task (``options["task_id"]`` or ``options["index"]``,
-    else one drawn with the seeded RNG from the configured tasks), builds fresh backends and
+    ``reset(seed, options)`` picks a task (``options["task_id"]``, with ``options["ood"]`` to
+    pick one variant among several of a task file, or ``options["index"]``, else one drawn with
+    the seeded RNG from the configured tasks), builds fresh backends and
     returns the system prompt (tools rendered by the call format) and the first user turn.
     ``step(action)`` takes the assistant's output (text, or an OpenAI-style message dict).
     When the call format finds tool-call structure the message is a *tool step*: its calls run
@@ -185,8 +186,9 @@ class BFCLEnv(gym.Env[Any, Any]):
 
     def _pick_task(self, options: dict[str, Any]) -> Task:
         if "task_id" in options:
+            # a task file may hold one task as several variants: options["ood"] picks the spec
             for task in self.tasks:
-                if task.id == options["task_id"]:
+                if task.id == options["task_id"] and ("ood" not in options or task.ood_spec == options["ood"]):
                     return task
             raise ValueError(f"task {options['task_id']!r} is not among this environment's {len(self.tasks)} tasks")
         if "index" in options:
