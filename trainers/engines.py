@@ -17,7 +17,7 @@ Engines
     exact processed log-probs, one RNG per prompt and KV reuse across calls; its greedy output
     equals ``generate``'s, tested). Either one sequence at a time with its KV cache reused
     across calls for the longest common token prefix (``mode="cached"``, the default on CPU:
-    multi-turn rollouts re-send a growing prefix every round; 2.8x faster than the batch on
+    multi-turn rollouts re-send a growing prefix every round; 2.6-2.8x faster than the batch on
     the 2-core build machine, bench/rollout.py), or one left-padded batch per call
     (``mode="batched"``, the default on GPU).
     Sampling uses one ``torch.Generator`` per prompt seeded with ``sampling.seed``, so an
