@@ -98,6 +98,12 @@ def test_ops_replaces_sample_zero_of_each_group_with_the_executed_ground_truth(t
         assert expert > 0 and all(a < expert for r, a in rows if r.sample != 0)  # the expert enters mean and std
 
 
+def test_ops_refuses_a_message_budget_the_demonstration_does_not_fit(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, "ops", rollout={"max_messages": 2})
+    with pytest.raises(ValueError, match="has 4 messages, more than \\[rollout\\] max_messages = 2"):
+        trainer.episode_specs(TASKS[:1], step=1)
+
+
 def test_ops_shaped_loss_flags_exactly_the_substituted_tokens(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, {"method": "ops", "replace": 1, "shaped_loss": True})
     rollouts = trainer.collect(HFEngine(trainer.model, smollm2_tokenizer()), TASKS[:1], step=1)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -67,6 +68,7 @@ class SupervisedTrainer(Trainer):
         self._scripts: dict[str, list[str]] = {}
         self._hint_book: Any = None
         self._hint_writer = hint_writer
+        self._warned: set[str] = set()
 
     def task_by_id(self, task_id: str) -> Task:
         if self._by_id is None:
@@ -85,8 +87,12 @@ class SupervisedTrainer(Trainer):
             for spec in specs:
                 if spec.sample in chosen:
                     if spec.task_id not in self._scripts:
-                        self._scripts[spec.task_id] = ground_truth_script(
-                            self.task_by_id(spec.task_id), self.config.data.call_format, method.calls_per_message)
+                        script = ground_truth_script(self.task_by_id(spec.task_id), self.config.data.call_format,
+                                                     method.calls_per_message)
+                        if len(script) > self.config.rollout.max_messages:
+                            raise ValueError(f"ops: the demonstration of {spec.task_id} has {len(script)} messages, more than "
+                                             f"[rollout] max_messages = {self.config.rollout.max_messages}; raise it")
+                        self._scripts[spec.task_id] = script
                     spec.replace = ScriptHook(self._scripts[spec.task_id])
                     spec.source = "ground_truth"
         elif isinstance(method, HBG):
@@ -100,6 +106,16 @@ class SupervisedTrainer(Trainer):
                     spec.prompt_edit = _HintEdit(hint, method.position)
                     spec.source = "hinted"
         return specs
+
+    def collect(self, engine: Any, task_ids: Sequence[str], step: int) -> list[Any]:
+        rollouts = super().collect(engine, task_ids, step)
+        for rollout in rollouts:  # an expert cut by a budget scores 0 and teaches the opposite
+            if rollout.source == "ground_truth" and rollout.reward < 1.0 and rollout.task_id not in self._warned:
+                self._warned.add(rollout.task_id)
+                sys.stderr.write(f"toolenv: warning: ops: the ground-truth rollout of {rollout.task_id} scored "
+                                 f"{rollout.reward} (truncation: {rollout.meta.get('truncation')}); raise [rollout] "
+                                 "max_response_tokens / max_prompt_tokens\n")
+        return rollouts
 
     def hint_book(self) -> Any:
         from trainers.supervision.hints import HintBook
