@@ -432,7 +432,7 @@ class Trainer:
 
     def collect(self, engine: Any, task_ids: Sequence[str], step: int) -> list[Any]:
         """``n`` rollouts per task for step ``step`` (seeded by run seed and step)."""
-        from trainers.rollout import Budgets, EpisodeSpec, RolloutDriver, default_env_factory
+        from trainers.rollout import Budgets, RolloutDriver, default_env_factory
         from trainers.types import SamplingParams
 
         rollout = self.config.rollout
@@ -461,7 +461,7 @@ class Trainer:
         return GRPOUpdater(*args, **kwargs)
 
     def _run_grpo(self, run_dir: Path, resume: bool) -> Path:
-        from trainers.grpo import GRPOConfig, GRPOUpdater
+        from trainers.grpo import GRPOConfig
 
         config = self.config
         grpo = config.grpo

@@ -129,8 +129,6 @@ def shaped_policy_loss(logp: Any, old_logp: Any, advantages: Any, mask: Any, off
                        config: ShapedLossConfig = ShapedLossConfig()) -> tuple[Any, dict[str, float]]:
     """Token-mean of :func:`shaped_token_losses` over the trained tokens (``mask`` = 1), with
     the fraction of trained tokens that are off-policy."""
-    import torch
-
     losses = shaped_token_losses(logp, old_logp, advantages, off_policy, config)
     mask = mask.to(losses.dtype)
     total = mask.sum().clamp_min(1.0)

@@ -96,7 +96,7 @@ class SupervisedTrainer(Trainer):
                     spec.replace = ScriptHook(self._scripts[spec.task_id])
                     spec.source = "ground_truth"
         elif isinstance(method, HBG):
-            from trainers.supervision.hints import hinted_samples, insert_hint
+            from trainers.supervision.hints import hinted_samples
 
             chosen = hinted_samples(self.config.grpo.n, method.hinted)
             book = self.hint_book()

@@ -29,7 +29,7 @@ the KL reference, as the paper's separate runs did.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 
