@@ -188,8 +188,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--beta", type=float, default=1e-4)
     parser.add_argument("--lr", type=float, default=1e-6)
-    parser.add_argument("--engine-mode", choices=("cached", "batched"), default=None,
-                        help="our HFEngine mode (default: its own choice, cached on CPU, batched on GPU)")
+    parser.add_argument("--engine-mode", choices=("cached", "batched"), default="batched",
+                        help="our HFEngine mode: batched (one padded batch, as TRL generates; the default here) "
+                             "or cached (one sequence at a time with KV reuse, the rollout default on CPU)")
     parser.add_argument("--multi-turn", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -206,7 +207,7 @@ def main() -> None:
     scratch = tempfile.TemporaryDirectory()
     args.folder = model_folder(args.model, tokenizer, Path(scratch.name))
     print(f"workload: {args.model}, {args.prompts} prompts x {args.group} samples x {args.completion} new tokens, "
-          f"beta {args.beta}, engine mode {args.engine_mode or 'auto'}, {torch.get_num_threads()} torch thread(s), {'cuda' if args.cuda else 'cpu'}")
+          f"beta {args.beta}, engine mode {args.engine_mode}, {torch.get_num_threads()} torch thread(s), {'cuda' if args.cuda else 'cpu'}")
     mine = ours(args, tokenizer)
     theirs = trl(args, tokenizer)
     ours_median, trl_median = statistics.median(mine), statistics.median(theirs)
