@@ -68,7 +68,7 @@ def test_shipped_study_recipes_load_and_match_the_paper() -> None:
     assert paper.methods["ets_difflr"].phases == (50, 100, 150) and paper.methods["prs"].phases == (50, 100, 150)
     assert (paper.methods["sft_rl"].sft_epochs, paper.methods["sft_rl"].sft_lr) == (3, 1e-5)
     assert paper.methods["ets"].sft_lr == 1e-6 and paper.methods["ops"].replace == 1 and paper.methods["hbg"].hinted == 2
-    assert paper.eval.categories == ["base", "miss_func", "miss_param", "long_context"] and paper.eval.split == "test"
+    assert paper.evaluation.categories == ["base", "miss_func", "miss_param", "long_context"] and paper.evaluation.split == "test"
     cpu = load_study(RECIPES / "study_smollm2_cpu" / "study.toml")
     assert cpu.config.model.path == "smollm2" and "base" in cpu.labels
 

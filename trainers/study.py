@@ -82,14 +82,14 @@ class Study:
     config: Any  # trainers.config.TrainConfig
     labels: list[str]
     methods: dict[str, Any]  # label → Method, or None for the base model
-    eval: EvalSettings
+    evaluation: EvalSettings
     expected: dict[str, float]
     train_apis: list[str]
     source: str
 
     def variants(self) -> dict[str, str]:
         """Column → OOD spec (columns whose spec is empty are left out)."""
-        specs = {"format_ood": self.eval.format_ood, "content_ood": self.eval.content_ood}
+        specs = {"format_ood": self.evaluation.format_ood, "content_ood": self.evaluation.content_ood}
         return {column: spec for column, spec in specs.items() if spec}
 
 
@@ -207,7 +207,7 @@ def eval_tasks(study: Study) -> list[Any]:
     from evaluators.runner import RunConfig, pick_tasks
     from toolenv.registration import make_variant
 
-    settings = study.eval
+    settings = study.evaluation
     pool = _filter_apis(pick_tasks(RunConfig(model="", categories=tuple(settings.categories), split=settings.split,
                                              limit=None if settings.apis else (settings.limit or None),
                                              seed=study.config.run.seed)), settings.apis)
@@ -230,7 +230,7 @@ def evaluate_label(study: Study, label: str, model_dir: Path, progress: bool = T
     from toolenv.models.base import GenerationConfig
     from toolenv.trajectory import append_jsonl, read_jsonl
 
-    settings = study.eval
+    settings = study.evaluation
     out = study.out_dir / label / "eval"
     rollout = study.config.rollout  # the same context budget as in training
     generation = GenerationConfig(max_new_tokens=settings.max_new_tokens, temperature=0.0,
@@ -295,7 +295,7 @@ def label_row(study: Study, label: str) -> dict[str, Any]:
     report = json.loads(report_file.read_text())
     summary = report.get("summary", report)
     categories = summary.get("categories", {})
-    for category in study.eval.categories:
+    for category in study.evaluation.categories:
         row[category] = _percent(categories.get(category, {}).get("accuracy"))
     row["id"] = _percent(summary.get("overall"))
     variants = {v["spec"]: v for v in report.get("ood", {}).get("variants", [])}
@@ -312,14 +312,14 @@ def _fmt(value: Any) -> str:
 
 
 def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
-    columns = list(study.eval.categories) + ["id"] + list(study.variants()) + ["expected_id"]
-    names = {"id": "ID avg", "format_ood": f"format OOD ({study.eval.format_ood})",
-             "content_ood": f"content OOD ({study.eval.content_ood})", "expected_id": "paper ID avg"}
+    columns = list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["expected_id"]
+    names = {"id": "ID avg", "format_ood": f"format OOD ({study.evaluation.format_ood})",
+             "content_ood": f"content OOD ({study.evaluation.content_ood})", "expected_id": "paper ID avg"}
     lines = [f"# Study {study.name}", "",
-             f"Accuracy (%) per method: in distribution ({study.eval.split} split"
-             f"{', ' + str(study.eval.limit) + ' tasks' if study.eval.limit else ''}"
-             f"{', APIs ' + ', '.join(study.eval.apis) if study.eval.apis else ''}), and the same tasks as OOD variants "
-             f"(seed {study.eval.ood_seed}). ID avg = unweighted mean of the categories. Source: `{study.source}`.", "",
+             f"Accuracy (%) per method: in distribution ({study.evaluation.split} split"
+             f"{', ' + str(study.evaluation.limit) + ' tasks' if study.evaluation.limit else ''}"
+             f"{', APIs ' + ', '.join(study.evaluation.apis) if study.evaluation.apis else ''}), and the same tasks as OOD variants "
+             f"(seed {study.evaluation.ood_seed}). ID avg = unweighted mean of the categories. Source: `{study.source}`.", "",
              "| method | scheme | " + " | ".join(names.get(c, c) for c in columns) + " |",
              "|---|---|" + "---:|" * len(columns)]
     for row in rows:
@@ -379,14 +379,14 @@ def write_report(study: Study) -> Path:
     (out / "results.md").write_text(table_markdown(study, rows))
     curves = {label: training_curves(study, label) for label in study.labels if study.methods[label] is not None}
     (out / "results.json").write_text(json.dumps({
-        "study": study.name, "source": study.source, "eval": asdict(study.eval), "expected": study.expected,
+        "study": study.name, "source": study.source, "eval": asdict(study.evaluation), "expected": study.expected,
         "methods": {label: (study.methods[label].to_dict() if study.methods[label] else None) for label in study.labels},
         "rows": rows,
         "curves": {label: [{k: v for k, v in r.items() if k in ("rl_step", "phase", "reward/mean", "policy/reward")
                             or k.startswith(("state/", "policy_state/", "probe/"))}
                            for r in rows_] for label, rows_ in curves.items()},
     }, indent=1))
-    columns = ["label", "method", "scheme"] + list(study.eval.categories) + ["id"] + list(study.variants()) + ["expected_id"]
+    columns = ["label", "method", "scheme"] + list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["expected_id"]
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
