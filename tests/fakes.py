@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from toolenv.data import load_tasks
 from toolenv.formats import get_codec
@@ -43,20 +43,20 @@ class OracleModel(ChatModel):
         return [self.next_action(messages) for messages in conversations]
 
 
-class FakeOpenAIServer:
-    """A local ``/v1/chat/completions`` that answers with :class:`OracleModel`."""
+class ChatServer:
+    """A local ``/v1/chat/completions`` (127.0.0.1 only) answering each request with
+    ``answer(request_body)``; the bodies received are kept in ``requests``."""
 
-    def __init__(self, model: OracleModel, max_requests: int = 100_000) -> None:
-        oracle = model
-        budget = {"left": max_requests}
+    def __init__(self, answer: Callable[[dict[str, Any]], str]) -> None:
+        self.requests: list[dict[str, Any]] = []
+        requests = self.requests
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
-                budget["left"] -= 1
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                content = oracle.next_action(body["messages"])
-                answer = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                data = json.dumps(answer).encode()
+                requests.append(body)
+                reply = {"choices": [{"message": {"role": "assistant", "content": answer(body)}}]}
+                data = json.dumps(reply).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -70,10 +70,18 @@ class FakeOpenAIServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeOpenAIServer":
+    def __enter__(self) -> "ChatServer":
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeOpenAIServer(ChatServer):
+    """A :class:`ChatServer` that answers with :class:`OracleModel` (or anything with
+    ``next_action(messages)``)."""
+
+    def __init__(self, model: OracleModel) -> None:
+        super().__init__(lambda body: model.next_action(body["messages"]))

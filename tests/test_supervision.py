@@ -4,9 +4,7 @@ method configs and phase plans (no model involved)."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +18,7 @@ from toolenv.executor import Session
 from toolenv.formats import get_codec
 from toolenv.trajectory import Trajectory
 from trainers.supervision import ets, hints, ops, reflect, schedule
+from tests.fakes import ChatServer
 
 HERMES = get_codec("hermes")
 
@@ -45,40 +44,6 @@ def turn_actions(task: Task) -> list[list[str]]:
     """The ground truth as assistant outputs per turn: one step with the turn's calls, a reply."""
     truth = canonical_truth(task)
     return [([HERMES.render_calls(calls)] if calls else []) + ["Done."] for calls in truth]
-
-
-class JSONServer:
-    """A local OpenAI-compatible endpoint answering with ``answer(request_body)``."""
-
-    def __init__(self, answer: Callable[[dict[str, Any]], str]) -> None:
-        self.requests: list[dict[str, Any]] = []
-        requests = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                requests.append(body)
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer(body)}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "JSONServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # -- hints ---------------------------------------------------------------------------------
@@ -142,7 +107,7 @@ def test_hint_book_writes_each_hint_once_and_persists(tmp_path: Any) -> None:
 
 def test_endpoint_hint_writer_sends_the_transcript_and_wraps_the_summary() -> None:
     task = get_task("multi_turn_base_3")
-    with JSONServer(lambda body: "<think>long reasoning</think>\nUse find, then cd and cp.") as server:
+    with ChatServer(lambda body: "<think>long reasoning</think>\nUse find, then cd and cp.") as server:
         writer = hints.EndpointHintWriter(server.url, "judge-model", HERMES)
         hint = writer(task)
         (request,) = server.requests
@@ -157,7 +122,7 @@ def test_endpoint_hint_writer_sends_the_transcript_and_wraps_the_summary() -> No
 def test_endpoint_hint_writer_refuses_an_empty_answer() -> None:
     from toolenv.models.base import ModelError
 
-    with JSONServer(lambda body: "<think>only thoughts</think>") as server:
+    with ChatServer(lambda body: "<think>only thoughts</think>") as server:
         with pytest.raises(ModelError, match="empty hint"):
             hints.EndpointHintWriter(server.url, "m", HERMES)(get_task("multi_turn_base_3"))
 
@@ -274,7 +239,7 @@ def test_endpoint_judge_sees_ground_truth_and_findings_and_returns_its_text() ->
     actions = turn_actions(task)
     actions[1] = ["Done."]
     trajectory = play(task, [a for turn in actions for a in turn])
-    with JSONServer(lambda body: "<think>hm</think>Turn 2: the copy calls are missing.") as server:
+    with ChatServer(lambda body: "<think>hm</think>Turn 2: the copy calls are missing.") as server:
         judged = reflect.EndpointJudge(server.url, "judge", HERMES)(task, trajectory)
         (request,) = server.requests
     user = request["messages"][1]["content"]
