@@ -32,6 +32,9 @@ def _write(tmp_path: Path, study: str, extra: str = "") -> Path:
     ('[study]\nmethods = ["ops"]\n[study.eval]\nformat_ood = "python_list_formatt"\n', "[study.eval]"),
     ('[study]\nmethods = ["ops"]\n[study.eval]\nengine = "tgi"\n', "valid: transformers, vllm"),
     ('[study]\nmethods = ["ops"]\n[grpo]\nsteps = 0\n', "[grpo] steps must be positive"),
+    ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { lr = 1e-4 }\n', "config must be a table of training-config sections"),
+    ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { optim = { lr = -1.0 } }\n', "[study.settings.ops.config]"),
+    ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { optim = { lrr = 1.0 } }\n', "lrr"),
 ])
 def test_bad_study_files_get_one_line_errors(tmp_path: Path, study: str, message: str) -> None:
     with pytest.raises(ValueError) as error:
@@ -56,8 +59,32 @@ n = 6
     assert study.labels == ["base", "vanilla", "diff", "ets_difflr"] and study.methods["base"] is None
     assert study.methods["diff"].sft_lr == 3e-5 and study.methods["ets_difflr"].sft_lr == 1e-5
     assert (study.config.grpo.steps, study.config.grpo.n, study.config.optim.lr) == (7, 6, 2e-6)
+    assert study.config_for("diff") is study.config and study.label_overrides == {}
     assert study.expected == {"vanilla": 3.5} and study.variants() == {
         "format_ood": "python_list_format", "content_ood": "rename_tools+rename_params+shuffle_schema"}
+
+
+def test_a_label_overrides_the_training_config_for_itself_only(tmp_path: Path) -> None:
+    study = load_study(_write(tmp_path, """
+[study]
+methods = ["sft_rl", "sft_rl_hilr"]
+[study.settings.sft_rl_hilr]
+method = "sft_rl"
+sft_lr = 1e-4
+config = { optim = { lr = 1e-4 }, grpo = { steps = 9 } }
+[optim]
+lr = 1e-5
+betas = [0.8, 0.9]
+[grpo]
+steps = 4
+n = 3
+"""))
+    hot, plain = study.config_for("sft_rl_hilr"), study.config_for("sft_rl")
+    assert (plain.optim.lr, plain.grpo.steps) == (1e-5, 4) and plain is study.config
+    # the override replaces only the keys it names; the rest of each section is the study's
+    assert (hot.optim.lr, hot.grpo.steps, tuple(hot.optim.betas), hot.grpo.n) == (1e-4, 9, (0.8, 0.9), 3)
+    assert study.methods["sft_rl_hilr"].name == "sft_rl" and study.methods["sft_rl_hilr"].sft_lr == 1e-4
+    assert study.label_overrides == {"sft_rl_hilr": {"optim": {"lr": 1e-4}, "grpo": {"steps": 9}}}
 
 
 def test_shipped_study_recipes_load_and_match_the_paper() -> None:

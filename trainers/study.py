@@ -16,6 +16,10 @@ optionally on top of a ``base`` file) plus a ``[study]`` table::
     [study.settings.prs]                      # optional, per label: the method's keys ("method"
     reflector = "builtin"                     # names it when the label is not a method name)
 
+    [study.settings.sft_rl_hilr]              # a label of its own for a method with other settings;
+    method = "sft_rl"                         # "config" overrides training-config sections for
+    config = { optim = { lr = 1e-5 } }        # this label only (here: RL at 10x the paper's lr)
+
     [study.eval]
     categories = ["base", "miss_func", "miss_param", "long_context"]
     split = "test"
@@ -86,6 +90,12 @@ class Study:
     expected: dict[str, float]
     train_apis: list[str]
     source: str
+    label_configs: dict[str, Any] = field(default_factory=dict)  # label → TrainConfig where overridden
+    label_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # label → the override table
+
+    def config_for(self, label: str) -> Any:
+        """The training configuration of one label: the study's, or its ``config`` override."""
+        return self.label_configs.get(label, self.config)
 
     def variants(self) -> dict[str, str]:
         """Column → OOD spec (columns whose spec is empty are left out)."""
@@ -143,11 +153,20 @@ def load_study(path: str | Path) -> Study:
     if stray:
         raise ValueError(f"{path}: [study.settings.{stray[0]}] names a label that is not in [study] methods")
     methods: dict[str, Any] = {}
+    label_configs: dict[str, Any] = {}
+    label_overrides: dict[str, dict[str, Any]] = {}
     for label in labels:
         if label == BASE_LABEL:
             methods[label] = None
             continue
         spec = {"method": label, **settings.get(label, {})}
+        override = spec.pop("config", None)
+        if override is not None:
+            if not isinstance(override, dict) or not all(isinstance(v, dict) for v in override.values()):
+                raise ValueError(f"{path}: [study.settings.{label}] config must be a table of training-config "
+                                 "sections, e.g. config = { optim = { lr = 1e-5 } }")
+            label_configs[label] = config_from_dict(_merge(data, override), f"{path} [study.settings.{label}.config]")
+            label_overrides[label] = override
         try:
             methods[label] = method_from_dict(spec)
         except ValueError as exc:
@@ -170,7 +189,7 @@ def load_study(path: str | Path) -> Study:
     out_dir = Path(table.get("out_dir") or f"runs/study-{name}")
     expected = {str(k): float(v) for k, v in table.get("expected", {}).items()}
     return Study(name, out_dir, Path(table.get("report_dir") or out_dir), config, list(labels), methods, evaluation,
-                 expected, [str(a) for a in table.get("train_apis", [])], str(path))
+                 expected, [str(a) for a in table.get("train_apis", [])], str(path), label_configs, label_overrides)
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -194,8 +213,9 @@ def train_label(study: Study, label: str, log: Callable[[str], None]) -> Path:
     method = study.methods[label]
     if method is None:
         return model_path(study.config.model.path)
-    tasks = _filter_apis(train_tasks(study.config), study.train_apis) if study.train_apis else None
-    return run_method(study.config, method, study.out_dir / label / "train", tasks=tasks, log=log)
+    config = study.config_for(label)
+    tasks = _filter_apis(train_tasks(config), study.train_apis) if study.train_apis else None
+    return run_method(config, method, study.out_dir / label / "train", tasks=tasks, log=log)
 
 
 def eval_tasks(study: Study) -> list[Any]:
@@ -381,6 +401,7 @@ def write_report(study: Study) -> Path:
     (out / "results.json").write_text(json.dumps({
         "study": study.name, "source": study.source, "eval": asdict(study.evaluation), "expected": study.expected,
         "methods": {label: (study.methods[label].to_dict() if study.methods[label] else None) for label in study.labels},
+        "config_overrides": study.label_overrides,
         "rows": rows,
         "curves": {label: [{k: v for k, v in r.items() if k in ("rl_step", "phase", "reward/mean", "policy/reward")
                             or k.startswith(("state/", "policy_state/", "probe/"))}
