@@ -234,18 +234,71 @@ def test_reflection_request_hides_the_ground_truth_unless_asked() -> None:
     assert r.corrected in shown
 
 
-def test_endpoint_judge_sees_ground_truth_and_findings_and_returns_its_text() -> None:
+def _judge_answer(body: dict[str, Any]) -> str:
+    user = body["messages"][1]["content"]
+    return ("<think>hm</think>Turn 2: the copy calls are missing." if "Answer in three parts" not in user
+            else "Root cause: the agent replied instead of calling. Scenario 1: ...")
+
+
+def test_endpoint_judge_makes_call_a_then_call_b_on_the_failing_turn() -> None:
     task = get_task("multi_turn_base_3")
     actions = turn_actions(task)
     actions[1] = ["Done."]
     trajectory = play(task, [a for turn in actions for a in turn])
-    with ChatServer(lambda body: "<think>hm</think>Turn 2: the copy calls are missing.") as server:
-        judged = reflect.EndpointJudge(server.url, "judge", HERMES)(task, trajectory)
-        (request,) = server.requests
-    user = request["messages"][1]["content"]
-    assert "Ground-truth calls" in user and "Checker findings" in user and "Turn 2 failed: no call" in user
-    assert judged.source == "judge" and judged.critique == "Turn 2: the copy calls are missing."
-    assert judged.failed_turn == 1
+    with ChatServer(_judge_answer) as server:
+        whole, focused = reflect.EndpointJudge(server.url, "judge", HERMES)(task, trajectory)
+        first, second = (r["messages"][1]["content"] for r in server.requests)
+    assert "Ground-truth calls" in first and "Checker findings" in first and "Turn 2 failed: no call" in first
+    assert whole.source == "judge" and whole.kind == "trajectory" and whole.failed_turn == 1
+    assert whole.critique == "Turn 2: the copy calls are missing."
+    # call B: the requests up to the failing turn, its steps and its own ground truth, the findings
+    assert focused.kind == "error_turn" and focused.failed_turn == 1 and focused.critique.startswith("Root cause")
+    truth_turn_2 = reflect.render_calls(task, canonical_truth(task)[1], HERMES)
+    assert "Turn 2 (failed)" in second and "Turn 3" not in second and truth_turn_2 in second
+    assert "generalised scenarios" in second and "Checker findings" in second
+    # its SFT conversation asks about the failing turn only, without the ground truth by default
+    user, answer = reflect.reflection_messages(task, trajectory, focused, HERMES)
+    assert "Turn 2 (failed)" in user["content"] and truth_turn_2 not in user["content"]
+    assert answer == {"role": "assistant", "content": focused.critique}
+
+
+def test_endpoint_judge_skips_call_b_when_nothing_failed_or_the_turn_was_unfinished() -> None:
+    task = get_task("multi_turn_base_3")
+    solved = play(task, [a for turn in turn_actions(task) for a in turn])
+    looping = play(task, [HERMES.render_calls(canonical_truth(task)[0][:1])] * 40)
+    assert reflect.reflect(task, looping, HERMES).failure == "force_terminated"
+    with ChatServer(_judge_answer) as server:
+        judge = reflect.EndpointJudge(server.url, "judge", HERMES)
+        assert [r.kind for r in judge(task, solved)] == ["trajectory"]
+        assert [r.kind for r in judge(task, looping)] == ["trajectory"]
+        off = reflect.EndpointJudge(server.url, "judge", HERMES, error_turn=False)
+        actions = turn_actions(task)
+        actions[1] = ["Done."]
+        assert [r.kind for r in off(task, play(task, [a for turn in actions for a in turn]))] == ["trajectory"]
+        assert len(server.requests) == 3
+
+
+def test_judge_reflections_are_kept_per_trajectory_and_reused_on_resume(tmp_path: Any) -> None:
+    pytest.importorskip("torch")  # trainers.supervision.run imports the trainer
+    from trainers.supervision.run import build_reflections
+
+    task = get_task("multi_turn_base_3")
+    actions = turn_actions(task)
+    actions[1] = ["Done."]
+    trajectory = play(task, [a for turn in actions for a in turn])
+    row = (ets.RolloutRecord(5, task.id, 1, 0.0, "policy", 0),
+           {**trajectory.to_dict(), "task_id": task.id, "sample": 1, "reward": 0.0})
+    path = tmp_path / "reflections.jsonl"
+    with ChatServer(_judge_answer) as server:
+        method = schedule.method_from_dict({"method": "prs", "reflector": "judge", "endpoint": server.url, "model": "j"})
+        records = build_reflections([row], {task.id: task}, method, "hermes", path)
+        assert len(server.requests) == 2
+        again = build_reflections([row], {task.id: task}, method, "hermes", path)
+        assert len(server.requests) == 2  # resumed from the file, no new judge call
+    assert [r["reflection"]["kind"] for r in records] == ["trajectory", "error_turn"]
+    assert again == json.loads(json.dumps(records))
+    assert [(r["step"], r["sample"]) for r in records] == [(5, 1), (5, 1)]
+    assert records[1]["messages"][1]["content"].startswith("Root cause")
 
 
 # -- ETS -------------------------------------------------------------------------------------

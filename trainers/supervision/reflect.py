@@ -16,7 +16,15 @@ sequence for the failing turn in the training call format. Two reflectors:
 :class:`EndpointJudge`
     The paper's way: an LLM behind an OpenAI-compatible endpoint gets the trajectory log, the
     ground truth and the checker's findings and writes an analysis per turn (intent, mistakes
-    and their root cause, the corrected reasoning and ideal call sequence).
+    and their root cause, the corrected reasoning and ideal call sequence): call A. When a
+    turn failed its checks, a second request (call B) shows the user's requests up to that
+    turn, the turn's steps and its ground truth, and asks for the core error analysis, three to
+    five generalised similar scenarios with their correct call sequences, and one look-alike
+    scenario that needs a different tool. Call B is skipped for a turn that was never finished
+    (step or length limit), as the paper skipped turn-count mismatches. The release showed
+    call B a single, often wrong step (it compared a step index with a turn index and always
+    took turn 0's ground truth, methods notes §5.5.4); we show the whole failing turn and its
+    own ground truth, the evident intent.
 
 Training data (:func:`reflection_messages`): one SFT conversation per reflection, ``[user:
 the reflection request, assistant: the critique]``, chat-templated by the SFT tokenisation like
@@ -81,6 +89,7 @@ class Reflection:
     corrected: str = ""  # the failing turn's ground truth in the call format, or the no-call advice
     critique: str = ""
     source: str = "builtin"
+    kind: str = "trajectory"  # "trajectory" (a whole-episode critique) or "error_turn" (judge call B)
     sample: int | None = None
     step: int | None = None
 
@@ -290,14 +299,49 @@ def reflection_request(task: Task, trajectory: Trajectory, show_ground_truth: bo
                         episode_log(task, trajectory, show_ground_truth, codec)])
 
 
+ERROR_TURN_HEAD = (
+    "The tool-use episode below failed in its last turn shown. Find the root cause, then generalise "
+    "the lesson to similar requests and give their correct call sequences."
+)
+
+
+def error_turn_log(task: Task, trajectory: Trajectory, turn: int, show_ground_truth: bool = False,
+                   codec: Codec | None = None) -> str:
+    """The user's requests up to ``turn``, then that turn's assistant outputs and results and,
+    optionally, its ground-truth calls."""
+    lines = [f"Turn {t + 1}. User: {turn_request(task, t)}" for t in range(min(turn, len(task.turns)))]
+    lines.append(f"Turn {turn + 1} (failed). User: {turn_request(task, turn)}")
+    record = next((r for r in trajectory.turns if r.index == turn), None)
+    for step in (record.steps if record is not None else []):
+        lines.append(f"Assistant: {_short(step.raw if isinstance(step.raw, str) else str(step.raw), MAX_OUTPUT_CHARS)}")
+        for result in list(step.results) + list(step.errors):
+            lines.append(f"Result: {_short(result, MAX_RESULT_CHARS)}")
+    if show_ground_truth:
+        assert codec is not None
+        calls = task.ground_truth_calls[turn]
+        lines.append("Ground-truth calls: " + (render_calls(task, calls, codec) if calls
+                                               else "none (missing function or parameter)"))
+    return "\n".join(lines)
+
+
+def error_turn_request(task: Task, trajectory: Trajectory, turn: int, show_ground_truth: bool = False,
+                       codec: Codec | None = None) -> str:
+    tools = ", ".join(doc["name"] for doc in task.tool_docs(revealed_up_to=len(task.turns)))
+    return "\n\n".join([ERROR_TURN_HEAD, f"Available tools: {tools}",
+                        error_turn_log(task, trajectory, turn, show_ground_truth, codec)])
+
+
 def reflection_messages(task: Task, trajectory: Trajectory, reflection: Reflection, codec: Codec,
                         show_ground_truth: bool = False) -> list[dict[str, str]]:
     """One SFT conversation: the reflection request, then the critique as the assistant's
-    answer (the judge's text for a judge reflection)."""
-    return [
-        {"role": "user", "content": reflection_request(task, trajectory, show_ground_truth, codec)},
-        {"role": "assistant", "content": reflection.critique},
-    ]
+    answer (the judge's text for a judge reflection). An ``error_turn`` reflection is asked
+    about its failing turn only."""
+    if reflection.kind == "error_turn":
+        assert reflection.failed_turn is not None
+        request = error_turn_request(task, trajectory, reflection.failed_turn, show_ground_truth, codec)
+    else:
+        request = reflection_request(task, trajectory, show_ground_truth, codec)
+    return [{"role": "user", "content": request}, {"role": "assistant", "content": reflection.critique}]
 
 
 # -- the endpoint judge --------------------------------------------------------------------------
@@ -310,19 +354,33 @@ JUDGE_INSTRUCTIONS = (
     "ideal call sequence written exactly in the agent's call format, with no markdown. On turns "
     "where a function or parameter is missing, the agent should ask for clarification and make no call."
 )
+ERROR_TURN_INSTRUCTIONS = (
+    "Answer in three parts. (1) Core error analysis: the root cause in one or two lines, two to "
+    "four pieces of evidence from the log, and one fix. (2) Three to five generalised scenarios "
+    "similar to this one, covering where they apply a missing parameter, a wrong tool, a result "
+    "that does not match the request, a call that fails, and an ambiguous or multi-intent "
+    "request. For each: a short description, the user's request, the typical mistake, the correct "
+    "call sequence written exactly in the agent's call format, the reasoning that transfers, how "
+    "it differs from this episode, how to check the answer, and one or two acceptance criteria. "
+    "(3) One look-alike scenario that needs a different tool, and why. Write prose: no JSON "
+    "schemas and no code fences."
+)
 
 
 class EndpointJudge:
-    """Reflections written by an LLM behind an OpenAI-compatible endpoint. The request shows
-    the ground truth and the checker's findings; the answer (``<think>`` removed) becomes the
-    critique. Temperature 0.7 as in the paper."""
+    """Reflections written by an LLM behind an OpenAI-compatible endpoint (module docstring:
+    call A on the whole trajectory, call B on the failing turn when ``error_turn``). The
+    requests show the ground truth and the checker's findings; each answer (``<think>``
+    removed) becomes the critique of one reflection. Temperature 0.7 as in the paper."""
 
     def __init__(self, base_url: str, model: str, codec: Codec, api_key: str | None = None,
-                 temperature: float = 0.7, max_tokens: int = 2048, timeout: float = 300.0) -> None:
+                 temperature: float = 0.7, max_tokens: int = 2048, timeout: float = 300.0,
+                 error_turn: bool = True) -> None:
         from toolenv.models.base import GenerationConfig
         from toolenv.models.openai_endpoint import OpenAIEndpointModel
 
         self.codec = codec
+        self.error_turn = error_turn
         self.model = OpenAIEndpointModel(base_url, model, GenerationConfig(max_new_tokens=max_tokens,
                                                                           temperature=temperature),
                                          api_key=api_key, timeout=timeout)
@@ -333,14 +391,30 @@ class EndpointJudge:
                             "Checker findings:\n" + findings, JUDGE_INSTRUCTIONS])
         return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
-    def __call__(self, task: Task, trajectory: Trajectory) -> Reflection:
+    def error_turn_request_messages(self, task: Task, trajectory: Trajectory, builtin: Reflection) -> list[dict[str, str]]:
+        assert builtin.failed_turn is not None
+        user = "\n\n".join([error_turn_request(task, trajectory, builtin.failed_turn, True, self.codec),
+                             "Checker findings:\n" + builtin.critique, ERROR_TURN_INSTRUCTIONS])
+        return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+
+    def _ask(self, task: Task, messages: list[dict[str, str]]) -> str:
         from toolenv.models.base import ModelError
         from trainers.supervision.hints import strip_think
 
-        builtin = reflect(task, trajectory, self.codec)
-        text = strip_think(str(self.model.generate([self.request(task, trajectory, builtin)])[0]))
+        text = strip_think(str(self.model.generate([messages])[0]))
         if not text:
             raise ModelError(f"the judge endpoint returned an empty reflection for {task.id}")
+        return text
+
+    def __call__(self, task: Task, trajectory: Trajectory) -> list[Reflection]:
+        """Call A's reflection, then call B's when a finished turn failed its checks."""
+        builtin = reflect(task, trajectory, self.codec)
         judged = Reflection.from_dict(builtin.to_dict())
-        judged.critique, judged.source = text, "judge"
-        return judged
+        judged.critique, judged.source = self._ask(task, self.request(task, trajectory, builtin)), "judge"
+        out = [judged]
+        if self.error_turn and not builtin.passed and builtin.failure != "force_terminated":
+            focused = Reflection.from_dict(builtin.to_dict())
+            focused.critique = self._ask(task, self.error_turn_request_messages(task, trajectory, builtin))
+            focused.source, focused.kind = "judge", "error_turn"
+            out.append(focused)
+        return out

@@ -227,44 +227,49 @@ def select_reflection_rollouts(rows: Sequence[tuple[RolloutRecord, dict[str, Any
 
 def build_reflections(rows: Sequence[tuple[RolloutRecord, dict[str, Any]]], tasks: dict[str, Task], method: PRS,
                       call_format: str, path: Path | None = None, workers: int = 8) -> list[dict[str, Any]]:
-    """Reflection records with their SFT conversation, one per selected trajectory, by the
-    built-in reflector or the endpoint judge (concurrently). With ``path``, records are kept
-    in a JSON Lines file and reused when the phase is resumed."""
+    """Reflection records with their SFT conversation for the selected trajectories: one each
+    from the built-in reflector, one or two each from the endpoint judge (call A, and call B on
+    a failing turn), the judge's calls made concurrently. With ``path``, records are kept in a
+    JSON Lines file (a trajectory's records written together) and reused when the phase is
+    resumed."""
     from toolenv.formats import get_codec
     from trainers.supervision.reflect import EndpointJudge, reflect, reflection_messages
 
     codec = get_codec(call_format)
-    done: dict[tuple[int, str, int], dict[str, Any]] = {}
+    done: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
     if path is not None and path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 record = json.loads(line)
-                done[(record["step"], record["task_id"], record["sample"])] = record
+                done.setdefault((record["step"], record["task_id"], record["sample"]), []).append(record)
     judge = None
     if method.reflector == "judge":
-        judge = EndpointJudge(method.endpoint, method.model, codec, api_key=os.environ.get(method.api_key_env))
+        judge = EndpointJudge(method.endpoint, method.model, codec, api_key=os.environ.get(method.api_key_env),
+                              error_turn=method.error_turn_call)
 
-    def one(row: tuple[RolloutRecord, dict[str, Any]]) -> dict[str, Any]:
+    def one(row: tuple[RolloutRecord, dict[str, Any]]) -> list[dict[str, Any]]:
         record, data = row
         key = (record.step, record.task_id, record.sample)
         if key in done:
             return done[key]
         task = tasks[record.task_id]
         trajectory = Trajectory.from_dict(data)
-        reflection = judge(task, trajectory) if judge is not None else reflect(task, trajectory, codec)
-        reflection.sample, reflection.step = record.sample, record.step
-        messages = reflection_messages(task, trajectory, reflection, codec, method.show_ground_truth)
-        out = {"step": record.step, "task_id": record.task_id, "sample": record.sample,
-               "reflection": reflection.to_dict(), "messages": messages}
+        reflections = judge(task, trajectory) if judge is not None else [reflect(task, trajectory, codec)]
+        out = []
+        for reflection in reflections:
+            reflection.sample, reflection.step = record.sample, record.step
+            messages = reflection_messages(task, trajectory, reflection, codec, method.show_ground_truth)
+            out.append({"step": record.step, "task_id": record.task_id, "sample": record.sample,
+                        "reflection": reflection.to_dict(), "messages": messages})
         if path is not None:
             with open(path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(out, ensure_ascii=False) + "\n")
+                handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
         return out
 
     if judge is not None:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(one, rows))
-    return [one(row) for row in rows]
+            return [r for records in pool.map(one, rows) for r in records]
+    return [r for row in rows for r in one(row)]
 
 
 # -- phases ------------------------------------------------------------------------------

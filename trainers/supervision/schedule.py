@@ -166,6 +166,7 @@ class PRS(ETS):
     max_reflections: int = 600
     per_task: int = 1  # reflections kept per task and phase (the latest first)
     show_ground_truth: bool = False
+    error_turn_call: bool = True  # judge only: the second call on the failing turn (generalised scenarios)
     endpoint: str = ""
     model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
