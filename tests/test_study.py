@@ -160,7 +160,8 @@ save_every = 0
     report = tmp_path / "report"
     table = (report / "results.md").read_text()
     assert table in out
-    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    accuracy_table, structure_table = table.split("\n\nStructural state")
+    lines = [line for line in accuracy_table.splitlines() if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in lines[1:]] == ["base", "vanilla", "ets"]
     assert "format OOD (python_list_format)" in lines[0] and "paper ID avg" in lines[0]
     results = json.loads((report / "results.json").read_text())
@@ -174,8 +175,23 @@ save_every = 0
     assert rows["vanilla"]["expected_id"] == 3.5
     assert [c["rl_step"] for c in results["curves"]["ets"]] == [1, 2]  # two RL phases of one step
     assert all(c["policy/reward"] == 0.0 and "policy_state/healthy_call" in c for c in results["curves"]["ets"])
-    for name in ("scores", "structure", "probes", "reward"):
+    for name in ("scores", "structure", "probes", "reward", "eval_structure"):
         assert (report / "plots" / f"{name}.png").stat().st_size > 1000
+    # the second table: per label, the structural shares of ID and each variant, from the label's report
+    structure_lines = [line for line in structure_table.splitlines() if line.startswith("| ")][1:]
+    assert [line.split("|")[1].strip() for line in structure_lines] == ["base", "vanilla", "ets"]
+    for line in structure_lines:
+        label = line.split("|")[1].strip()
+        label_report = json.loads((tmp_path / "runs" / label / "eval" / "report.json").read_text())
+        variants = {v["spec"]: v for v in label_report["ood"]["variants"]}
+        expected = [label_report["summary"]["structure"], variants["python_list_format"]["structure"],
+                    variants["rename_tools"]["structure"]]
+        cells = [cell.strip() for cell in line.split("|")[2:5]]
+        for cell, shares in zip(cells, expected):
+            numbers = [float(x) for x in cell.split(" / ")]
+            assert numbers == [round(shares[s], 2) for s in ("healthy_call", "healthy_response", "text_pollution",
+                                                             "full_collapse")]
+            assert abs(sum(numbers) - 1.0) < 0.03
     # a second run trains and plays nothing new
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("trajectories.jsonl")}
     assert main(["study", str(path), "--only", "ets"]) == 0

@@ -42,7 +42,9 @@ evaluation continues where it stopped, and the report is rebuilt from whatever i
 Outputs in ``report_dir``: ``results.md`` (the table), ``results.json``, ``results.csv`` and
 ``plots/``: ``scores.png`` (in distribution vs the two OOD variants, per method),
 ``structure.png`` (the four structural states of the training rollouts over RL steps),
-``probes.png`` (the control-token probes over RL steps) and ``reward.png`` (reward and states of the
+``probes.png`` (the control-token probes over RL steps), ``eval_structure.png`` (the
+structural states of the evaluation messages, in distribution and under each OOD variant; also
+the second table of ``results.md``) and ``reward.png`` (reward and states of the
 policy's own rollouts: OPS's substituted expert rollouts are left out).
 """
 
@@ -322,6 +324,10 @@ def label_row(study: Study, label: str) -> dict[str, Any]:
     for column, spec in study.variants().items():
         row[column] = _percent(variants.get(spec, {}).get("overall"))
     row["structure"] = summary.get("structure", {})
+    row["failures"] = summary.get("failures", {})
+    for column, spec in study.variants().items():
+        row[f"structure_{column}"] = variants.get(spec, {}).get("structure", {})
+        row[f"failures_{column}"] = variants.get(spec, {}).get("failures", {})
     return row
 
 
@@ -344,7 +350,34 @@ def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
              "|---|---|" + "---:|" * len(columns)]
     for row in rows:
         lines.append(f"| {row['label']} | {row['scheme']} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + structure_markdown(study, rows)) + "\n"
+
+
+def _structure_keys(study: Study) -> list[tuple[str, str, str]]:
+    """(column name, structure key, failures key) for in distribution and each variant."""
+    names = {"format_ood": "format OOD", "content_ood": "content OOD"}
+    return [("ID", "structure", "failures")] + [(names[c], f"structure_{c}", f"failures_{c}") for c in study.variants()]
+
+
+def structure_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The second table: how the evaluation messages were built (the paper's four structural
+    states, shares of assistant messages) and how the episodes ended, per method and column.
+    Where every score is zero this is what tells the methods apart."""
+    keys = _structure_keys(study)
+    short = {"healthy_call": "call", "healthy_response": "reply", "text_pollution": "polluted", "full_collapse": "collapsed"}
+    lines = ["Structural state of the evaluation messages (share of assistant messages: healthy call / healthy "
+             "reply / text pollution / full collapse) and the episodes' failure kinds:", "",
+             "| method | " + " | ".join(f"{name} {' / '.join(short.values())}" for name, _, _ in keys)
+             + " | " + " | ".join(f"{name} failures" for name, _, _ in keys) + " |",
+             "|---|" + "---:|" * len(keys) + "---|" * len(keys)]
+    for row in rows:
+        if "id" not in row:
+            lines.append(f"| {row['label']} | " + " | ".join("—" for _ in range(2 * len(keys))) + " |")
+            continue
+        shares = [" / ".join(f"{row.get(sk, {}).get(state, 0.0):.2f}" for state in short) for _, sk, _ in keys]
+        ends = [", ".join(f"{kind} {count}" for kind, count in row.get(fk, {}).items()) or "—" for _, _, fk in keys]
+        lines.append(f"| {row['label']} | " + " | ".join(shares) + " | " + " | ".join(ends) + " |")
+    return lines
 
 
 def policy_step_metrics(run_dir: Path, step: int) -> dict[str, float]:
@@ -445,6 +478,7 @@ def plot_study(study: Study, rows: Sequence[dict[str, Any]], curves: dict[str, l
     written.append(folder / "scores.png")
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)
+    written.append(plot_eval_structure(study, rows, folder / "eval_structure.png"))
     panels = {
         "structure": ("structural states of the policy's training messages", [f"policy_state/{s}" for s in STATES]),
         "probes": ("control-token probes after the call opener", [f"probe/{p}" for p in PROBES]),
@@ -469,6 +503,39 @@ def plot_study(study: Study, rows: Sequence[dict[str, Any]], curves: dict[str, l
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     return written
+
+
+def plot_eval_structure(study: Study, rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Stacked bars: the structural states of each method's evaluation messages, in
+    distribution and under each OOD variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = _structure_keys(study)
+    colours = {"healthy_call": "tab:green", "healthy_response": "tab:blue", "text_pollution": "tab:orange",
+               "full_collapse": "tab:red"}
+    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(rows)), 4))
+    width = 0.8 / len(keys)
+    for k, (name, structure_key, _) in enumerate(keys):
+        xs = [i + (k - (len(keys) - 1) / 2) * width for i in range(len(rows))]
+        bottom = [0.0] * len(rows)
+        for state, colour in colours.items():
+            values = [float(r.get(structure_key, {}).get(state, 0.0)) for r in rows]
+            ax.bar(xs, values, width * 0.92, bottom=bottom, color=colour, label=state if k == 0 else None,
+                   hatch=("", "//", "..")[k % 3], edgecolor="white", linewidth=0.4)
+            bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=20)
+    ax.set_ylabel("share of assistant messages")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{study.name}: evaluation messages by state (bars: " + ", ".join(n for n, _, _ in keys)
+                 + "; hatching marks the OOD bars)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # -- command line ------------------------------------------------------------------------------
