@@ -382,7 +382,7 @@ def test_methods_and_presets_parse_and_plan() -> None:
     for name in schedule.method_names():
         method = schedule.method_from_dict(name)
         plan = schedule.phase_plan(method, budget)
-        assert sum(p.steps for p in plan if p.kind == "rl") == budget
+        assert sum(p.steps for p in plan if p.kind == "rl") == (0 if name == "sft" else budget)
         assert schedule.method_from_dict(method.to_dict()) == method
     ets_plan = schedule.phase_plan(schedule.method_from_dict("ets"), budget)
     assert [(p.kind, p.steps or p.epochs) for p in ets_plan] == [("rl", 50), ("sft", 2), ("rl", 100), ("sft", 2), ("rl", 150)]
@@ -393,10 +393,12 @@ def test_methods_and_presets_parse_and_plan() -> None:
         "failed_demos+reflections"}
     sft_rl = schedule.phase_plan(schedule.method_from_dict("sft_rl"), budget)
     assert [(p.kind, p.data, p.lr) for p in sft_rl] == [("sft", "demos", 1e-5), ("rl", "", None)]
+    # SFT only: the same SFT phase as sft_rl's, and nothing after it
+    assert schedule.phase_plan(schedule.method_from_dict("sft"), budget) == sft_rl[:1]
 
 
 @pytest.mark.parametrize("table, message", [
-    ("nope", "unknown method 'nope'; valid: vanilla, sft_rl"),
+    ("nope", "unknown method 'nope'; valid: vanilla, sft, sft_rl"),
     ({"method": "ops", "k": 2}, "unknown key(s) for method ops: k; valid: replace"),
     ({"method": "ops", "replace": 0}, "at least 1"),
     ({"method": "hbg", "source": "endpoint"}, "needs endpoint"),

@@ -286,7 +286,7 @@ def test_prs_reflections_come_from_the_checker_verdicts(tmp_path: Path) -> None:
     assert json.loads((out / "01-sft" / "config.json").read_text())["optim"]["lr"] == 1e-5
 
 
-@pytest.mark.parametrize("method", ["vanilla", "sft_rl", "ops", "hbg", "sync_joint"])
+@pytest.mark.parametrize("method", ["vanilla", "sft", "sft_rl", "ops", "hbg", "sync_joint"])
 def test_every_method_runs_its_phases(tmp_path: Path, method: str) -> None:
     config = _config(tmp_path / "cfg", grpo={"n": 2, "prompts_per_step": 1})
     final = run_method(config, schedule.method_from_dict(method), tmp_path / method, model=tiny_qwen2(seed=1),

@@ -11,6 +11,7 @@ Schemes (methods notes §5.6):
 method     scheme         what happens
 ========== ============== =================================================================
 vanilla    —              GRPO only
+sft        —              SFT on the ground-truth demonstrations only (the paper's SFT rows)
 sft_rl     sequential     SFT on the ground-truth demonstrations of the training tasks, then
                           GRPO from that checkpoint (which is also the KL reference)
 ops        synchronous    k of n rollouts per group replaced by the ground-truth trajectory
@@ -65,6 +66,15 @@ class SFTThenRL(Method):
     def validate(self) -> None:
         _positive("sft_epochs", self.sft_epochs)
         _positive("sft_lr", self.sft_lr)
+
+
+@dataclass(frozen=True)
+class SFTOnly(SFTThenRL):
+    """SFT on the demonstrations and no RL: the paper's SFT-only baselines, and in a study
+    the reference that tells what the RL phase of ``sft_rl`` changed."""
+
+    name: ClassVar[str] = "sft"
+    scheme: ClassVar[str] = "sft"
 
 
 @dataclass(frozen=True)
@@ -181,7 +191,7 @@ class PRS(ETS):
             raise ValueError("prs with reflector='judge' needs endpoint (URL) and model")
 
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Vanilla, SFTThenRL, OPS, HBG, SyncJoint, ETS, PRS)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Vanilla, SFTOnly, SFTThenRL, OPS, HBG, SyncJoint, ETS, PRS)}
 #: named variants: (method, overrides)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "ets_difflr": ("ets", {"sft_lr": 1e-5}),
@@ -271,6 +281,9 @@ def phase_plan(method: Method, rl_steps: int) -> list[Phase]:
                 phases.append(Phase("sft", len(phases), epochs=method.sft_epochs, lr=method.sft_lr,
                                     warmup_ratio=method.sft_warmup_ratio, data=data))
         return phases
+    if isinstance(method, SFTOnly):
+        return [Phase("sft", 0, epochs=method.sft_epochs, lr=method.sft_lr, warmup_ratio=method.sft_warmup_ratio,
+                      data="demos")]
     if isinstance(method, SFTThenRL):
         return [Phase("sft", 0, epochs=method.sft_epochs, lr=method.sft_lr, warmup_ratio=method.sft_warmup_ratio,
                       data="demos"),
