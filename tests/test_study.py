@@ -87,6 +87,34 @@ n = 3
     assert study.label_overrides == {"sft_rl_hilr": {"optim": {"lr": 1e-4}, "grpo": {"steps": 9}}}
 
 
+def test_rl_weight_change_adds_the_rl_phases_and_skips_sft(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    from trainers.study import rl_weight_change
+
+    def model(folder: Path, weights: list[float]) -> Path:
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        save_file({"w": torch.tensor(weights[:2]), "b": torch.tensor(weights[2:])}, str(folder / "model.safetensors"))
+        return folder
+
+    study = load_study(_write(tmp_path, f'[study]\nout_dir = "{tmp_path / "runs"}"\nmethods = ["ets"]\n'))
+    train = tmp_path / "runs" / "ets" / "train"
+    assert rl_weight_change(study, "ets") is None  # nothing trained yet
+    start = model(tmp_path / "start", [1, 1, 1, 1])  # ||θ|| = 2
+    plan = [("00-rl", start, [1.3, 1.4, 1, 1]),  # ||Δ|| = 0.5
+            ("01-sft", None, [9, 9, 9, 9]),  # SFT moves are not counted
+            ("02-rl", train / "01-sft" / "final", [9, 9, 10.2, 9])]  # ||Δ|| = 1.2
+    for name, begin, end in plan:
+        model(train / name / "final", end)
+        if begin is not None:
+            (train / name / "config.json").write_text(json.dumps({"model": {"path": str(begin)}}))
+    assert rl_weight_change(study, "ets") == pytest.approx((0.5 ** 2 + 1.2 ** 2) ** 0.5 / 2)
+    (train / "02-rl" / "final" / "model.safetensors").unlink()  # an unfinished phase
+    assert rl_weight_change(study, "ets") is None
+
+
 def test_shipped_study_recipes_load_and_match_the_paper() -> None:
     paper = load_study(RECIPES / "study_paper_qwen2.5-1.5b" / "study.toml")
     grpo, optim = paper.config.grpo, paper.config.optim
@@ -192,6 +220,18 @@ save_every = 0
             assert numbers == [round(shares[s], 2) for s in ("healthy_call", "healthy_response", "text_pollution",
                                                              "full_collapse")]
             assert abs(sum(numbers) - 1.0) < 0.03
+    # the last column: how far RL moved the weights, here recomputed for vanilla from its one phase
+    from safetensors.torch import load_file
+
+    before = load_file(str(model_dir / "model.safetensors"))
+    after = load_file(str(tmp_path / "runs" / "vanilla" / "train" / "00-rl" / "final" / "model.safetensors"))
+    moved = sum(float(((after[k].double() - before[k].double()) ** 2).sum()) for k in before) ** 0.5
+    size = sum(float((before[k].double() ** 2).sum()) for k in before) ** 0.5
+    # (0 here: every group is flat and the tiny model's KL term has nothing to pull on)
+    assert rows["vanilla"]["rl_weight_change"] == pytest.approx(moved / size)
+    assert rows["ets"]["rl_weight_change"] is not None and "rl_weight_change" not in rows["base"]
+    assert [line.rsplit("|", 2)[1].strip() for line in structure_lines] == [
+        "—", f"{moved / size:.1e}", f"{rows['ets']['rl_weight_change']:.1e}"]
     # a second run trains and plays nothing new
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("trajectories.jsonl")}
     assert main(["study", str(path), "--only", "ets"]) == 0

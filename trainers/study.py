@@ -366,17 +366,20 @@ def structure_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> list[str
     keys = _structure_keys(study)
     short = {"healthy_call": "call", "healthy_response": "reply", "text_pollution": "polluted", "full_collapse": "collapsed"}
     lines = ["Structural state of the evaluation messages (share of assistant messages: healthy call / healthy "
-             "reply / text pollution / full collapse) and the episodes' failure kinds:", "",
+             "reply / text pollution / full collapse), the episodes' failure kinds, and how far the RL phases "
+             "moved the weights (||Δθ|| / ||θ||):", "",
              "| method | " + " | ".join(f"{name} {' / '.join(short.values())}" for name, _, _ in keys)
-             + " | " + " | ".join(f"{name} failures" for name, _, _ in keys) + " |",
-             "|---|" + "---:|" * len(keys) + "---|" * len(keys)]
+             + " | " + " | ".join(f"{name} failures" for name, _, _ in keys) + " | RL weight change |",
+             "|---|" + "---:|" * len(keys) + "---|" * len(keys) + "---:|"]
     for row in rows:
+        change = row.get("rl_weight_change")
+        moved = "—" if change is None else f"{change:.1e}"
         if "id" not in row:
-            lines.append(f"| {row['label']} | " + " | ".join("—" for _ in range(2 * len(keys))) + " |")
+            lines.append(f"| {row['label']} | " + " | ".join("—" for _ in range(2 * len(keys))) + f" | {moved} |")
             continue
         shares = [" / ".join(f"{row.get(sk, {}).get(state, 0.0):.2f}" for state in short) for _, sk, _ in keys]
         ends = [", ".join(f"{kind} {count}" for kind, count in row.get(fk, {}).items()) or "—" for _, _, fk in keys]
-        lines.append(f"| {row['label']} | " + " | ".join(shares) + " | " + " | ".join(ends) + " |")
+        lines.append(f"| {row['label']} | " + " | ".join(shares) + " | " + " | ".join(ends) + f" | {moved} |")
     return lines
 
 
@@ -424,9 +427,51 @@ def training_curves(study: Study, label: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _safetensors(folder: Path) -> dict[str, Any] | None:
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    weights: dict[str, Any] = {}
+    for file in files:
+        weights.update(load_file(str(file)))
+    return weights
+
+
+def rl_weight_change(study: Study, label: str) -> float | None:
+    """How far the label's RL phases moved the weights: sqrt(Σ over RL phases of
+    ||θ_end − θ_start||²) / ||θ_start|| of the first, from each phase's starting model (its
+    ``config.json`` [model] path) and its ``final/``. None where a phase is unfinished or its
+    weights are not safetensors. It tells a policy that was really updated from one whose
+    structure only varied with the sampled task (flat groups leave nothing but the KL term)."""
+    from trainers.train import model_path
+
+    train_dir = study.out_dir / label / "train"
+    phases = sorted(p for p in train_dir.glob("*-rl") if p.is_dir())
+    if not phases:
+        return None
+    squared, reference = 0.0, None
+    for phase in phases:
+        try:
+            start = model_path(json.loads((phase / "config.json").read_text())["model"]["path"])
+        except (OSError, ValueError, KeyError):
+            return None
+        before, after = _safetensors(start), _safetensors(phase / "final")
+        if before is None or after is None or set(before) != set(after):
+            return None
+        squared += sum(float(((after[k].double() - before[k].double()) ** 2).sum()) for k in before)
+        if reference is None:
+            reference = sum(float((before[k].double() ** 2).sum()) for k in before) ** 0.5
+    return squared ** 0.5 / reference if reference else None
+
+
 def write_report(study: Study) -> Path:
     """Write the table (Markdown, JSON, CSV) and the plots; returns the Markdown file."""
     rows = [label_row(study, label) for label in study.labels]
+    for row in rows:
+        if study.methods[row["label"]] is not None:
+            row["rl_weight_change"] = rl_weight_change(study, row["label"])
     out = study.report_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(table_markdown(study, rows))
