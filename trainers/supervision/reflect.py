@@ -280,16 +280,25 @@ def episode_log(task: Task, trajectory: Trajectory, show_ground_truth: bool = Fa
         if t >= len(task.turns):
             break
         lines.append(f"Turn {t + 1}. User: {turn_request(task, t)}")
-        for step in record.steps:
-            lines.append(f"Assistant: {_short(step.raw if isinstance(step.raw, str) else str(step.raw), MAX_OUTPUT_CHARS)}")
-            for result in list(step.results) + list(step.errors):
-                lines.append(f"Result: {_short(result, MAX_RESULT_CHARS)}")
+        lines += _step_lines(record.steps)
         if show_ground_truth:
-            assert codec is not None
-            calls = task.ground_truth_calls[t]
-            lines.append("Ground-truth calls: " + (render_calls(task, calls, codec) if calls
-                                                   else "none (missing function or parameter)"))
+            lines.append(_truth_line(task, t, codec))
     return "\n".join(lines)
+
+
+def _step_lines(steps: Sequence[Any]) -> list[str]:
+    """Each assistant output and its (shortened) results, one line each."""
+    lines = []
+    for step in steps:
+        lines.append(f"Assistant: {_short(step.raw if isinstance(step.raw, str) else str(step.raw), MAX_OUTPUT_CHARS)}")
+        lines += [f"Result: {_short(result, MAX_RESULT_CHARS)}" for result in list(step.results) + list(step.errors)]
+    return lines
+
+
+def _truth_line(task: Task, turn: int, codec: Codec | None) -> str:
+    assert codec is not None
+    calls = task.ground_truth_calls[turn]
+    return "Ground-truth calls: " + (render_calls(task, calls, codec) if calls else "none (missing function or parameter)")
 
 
 def reflection_request(task: Task, trajectory: Trajectory, show_ground_truth: bool = False,
@@ -312,15 +321,9 @@ def error_turn_log(task: Task, trajectory: Trajectory, turn: int, show_ground_tr
     lines = [f"Turn {t + 1}. User: {turn_request(task, t)}" for t in range(min(turn, len(task.turns)))]
     lines.append(f"Turn {turn + 1} (failed). User: {turn_request(task, turn)}")
     record = next((r for r in trajectory.turns if r.index == turn), None)
-    for step in (record.steps if record is not None else []):
-        lines.append(f"Assistant: {_short(step.raw if isinstance(step.raw, str) else str(step.raw), MAX_OUTPUT_CHARS)}")
-        for result in list(step.results) + list(step.errors):
-            lines.append(f"Result: {_short(result, MAX_RESULT_CHARS)}")
+    lines += _step_lines(record.steps if record is not None else [])
     if show_ground_truth:
-        assert codec is not None
-        calls = task.ground_truth_calls[turn]
-        lines.append("Ground-truth calls: " + (render_calls(task, calls, codec) if calls
-                                               else "none (missing function or parameter)"))
+        lines.append(_truth_line(task, turn, codec))
     return "\n".join(lines)
 
 
