@@ -62,7 +62,7 @@ from typing import Any, Callable, Sequence
 BASE_LABEL = "base"
 STUDY_KEYS = ("name", "out_dir", "report_dir", "base", "methods", "train_apis", "settings", "eval", "expected")
 STATES = ("healthy_call", "healthy_response", "text_pollution", "full_collapse")
-PROBES = ("p_healthy", "p_eot", "p_repeat")
+PROBES = ("p_healthy", "p_eot", "p_repeat", "p_opener_start")
 VARIANT_COLUMNS = ("format_ood", "content_ood")
 
 
@@ -526,7 +526,7 @@ def plot_study(study: Study, rows: Sequence[dict[str, Any]], curves: dict[str, l
     written.append(plot_eval_structure(study, rows, folder / "eval_structure.png"))
     panels = {
         "structure": ("structural states of the policy's training messages", [f"policy_state/{s}" for s in STATES]),
-        "probes": ("control-token probes after the call opener", [f"probe/{p}" for p in PROBES]),
+        "probes": ("control-token probes after the call opener, and of the opener at message starts", [f"probe/{p}" for p in PROBES]),
         "reward": ("training reward of the policy's rollouts", ["policy/reward"]),
     }
     for name, (title, keys) in panels.items():
