@@ -321,13 +321,13 @@ def label_row(study: Study, label: str) -> dict[str, Any]:
         row[category] = _percent(categories.get(category, {}).get("accuracy"))
     row["id"] = _percent(summary.get("overall"))
     variants = {v["spec"]: v for v in report.get("ood", {}).get("variants", [])}
-    for column, spec in study.variants().items():
-        row[column] = _percent(variants.get(spec, {}).get("overall"))
     row["structure"] = summary.get("structure", {})
     row["failures"] = summary.get("failures", {})
     for column, spec in study.variants().items():
-        row[f"structure_{column}"] = variants.get(spec, {}).get("structure", {})
-        row[f"failures_{column}"] = variants.get(spec, {}).get("failures", {})
+        variant = variants.get(spec, {})
+        row[column] = _percent(variant.get("overall"))
+        row[f"structure_{column}"] = variant.get("structure", {})
+        row[f"failures_{column}"] = variant.get("failures", {})
     return row
 
 
