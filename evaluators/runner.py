@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from toolenv.data import CATEGORIES, Task, data_version, normalize_category, select_tasks
+from toolenv.data import CATEGORIES, SPLITS, Task, data_version, normalize_category, select_tasks
 from toolenv.env import BFCLEnv
 from toolenv.models.base import ChatModel
 from toolenv.trajectory import Trajectory, append_jsonl, read_jsonl
@@ -52,6 +52,21 @@ class RunConfig:
     #: OOD variant specs played besides the in-distribution tasks, and their seed
     ood: tuple[str, ...] = ()
     ood_seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse values that cannot make a run, before anything is written (one line each)."""
+        from toolenv.formats import CODECS
+
+        for name, value in (("limit", self.limit), ("batch_size", self.batch_size),
+                            ("max_steps_per_turn", self.max_steps_per_turn)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise RunError(f"{name} must be a whole number >= 1 (got {value!r})")
+        if self.call_format not in CODECS:
+            raise RunError(f"unknown call format {self.call_format!r}; valid: {', '.join(CODECS)}")
+        if self.split not in SPLITS:
+            raise RunError(f"unknown split {self.split!r}; valid: {', '.join(SPLITS)}")
+        for category in self.categories:
+            normalize_category(category)  # a one-line DataError naming the valid ones
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -98,35 +113,74 @@ def episode_key(item: Task | Trajectory) -> tuple[str, str]:
     return item.ood_spec, item.id
 
 
+def drop_partial_line(path: Path) -> bool:
+    """Cut a half-written last line (an interrupted append) off ``path``; True if one was cut.
+    Only the run that appends to the file calls this: readers use :func:`read_trajectories`."""
+    if not path.exists():
+        return False
+    raw = path.read_bytes()
+    if not raw or raw.endswith(b"\n"):
+        return False
+    path.write_bytes(raw[: raw.rfind(b"\n") + 1])
+    return True
+
+
+def read_trajectories(path: Path) -> tuple[list[Trajectory], bool]:
+    """The complete trajectories of a run file, without changing it, and whether a half-written
+    last line (an interrupted run) was left out."""
+    raw = path.read_bytes()
+    partial = bool(raw) and not raw.endswith(b"\n")
+    complete = raw[: raw.rfind(b"\n") + 1] if partial else raw
+    records = []
+    for number, line in enumerate(complete.decode("utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(Trajectory.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RunError(f"{path}:{number}: not a trajectory record ({exc})") from None
+    return records, partial
+
+
 def finished_keys(path: Path) -> set[tuple[str, str]]:
     """Keys (see :func:`episode_key`) of the trajectories already written; drops a half-written
     last line first."""
     if not path.exists():
         return set()
-    finished_ids(path)
+    drop_partial_line(path)
     return {episode_key(trajectory) for trajectory in read_jsonl(path)}
 
 
-def finished_ids(path: Path) -> set[str]:
-    """Ids of the trajectories already written; drops a half-written last line first."""
-    if not path.exists():
-        return set()
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        raw = raw[: raw.rfind(b"\n") + 1]
-        path.write_bytes(raw)
-    return {trajectory.task_id for trajectory in read_jsonl(path)}
+def read_run_file(out_dir: Path) -> dict[str, Any] | None:
+    """The saved ``run.json`` of a run folder (None when there is none); a one-line error
+    naming the file when it is unreadable."""
+    run_file = out_dir / RUN_FILE
+    if not run_file.exists():
+        return None
+    try:
+        saved = json.loads(run_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"{run_file} is not valid JSON ({exc}); move it away or use a new --out") from None
+    if not isinstance(saved, dict):
+        raise RunError(f"{run_file} is not a toolenv run file (expected a JSON object)")
+    return saved
+
+
+def check_run_dir(out_dir: Path, config: RunConfig) -> None:
+    """Refuse, writing nothing, an ``out_dir`` that cannot hold this run: a file, or a folder
+    with a run of another configuration (an unfinished run of the same one is resumed)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"{out_dir} is a file, not a run folder; use a new --out")
+    previous = read_run_file(out_dir) if out_dir.is_dir() else None
+    if previous is not None and previous.get("config") != json.loads(json.dumps(config.to_dict())):
+        raise RunError(f"{out_dir} holds a run with another configuration; resume it with the same options or use a new --out")
 
 
 def prepare_run_dir(out_dir: Path, config: RunConfig, command: str) -> None:
+    check_run_dir(out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_file = out_dir / RUN_FILE
-    if run_file.exists():
-        previous = json.loads(run_file.read_text())
-        if previous.get("config") != json.loads(json.dumps(config.to_dict())):
-            raise RunError(f"{out_dir} holds a run with another configuration; resume it with the same options or use a new --out")
-        return
-    run_file.write_text(json.dumps({"config": config.to_dict(), "command": command}, indent=2))
+    if not run_file.exists():
+        run_file.write_text(json.dumps({"config": config.to_dict(), "command": command}, indent=2))
 
 
 class Progress:
@@ -211,18 +265,26 @@ def run_eval(
     command: str = "",
     progress: bool = True,
 ) -> list[Trajectory]:
-    """Run (or resume) an evaluation into ``out_dir``; return all its trajectories."""
-    config = RunConfig(**{**config.to_dict(), "categories": tuple(config.categories), "ood": tuple(config.ood),
-                          "data_version": data_version()})
+    """Run (or resume) an evaluation into ``out_dir``; return all its trajectories.
+
+    Everything is checked (the configuration, the task selection, the run folder) before the
+    first file is written, so a bad option leaves nothing behind."""
+    config = versioned(config)
+    tasks = episode_tasks(config)
     prepare_run_dir(out_dir, config, command)
     path = out_dir / TRAJECTORIES
     done = finished_keys(path)
-    tasks = episode_tasks(config)
     todo = [task for task in tasks if episode_key(task) not in done]
     bar = Progress(len(tasks), len(tasks) - len(todo), progress)
     run_episodes(model, todo, config, lambda t: (append_jsonl(path, [t]), bar.update(t.reward)))
     wanted = {episode_key(task) for task in tasks}
     return [t for t in read_jsonl(path) if episode_key(t) in wanted]
+
+
+def versioned(config: RunConfig) -> RunConfig:
+    """``config`` with the data version it runs on recorded (what ``run.json`` holds)."""
+    return RunConfig(**{**config.to_dict(), "categories": tuple(config.categories), "ood": tuple(config.ood),
+                        "data_version": data_version()})
 
 
 def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: dict[str, Any]) -> dict[str, Path]:
@@ -257,10 +319,9 @@ def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: di
 
 def run_meta(out_dir: Path) -> dict[str, Any]:
     """What a report records about a run folder: config, model, format, seed, command."""
-    run_file = out_dir / RUN_FILE
-    if not run_file.exists():
+    saved = read_run_file(out_dir)
+    if saved is None:
         raise RunError(f"{out_dir} is not a toolenv run folder (no {RUN_FILE})")
-    saved = json.loads(run_file.read_text())
     config = saved.get("config", {})
     return {
         "data_version": config.get("data_version") or data_version(),

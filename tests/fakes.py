@@ -49,12 +49,15 @@ class ChatServer:
 
     def __init__(self, answer: Callable[[dict[str, Any]], str]) -> None:
         self.requests: list[dict[str, Any]] = []
-        requests = self.requests
+        #: the HTTP headers of each request, in order (to check what a client sends)
+        self.headers: list[dict[str, str]] = []
+        requests, headers = self.requests, self.headers
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 requests.append(body)
+                headers.append(dict(self.headers.items()))
                 reply = {"choices": [{"message": {"role": "assistant", "content": answer(body)}}]}
                 data = json.dumps(reply).encode()
                 self.send_response(200)

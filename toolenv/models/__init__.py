@@ -17,6 +17,11 @@ from pathlib import Path
 from toolenv.models.base import ChatModel, GenerationConfig, ModelError
 
 ENGINES = ("transformers", "vllm")
+#: what a local model folder must hold besides config.json, checked before anything loads
+_MODEL_FILES = (
+    ("weights (*.safetensors, pytorch_model*.bin)", ("*.safetensors", "pytorch_model*.bin")),
+    ("tokenizer (tokenizer.json, tokenizer.model, vocab.json)", ("tokenizer.json", "tokenizer.model", "vocab.json")),
+)
 
 
 def load_model(
@@ -25,16 +30,18 @@ def load_model(
     endpoint: str | None = None,
     generation: GenerationConfig | None = None,
     native_tools: bool = False,
+    api_key: str | None = None,
+    timeout: float = 120.0,
 ) -> ChatModel:
     """A chat model from a spec (see the module docstring); a one-line :class:`ModelError`
-    when it cannot be had."""
+    when it cannot be had. ``api_key`` and ``timeout`` (seconds per request) apply to an endpoint."""
     generation = generation or GenerationConfig()
     if endpoint is not None:
         from toolenv.models.openai_endpoint import OpenAIEndpointModel
 
         if not spec:
             raise ModelError("an endpoint needs --model NAME (the model name the server serves)")
-        return OpenAIEndpointModel(endpoint, spec, generation, native_tools=native_tools)
+        return OpenAIEndpointModel(endpoint, spec, generation, native_tools=native_tools, api_key=api_key, timeout=timeout)
     if engine not in ENGINES:
         raise ModelError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     if spec in (None, "", "smollm2"):
@@ -45,6 +52,10 @@ def load_model(
         path, name = Path(spec).expanduser(), Path(spec).name
         if not (path / "config.json").is_file():
             raise ModelError(f"no transformers model at {spec} (expected a folder with config.json)")
+        missing = [what for what, patterns in _MODEL_FILES if not any(any(path.glob(p)) for p in patterns)]
+        if missing:
+            raise ModelError(f"{spec} is not a complete transformers model folder: no {' and no '.join(missing)} "
+                             "(save it with model.save_pretrained and tokenizer.save_pretrained)")
     if engine == "vllm":
         from toolenv.models.vllm_engine import VLLMChatModel
 

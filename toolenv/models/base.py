@@ -10,6 +10,13 @@ class ModelError(RuntimeError):
     """A one-line, actionable problem with a model (missing, unreachable, wrong kind)."""
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` as one line for an error message: whitespace and line breaks collapsed, cut at
+    ``limit`` characters with an ellipsis (third-party errors are often many lines long)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     """Decoding settings. ``temperature=0`` means greedy (BFCL uses 0.001)."""
@@ -20,6 +27,17 @@ class GenerationConfig:
     seed: int = 0
     #: longest prompt (tokens) sent to a local model; longer conversations get an empty reply
     max_prompt_tokens: int = 7936
+
+    def __post_init__(self) -> None:
+        """Refuse settings no decoder accepts, in one line, before a model is loaded."""
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ModelError(f"max_new_tokens must be a whole number >= 1 (got {self.max_new_tokens!r})")
+        if not isinstance(self.max_prompt_tokens, int) or self.max_prompt_tokens < 1:
+            raise ModelError(f"max_prompt_tokens must be a whole number >= 1 (got {self.max_prompt_tokens!r})")
+        if not self.temperature >= 0:  # also refuses NaN
+            raise ModelError(f"temperature must be >= 0 (got {self.temperature!r}; 0 is greedy)")
+        if not 0 < self.top_p <= 1:
+            raise ModelError(f"top_p must be in (0, 1] (got {self.top_p!r})")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from toolenv.models.base import ChatModel, GenerationConfig, ModelError
+from toolenv.models.base import ChatModel, GenerationConfig, ModelError, one_line
 
 
 def _roles_for_template(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -66,7 +66,7 @@ class TransformersChatModel(ChatModel):
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load a transformers model from {path}: {str(exc).splitlines()[0]}") from None
+            raise ModelError(f"cannot load a transformers model from {path}: {one_line(exc)}") from None
         model.train(False)  # inference mode (same as .eval())
         _set_threads(torch)
         return cls(model, tokenizer, name, generation)

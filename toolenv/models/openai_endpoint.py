@@ -2,7 +2,8 @@
 
 With ``native_tools`` the tool schemas are sent and the reply's ``tool_calls`` come back as a
 message dict (the ``openai`` call format); otherwise the reply's text content is returned.
-Only the standard library is used.
+Only the standard library is used. The API key (if any) goes only into the ``Authorization``
+header: it is never printed, logged or written to a run folder.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ import urllib.error
 import urllib.request
 from typing import Any, Sequence
 
-from toolenv.models.base import ChatModel, GenerationConfig, ModelError
+from toolenv.models.base import ChatModel, GenerationConfig, ModelError, one_line
 
 
 class OpenAIEndpointModel(ChatModel):
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIEndpointModel({self.base_url!r}, {self.name!r}, api_key={'***' if self.api_key else None})"
+
     def __init__(self, base_url: str, model: str, generation: GenerationConfig, native_tools: bool = False,
                  api_key: str | None = None, timeout: float = 120.0) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ModelError(f"endpoint {base_url!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
+        if not timeout > 0:
+            raise ModelError(f"the endpoint timeout must be > 0 seconds (got {timeout!r})")
         self.base_url = base_url.rstrip("/")
         self.name = model
         self.generation = generation
@@ -35,9 +43,13 @@ class OpenAIEndpointModel(ChatModel):
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise ModelError(f"endpoint {self.base_url} answered HTTP {exc.code}: {exc.read()[:200]!r}") from None
+            body = exc.read()[:200].decode("utf-8", "replace")
+            raise ModelError(f"endpoint {self.base_url} answered HTTP {exc.code}: {one_line(body, 200)}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise ModelError(f"endpoint {self.base_url} did not answer within {self.timeout:g} s "
+                                 "(raise --timeout)") from None
             raise ModelError(f"cannot reach endpoint {self.base_url} ({reason})") from None
         except ValueError:
             raise ModelError(f"endpoint {self.base_url} did not answer with JSON") from None
