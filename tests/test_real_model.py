@@ -46,3 +46,20 @@ def test_eval_with_the_vllm_engine(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["tasks"] == 2 and (out / "report.html").exists()
+
+
+def test_quiet_eval_prints_nothing_on_stderr(tmp_path: Path) -> None:
+    """Issue #12.10: ``--quiet`` silences third-party progress bars and notices too
+    (transformers' "Loading weights" bar and its deprecation warnings)."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    from toolenv.models.smollm2 import ensure_smollm2
+
+    ensure_smollm2()  # the one-time conversion notice is ours and is not what this checks
+    done = subprocess.run(
+        [sys.executable, "-m", "toolenv.cli", "eval", "--limit", "1", "--max-new-tokens", "8",
+         "--out", str(tmp_path / "run"), "--quiet"],
+        capture_output=True, text=True, timeout=3600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""
