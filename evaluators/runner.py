@@ -292,10 +292,16 @@ def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: di
 
     OOD variant trajectories are scored against their variant (rebuilt from the spec and seed
     they record); the report's main summary is the in-distribution one, and an ``ood`` section
-    puts it side by side with each variant, with the drop."""
+    puts it side by side with each variant, with the drop. An episode present more than once
+    (a file appended to twice, results concatenated) counts once: the last copy is kept, with a
+    warning on stderr and the count in ``report.json`` (``duplicates_dropped``)."""
     from evaluators.report import report_dict, write_reports
-    from evaluators.scoring import ood_comparison, score_trajectory, summarize
+    from evaluators.scoring import ood_comparison, score_trajectory, summarize, unique_episodes
 
+    trajectories, dropped = unique_episodes(trajectories)
+    if dropped:
+        print(f"toolenv: warning: {dropped} duplicate episode(s) dropped (the last of each kept)", file=sys.stderr)
+        meta = {**meta, "duplicates_dropped": dropped}
     order = {category: rank for rank, category in enumerate(CATEGORIES)}
     trajectories = sorted(trajectories, key=lambda t: (order.get(t.category, 99), int(t.task_id.rsplit("_", 1)[1])))
     scores = [score_trajectory(t) for t in trajectories]
@@ -310,11 +316,12 @@ def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: di
     picked = {label: ([scores[i] for i in rows], [trajectories[i] for i in rows]) for label, rows in groups.items()}
     base_scores, base_trajectories = picked.pop("", ([], []))
     summary = summarize(base_scores, base_trajectories)
-    report = report_dict(summary, base_scores, meta)
+    report = report_dict(summary, base_scores, meta, variant_scores=[s for rows, _ in picked.values() for s in rows])
     seeds = {int(t.meta.get("ood_seed", 0)) for t in trajectories if t.meta.get("ood")}
     report["ood"] = ood_comparison(summary, base_scores, {label: (summarize(s, t), s) for label, (s, t) in picked.items()},
                                    sorted(seeds))
-    return write_reports(out_dir, report, base_trajectories)
+    return write_reports(out_dir, report, base_trajectories,
+                         variant_trajectories=[t for _, rows in picked.values() for t in rows])
 
 
 def run_meta(out_dir: Path) -> dict[str, Any]:

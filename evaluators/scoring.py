@@ -2,8 +2,9 @@
 
 Category accuracy = correct / entries; the multi-turn overall score is the unweighted mean of
 the four categories (a category absent from a run counts 0 in ``overall_bfcl``, as BFCL's
-leaderboard does, and is left out of ``overall``). Breakdowns by primary API and by number of
-turns, failure reasons and the structural-state mix of assistant messages come with it.
+leaderboard does, and is left out of ``overall``). Breakdowns by API (each task counted once
+under every API it involves) and by number of turns, failure reasons and the structural-state
+mix of assistant messages come with it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from typing import Any, Iterable, Sequence
 
 from evaluators.checker import Verdict, check
 from evaluators.structure import STATES
-from toolenv.data import CATEGORIES, Task, get_task
+from toolenv.data import API_SHORT_NAMES, CATEGORIES, Task, get_task
 from toolenv.trajectory import Trajectory
 
-API_NAMES = {
-    "GorillaFileSystem": "file_system", "VehicleControlAPI": "vehicle", "TradingBot": "trading",
-    "TravelAPI": "travel", "TwitterAPI": "twitter", "MessageAPI": "message", "TicketAPI": "ticket",
-    "MathAPI": "math",
-}
+#: official class name → the short name the reports use (one table: toolenv.data's)
+API_NAMES: dict[str, str] = {class_name: short for short, class_name in API_SHORT_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -32,13 +30,26 @@ class TaskScore:
     involved: tuple[str, ...]
     num_turns: int
     verdict: Verdict
+    #: the OOD variant the task was played as ("" in distribution) and its seed
+    ood: str = ""
+    ood_seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        row = {
             "task_id": self.task_id, "category": self.category, "primary_api": self.primary_api,
             "involved": list(self.involved), "num_turns": self.num_turns, "passed": self.verdict.passed,
             "failure": self.verdict.failure, "failed_turn": self.verdict.failed_turn,
         }
+        if self.ood:  # only variant rows carry these, so in-distribution rows stay as they were
+            row.update(ood=self.ood, ood_seed=self.ood_seed)
+        return row
+
+    @property
+    def apis(self) -> tuple[str, ...]:
+        """Every API the task involves, each once, by its short name. ``involved_classes`` keeps
+        the data's order, which often does not put the primary API first, so no position is
+        assumed; the primary is included even if the data were ever to omit it."""
+        return tuple(dict.fromkeys(API_NAMES.get(cls, cls) for cls in (self.primary_api, *self.involved)))
 
 
 @dataclass
@@ -76,7 +87,33 @@ def trajectory_task(trajectory: Trajectory) -> Task:
 def score_trajectory(trajectory: Trajectory, task: Task | None = None) -> TaskScore:
     task = task or trajectory_task(trajectory)
     verdict = check(task, trajectory.model_turns())
-    return TaskScore(task.id, task.category, task.primary_class, task.involved_classes, len(task.turns), verdict)
+    return TaskScore(task.id, task.category, task.primary_class, task.involved_classes, len(task.turns), verdict,
+                     task.ood_spec, task.ood_seed if task.ood_spec else 0)
+
+
+EpisodeIdentity = tuple[str, int, str]
+
+
+def episode_identity(trajectory: Trajectory) -> EpisodeIdentity:
+    """``(variant spec or "", variant seed or 0, task id)``: what makes two trajectories the same
+    episode. The seed is part of it because the same spec under another seed is another task
+    (other names, values and ground truth), scored against another variant; within one run
+    folder the seed is fixed, so this agrees with the runner's ``episode_key`` there."""
+    spec = str(trajectory.meta.get("ood") or "")
+    return spec, int(trajectory.meta.get("ood_seed", 0)) if spec else 0, trajectory.task_id
+
+
+def unique_episodes(trajectories: Iterable[Trajectory]) -> tuple[list[Trajectory], int]:
+    """Each episode once: the last trajectory of every :func:`episode_identity` (a re-run
+    episode supersedes the earlier one), in the order the episodes were first seen; and how many
+    trajectories were dropped."""
+    latest: dict[EpisodeIdentity, Trajectory] = {}
+    seen = 0
+    for trajectory in trajectories:
+        seen += 1
+        # assigning to an existing key keeps its first-seen position (dicts keep insertion order)
+        latest[episode_identity(trajectory)] = trajectory
+    return list(latest.values()), seen - len(latest)
 
 
 def _rate(rows: Sequence[TaskScore]) -> dict[str, float]:
@@ -91,9 +128,8 @@ def summarize(scores: Sequence[TaskScore], trajectories: Iterable[Trajectory] = 
     by_turns: dict[str, list[TaskScore]] = defaultdict(list)
     for row in scores:
         by_category[row.category].append(row)
-        by_api[API_NAMES.get(row.primary_api, row.primary_api)].append(row)
-        for cls in row.involved[1:]:  # also count the secondary API, so Math/Message/… appear
-            by_api[API_NAMES.get(cls, cls)].append(row)
+        for api in row.apis:  # once under each API the task involves, primary or not
+            by_api[api].append(row)
         by_turns[str(row.num_turns)].append(row)
     summary.categories = {c: _rate(by_category[c]) for c in CATEGORIES if c in by_category}
     present = [v["accuracy"] for v in summary.categories.values()]

@@ -50,7 +50,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "bfcl_single" / "BFCL_v4_simple_result.json").write_text('{"id": "simple_0", "result": "x"}\n')
     (root / "a_file").write_text("not a folder")
     (root / "empty.toml").write_text("")
-    (root / "no_mode.toml").write_text('[model]\nname_or_path = "x"\n')
+    (root / "no_mode.toml").write_text("[model]\npath = \"x\"\n")
     (root / "bad.toml").write_text("[run\n")
     return root
 
@@ -225,3 +225,20 @@ def test_help_lists_every_command_and_shows_defaults() -> None:
 def test_version() -> None:
     done = toolenv("--version")
     assert done.returncode == 0 and done.stdout.startswith("toolenv ") and "bfcl-eval 2026.3.23" in done.stdout
+
+
+def test_a_repeated_episode_is_counted_once_with_a_warning(workspace: Path, tmp_path: Path) -> None:
+    """Issue #12.2: `score` on a trajectories file holding an episode twice counted it twice."""
+    run = tmp_path / "run"
+    shutil.copytree(workspace / "run", run)
+    path = run / "trajectories.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines + lines[:1]))
+    done = toolenv("score", str(run))
+    assert done.returncode == 0, done.stderr
+    assert "1 duplicate episode(s) dropped" in done.stderr and done.stderr.count("\n") == 1
+    assert toolenv("score", str(workspace / "run"), "--out", str(tmp_path / "once")).returncode == 0
+    report = json.loads((run / "report.json").read_text())
+    reference = json.loads((tmp_path / "once" / "report.json").read_text())
+    assert report["summary"] == reference["summary"] and report["summary"]["tasks"] == 4
+    assert report["duplicates_dropped"] == 1

@@ -195,7 +195,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
-    for written in write_bfcl_results(trajectories, out):
+    for written in write_bfcl_results(trajectories, out, source=args.run_dir):
         print(written)
     return 0
 
