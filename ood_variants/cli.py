@@ -1,8 +1,11 @@
 """``toolenv ood …`` commands (registered by :mod:`toolenv.cli`).
 
     toolenv ood list                                   the transforms, their options and groups
-    toolenv ood generate --variants SPEC [SPEC …] --seed N --out DIR [--categories …] [--split …]
-    toolenv ood show --variant SPEC --task ID [--seed N] [--format F]   one task before/after
+    toolenv ood generate --ood SPEC [SPEC …] --ood-seed N --out DIR [--categories …] [--split …]
+    toolenv ood show --ood SPEC --task ID [--ood-seed N] [--format F]   one task before/after
+
+``--ood``/``--ood-seed`` are spelt as in ``toolenv eval``; the older ``--variants``/``--variant``
+and ``--seed`` still work (hidden aliases), so existing commands keep running.
 
 Heavy imports (``datasets``) happen inside the handlers.
 """
@@ -31,7 +34,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from ood_variants.registry import normalize_spec
     from toolenv.data import CATEGORIES, normalize_category, select_tasks
 
-    specs = [normalize_spec(spec) for spec in args.variants]  # one-line errors before any work
+    if not args.ood:  # not argparse's required=: the hidden alias --variants must satisfy it too
+        raise ValueError("ood generate needs --ood SPEC [SPEC …], e.g. --ood rename_tools+shuffle_schema "
+                         "(see `toolenv ood list`)")
+    specs = [normalize_spec(spec) for spec in args.ood]  # one-line errors before any work
     categories = [normalize_category(c) for c in (args.categories or CATEGORIES)]
     tasks = select_tasks(categories, args.split)
     started = time.perf_counter()
@@ -40,10 +46,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         if not args.quiet and (number % 100 == 0 or number == total):
             print(f"\r  {spec}: {number}/{total} tasks", end="\n" if number == total else "", file=sys.stderr, flush=True)
 
-    manifest = generate(args.out, tasks, specs, args.seed, {"categories": categories, "split": args.split},
+    manifest = generate(args.out, tasks, specs, args.ood_seed, {"categories": categories, "split": args.split},
                         tables=not args.jsonl_only, progress=progress)
     seconds = time.perf_counter() - started
-    print(f"{manifest['total']} variant tasks ({len(specs)} specs x {len(tasks)} tasks, seed {args.seed}) "
+    print(f"{manifest['total']} variant tasks ({len(specs)} specs x {len(tasks)} tasks, seed {args.ood_seed}) "
           f"written to {args.out} in {seconds:.1f} s")
     print(json.dumps({"counts": manifest["counts"], "jsonl_sha256": manifest["jsonl_sha256"]}, indent=2))
     return 0
@@ -55,8 +61,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from toolenv.env import tool_specs
     from toolenv.formats import PromptStyle, get_codec
 
-    task = get_task(args.task)
-    variant = make_variant(task, args.variant, args.seed)
+    if not args.ood:
+        raise ValueError("ood show needs --ood SPEC, e.g. --ood rename_tools:opaque (see `toolenv ood list`)")
+    if args.tools < 1:
+        raise ValueError(f"--tools must be a positive number of tools to print, not {args.tools}")
+    get_codec(args.format)  # an unknown training format fails here, listing the valid ones
+    task = get_task(args.task)  # says what a task id looks like when it is not one
+    variant = make_variant(task, args.ood, args.ood_seed)
     for label, item in (("before", task), (f"after: {variant.ood_spec} (seed {variant.ood_seed})", variant)):
         options = item.format_options
         codec = get_codec(options.get("call_format", args.format), PromptStyle.from_options(options))
@@ -69,29 +80,57 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: …)`` after each help text, except where there is no default to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.required:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+def _hidden_alias(parser: argparse.ArgumentParser, flag: str, dest: str, **kwargs: Any) -> None:
+    """An old spelling of an option: parsed into the same ``dest``, left out of ``--help``."""
+    parser.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+
 def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     """Add this package's subcommands to the ``toolenv`` parser."""
-    ood = commands.add_parser("ood", help="OOD variants of the tasks: list transforms, generate sets, show one")
+    from toolenv.data import CATEGORIES, SPLITS, TASK_ID_EXAMPLE
+    from toolenv.formats import CODECS
+
+    ood = commands.add_parser("ood", help="OOD variants of the tasks: list transforms, generate sets, show one",
+                              formatter_class=_HelpFormatter)
     sub = ood.add_subparsers(dest="ood_command", required=True)
 
-    listing = sub.add_parser("list", help="the transforms, their options and what they change")
+    listing = sub.add_parser("list", help="the transforms, their options and what they change",
+                             formatter_class=_HelpFormatter)
     listing.set_defaults(handler=_cmd_list)
 
-    gen = sub.add_parser("generate", help="write variant tasks as JSON Lines, a HF dataset and Parquet, with a manifest")
-    gen.add_argument("--variants", nargs="+", required=True, metavar="SPEC",
-                     help="specs such as rename_tools+shuffle_schema or python_list_format (see `toolenv ood list`)")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--categories", nargs="+", metavar="CATEGORY", help="default: all four")
-    gen.add_argument("--split", default="all", help="all, train or test (the paper's split)")
-    gen.add_argument("--out", required=True, help="output folder")
+    gen = sub.add_parser("generate", help="write variant tasks as JSON Lines, a HF dataset and Parquet, with a manifest",
+                         formatter_class=_HelpFormatter)
+    gen.add_argument("--ood", nargs="+", metavar="SPEC",
+                     help="required: OOD variant specs such as rename_tools+shuffle_schema or python_list_format "
+                          "(see `toolenv ood list`), one variant set per spec")
+    _hidden_alias(gen, "--variants", "ood", nargs="+", metavar="SPEC")
+    gen.add_argument("--ood-seed", type=int, default=0, help="seed of the OOD variants")
+    _hidden_alias(gen, "--seed", "ood_seed", type=int)
+    gen.add_argument("--categories", nargs="+", metavar="CATEGORY",
+                     help=f"categories to vary (default: all four, {', '.join(CATEGORIES)})")
+    gen.add_argument("--split", default="all", help=f"{', '.join(SPLITS)} (train/test: the paper's split)")
+    gen.add_argument("--out", required=True, help="output folder (required)")
     gen.add_argument("--jsonl-only", action="store_true", help="skip the datasets/Parquet outputs (no 'datasets' needed)")
-    gen.add_argument("--quiet", action="store_true")
+    gen.add_argument("--quiet", action="store_true", help="no progress on stderr")
     gen.set_defaults(handler=_cmd_generate)
 
-    show = sub.add_parser("show", help="one task's prompt and ground truth before and after a variant")
-    show.add_argument("--variant", required=True, metavar="SPEC")
-    show.add_argument("--task", default="multi_turn_base_0")
-    show.add_argument("--seed", type=int, default=0)
-    show.add_argument("--format", default="hermes", help="the training call format (default hermes)")
-    show.add_argument("--tools", type=int, default=3, help="how many tools to print (default 3)")
+    show = sub.add_parser("show", help="one task's prompt and ground truth before and after a variant",
+                          formatter_class=_HelpFormatter)
+    show.add_argument("--ood", metavar="SPEC", help="required: the OOD variant spec, e.g. rename_tools:opaque+yaml_docs")
+    _hidden_alias(show, "--variant", "ood", metavar="SPEC")
+    show.add_argument("--task", default="multi_turn_base_0", metavar="TASK_ID",
+                      help=f"the task id, e.g. {TASK_ID_EXAMPLE}")
+    show.add_argument("--ood-seed", type=int, default=0, help="seed of the OOD variant")
+    _hidden_alias(show, "--seed", "ood_seed", type=int)
+    show.add_argument("--format", default="hermes", help=f"the training call format ({', '.join(CODECS)})")
+    show.add_argument("--tools", type=int, default=3, help="how many tools to print")
     show.set_defaults(handler=_cmd_show)

@@ -12,7 +12,9 @@ import pytest
 
 import envs._official as official
 from envs._official import WHEEL_SHA256, DataError, distribution
-from toolenv.data import CATEGORIES, Task, get_task, load_tasks, normalize_category, raw_entries
+from envs import BACKEND_MODULES
+from toolenv.data import (API_SHORT_NAMES, CATEGORIES, Task, get_task, load_tasks, normalize_api, normalize_category,
+                          raw_entries, select_tasks)
 
 
 def test_four_categories_of_200() -> None:
@@ -122,3 +124,54 @@ def test_cli_reports_bad_input_in_one_line() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "unknown category 'nope'" in done.stderr
+
+
+# -- issue #12, defect 4: API names in the task selection --------------------------------------
+
+#: the short names the reports use (evaluators.scoring.API_NAMES), written out here rather than
+#: imported so that a drift between the two tables fails this test
+REPORT_NAMES = {"file_system": "GorillaFileSystem", "vehicle": "VehicleControlAPI", "trading": "TradingBot",
+                "travel": "TravelAPI", "twitter": "TwitterAPI", "message": "MessageAPI", "ticket": "TicketAPI",
+                "math": "MathAPI"}
+
+
+def test_apis_accept_the_reports_short_names_in_any_case() -> None:
+    assert API_SHORT_NAMES == REPORT_NAMES and set(API_SHORT_NAMES.values()) == set(BACKEND_MODULES)
+    by_class = select_tasks(apis=["TravelAPI"])
+    assert by_class and all("TravelAPI" in t.involved_classes for t in by_class)
+    for spelling in (["travel"], ["Travel"], ["TRAVEL"], ["travelapi"], "travel"):
+        assert select_tasks(apis=spelling) == by_class, spelling
+    both = select_tasks("base", apis=["math", "MessageAPI"])
+    assert both and all({"MathAPI", "MessageAPI"} & set(t.involved_classes) for t in both)
+
+
+@pytest.mark.parametrize("bad", ["flights", "travel_api", "", "GorillaFS"])
+def test_an_unknown_api_is_a_one_line_error_listing_both_kinds_of_name(bad: str) -> None:
+    with pytest.raises(DataError) as info:
+        select_tasks(apis=[bad])
+    message = str(info.value)
+    assert "\n" not in message and f"unknown API {bad!r}" in message and "valid:" in message
+    assert all(short in message for short in REPORT_NAMES) and all(cls in message for cls in BACKEND_MODULES)
+    with pytest.raises(DataError):
+        normalize_api(bad)
+
+
+def test_an_empty_selection_names_the_filters_that_produced_it() -> None:
+    with pytest.raises(DataError) as info:
+        select_tasks("base", "test", apis=["math"], task_ids=["multi_turn_base_0"])  # 0 is a train index
+    message = str(info.value)
+    assert "\n" not in message and "the task selection is empty" in message
+    assert all(part in message for part in ("categories=base", "split=test", "apis=MathAPI", "task_ids=multi_turn_base_0"))
+
+
+@pytest.mark.parametrize(("task_id", "message"), [
+    ("5", "unknown task '5'; a task id looks like multi_turn_base_5"),
+    ("base_5", "unknown task 'base_5'; a task id looks like multi_turn_base_5"),
+    ("multi_turn_base_x", "a task id looks like multi_turn_base_5"),
+    ("multi_turn_base_999", "no task with id 'multi_turn_base_999'; base holds multi_turn_base_0"),
+])
+def test_get_task_says_what_a_task_id_looks_like(task_id: str, message: str) -> None:
+    with pytest.raises(DataError) as info:
+        get_task(task_id)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert get_task("multi_turn_miss_param_5").id == "multi_turn_miss_param_5"

@@ -99,3 +99,76 @@ def test_python_prompt_is_bfcl_default_prompt_byte_for_byte() -> None:
         docs = get_task(task_id).tool_docs()
         hinted = [dict(d, description=d["description"] + PYTHON_HINT) for d in docs]
         assert bfcl_default_system_prompt(docs) == utils.formulate_system_prompt(DEFAULT_SYSTEM_PROMPT_FORMAT, hinted)
+
+
+# -- issue #12, defect 1: OpenAI-style message dicts in every format -----------------------------
+
+TOOL_CALLS_MESSAGE = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [
+        {"id": "call_a", "type": "function", "function": {"name": "cd", "arguments": '{"folder": "document"}'}},
+        {"id": "call_b", "type": "function", "function": {"name": "ls", "arguments": {"a": True}}},  # an object
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(CODECS))
+def test_every_format_decodes_a_tool_calls_dict_as_the_openai_codec_does(name: str) -> None:
+    parsed = get_codec(name).parse(TOOL_CALLS_MESSAGE)
+    assert parsed == get_codec("openai").parse(TOOL_CALLS_MESSAGE)
+    assert parsed.status == "calls" and parsed.outside_text == ""
+    assert parsed.calls == (Call("cd", (), {"folder": "document"}), Call("ls", (), {"a": True}))
+    assert parsed.call_ids == ("call_a", "call_b")
+    # text beside the calls is outside text, never searched for more calls (no double runs)
+    echoed = dict(TOOL_CALLS_MESSAGE, content=get_codec(name).render_calls([Call("pwd")]) if name != "openai" else "ok")
+    again = get_codec(name).parse(echoed)
+    assert again.calls == parsed.calls and again.outside_text
+
+
+def _circular() -> dict:
+    entry: dict = {"id": "c", "function": {"name": "ls"}}  # no arguments, and unprintable as JSON
+    entry["self"] = entry
+    return entry
+
+
+MALFORMED_TOOL_CALLS = [
+    ("not a list", "ls()", "'tool_calls' must be a list"),
+    ("not a list (dict)", {"function": {"name": "ls", "arguments": "{}"}}, "'tool_calls' must be a list"),
+    ("entry not an object", ["ls"], "must be an object"),
+    ("no function", [{"id": "x", "type": "function"}], "needs a 'function' object"),
+    ("function not an object", [{"function": "ls"}], "needs a 'function' object"),
+    ("missing name", [{"function": {"arguments": "{}"}}], "'name' must be a function name"),
+    ("bad name", [{"function": {"name": "rm -rf", "arguments": "{}"}}], "'name' must be a function name"),
+    ("arguments not JSON", [{"function": {"name": "cd", "arguments": "{folder: a}"}}], ""),
+    ("arguments a JSON list", [{"function": {"name": "cd", "arguments": "[1, 2]"}}], "must be a JSON object"),
+    ("arguments a number", [{"function": {"name": "cd", "arguments": 3}}], "must be a JSON object"),
+    ("missing arguments", [{"function": {"name": "cd"}}], "missing 'arguments'"),
+    ("deep arguments", [{"function": {"name": "cd", "arguments": "[" * 100_000 + "]" * 100_000}}], ""),
+    ("circular entry", [_circular()], "missing 'arguments'"),
+]
+
+
+@pytest.mark.parametrize("name", list(CODECS))
+@pytest.mark.parametrize(("case", "tool_calls", "message"), MALFORMED_TOOL_CALLS, ids=[c[0] for c in MALFORMED_TOOL_CALLS])
+def test_malformed_tool_calls_are_error_results_in_every_format(name: str, case: str, tool_calls, message: str) -> None:
+    parsed = get_codec(name).parse({"role": "assistant", "content": "x", "tool_calls": tool_calls})
+    assert parsed.attempted and parsed.status == "invalid" and not parsed.calls
+    assert len(parsed.errors) == 1 and message in parsed.errors[0]
+    assert parsed.outside_text == "x"
+    mixed = get_codec(name).parse({"tool_calls": [TOOL_CALLS_MESSAGE["tool_calls"][0], {"id": "bad"}]})
+    assert mixed.status == "partial" and mixed.calls == (Call("cd", (), {"folder": "document"}),)
+    assert mixed.call_ids == ("call_a", "bad")  # each result answers its own entry: calls, then errors
+
+
+@pytest.mark.parametrize("name", list(CODECS))
+def test_a_dict_without_tool_calls_is_read_as_its_content(name: str) -> None:
+    codec = get_codec(name)
+    for absent in ({}, {"tool_calls": None}, {"tool_calls": []}):
+        assert codec.parse({"role": "assistant", "content": "All done.", **absent}) == codec.parse("All done.")
+        assert not codec.parse({"role": "assistant", "content": None, **absent}).attempted
+    rendered = codec.render_calls([Call("cd", (), {"folder": "a"})])
+    if name == "openai":  # calls travel in tool_calls only: content is a reply, whatever it says
+        assert not codec.parse({"role": "assistant", "content": __import__("json").dumps(rendered)}).attempted
+    else:  # a server without a tool parser: the calls are in the content text
+        assert codec.parse({"role": "assistant", "content": rendered}).calls == (Call("cd", (), {"folder": "a"}),)

@@ -6,6 +6,7 @@ a manifest, byte-identical for the same spec and seed; exported tasks play back 
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -195,3 +196,84 @@ def test_a_task_file_with_several_variants_of_a_task_picks_by_spec(tmp_path: Pat
         assert info["ood"] == spec and env.task == make_variant(tasks[1], spec, 1)
     with pytest.raises(ValueError, match="is not among"):
         env.reset(options={"task_id": tasks[1].id, "ood": "rename_tools"})
+
+
+# -- issue #12, defects 3 and 5: ood subcommand inputs, help and the --ood spelling -------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ood", "show", "--ood", "rename_tools", "--task", "5"], "unknown task '5'; a task id looks like multi_turn_base_5"),
+    (["ood", "show", "--variant", "rename_tools", "--task", "5"], "unknown task '5'; a task id looks like multi_turn_base_5"),
+    (["ood", "show", "--ood", "rename_tools", "--task", "base_5"], "a task id looks like multi_turn_base_5"),
+    (["ood", "show", "--ood", "rename_tools", "--task", "multi_turn_base_200"], "no task with id 'multi_turn_base_200'; base holds"),
+    (["ood", "show", "--ood", "rename_toolz"], "unknown OOD transform 'rename_toolz'"),
+    (["ood", "show", "--ood", "rename_tools", "--format", "yaml"], "unknown call format 'yaml'; valid: hermes"),
+    (["ood", "show", "--ood", "rename_tools", "--tools", "0"], "--tools must be a positive number"),
+    (["ood", "show"], "ood show needs --ood SPEC"),
+    (["ood", "generate", "--out", "{tmp}/x"], "ood generate needs --ood SPEC"),
+    (["ood", "generate", "--ood", "shuffle_schema", "--split", "half", "--out", "{tmp}/x"], "unknown split 'half'; valid: all"),
+    (["ood", "generate", "--ood", "shuffle_schema", "--categories", "5", "--out", "{tmp}/x"], "unknown category '5'; valid:"),
+])
+def test_bad_ood_subcommand_input_says_what_is_valid_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    done = subprocess.run([*TOOLENV, *[a.replace("{tmp}", str(tmp_path)) for a in args]], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def _ood_subparsers() -> dict[str, Any]:
+    import argparse
+
+    from toolenv.cli import build_parser
+
+    def children(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(action.choices)
+
+    return children(children(build_parser())["ood"])
+
+
+def test_every_ood_subcommand_argument_has_help_with_its_default() -> None:
+    import argparse
+
+    subparsers = _ood_subparsers()
+    assert set(subparsers) == {"list", "generate", "show"}
+    for name, parser in subparsers.items():
+        text = parser.format_help()
+        for action in parser._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+                continue  # hidden aliases and -h
+            assert action.help, f"ood {name} {action.option_strings}: no help text"
+            if action.default not in (None, False) and not action.required:
+                shown = f"(default: {action.default})"
+                assert shown in " ".join(text.split()), f"ood {name} {action.option_strings}: {shown} not in --help"
+
+
+def test_ood_subcommands_spell_the_flags_as_eval_with_the_old_spelling_hidden() -> None:
+    subparsers = _ood_subparsers()
+    for name, old in (("generate", "--variants"), ("show", "--variant")):
+        parser = subparsers[name]
+        specs = ["shuffle_schema", "perturb_values"] if name == "generate" else ["shuffle_schema"]
+        tail = ["--out", "x"] if name == "generate" else []
+        new = parser.parse_args(["--ood", *specs, "--ood-seed", "3", *tail])
+        legacy = parser.parse_args([old, *specs, "--seed", "3", *tail])
+        assert vars(new) == vars(legacy)
+        assert new.ood == (specs if name == "generate" else specs[0]) and new.ood_seed == 3
+        assert parser.parse_args(["--ood", *specs, *tail]).ood_seed == 0
+        text = parser.format_help()
+        assert "--ood SPEC" in text and "--ood-seed" in text
+        assert old not in text and not re.search(r"--seed\b", text), text
+
+
+def test_ood_show_and_generate_run_with_the_new_and_the_old_spelling(tmp_path: Path) -> None:
+    shown = [subprocess.run([*TOOLENV, "ood", "show", spec_flag, "rename_tools:opaque", seed_flag, "3", "--task",
+                             "multi_turn_base_1"], capture_output=True, text=True)
+             for spec_flag, seed_flag in (("--ood", "--ood-seed"), ("--variant", "--seed"))]
+    assert all(done.returncode == 0 for done in shown), [done.stderr for done in shown]
+    assert shown[0].stdout == shown[1].stdout and "(seed 3)" in shown[0].stdout
+    done = subprocess.run([*TOOLENV, "ood", "generate", "--ood", "shuffle_schema", "--ood-seed", "2", "--categories", "base",
+                           "--split", "test", "--jsonl-only", "--quiet", "--out", str(tmp_path / "set")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "set" / MANIFEST).read_text())["seed"] == 2

@@ -15,7 +15,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from envs import backend_class
+from envs import BACKEND_MODULES, backend_class
 from envs._official import DataError, distribution
 from toolenv.calls import Call, parse_python_call
 from toolenv.executor import NameMap
@@ -23,6 +23,29 @@ from toolenv.executor import NameMap
 CATEGORIES: tuple[str, ...] = ("base", "miss_func", "miss_param", "long_context")
 _PREFIX = "multi_turn_"
 PRIMARY_CLASSES = ("GorillaFileSystem", "VehicleControlAPI", "TradingBot", "TravelAPI")
+
+
+#: short API name (as the reports write it: ``by_api`` in evaluators.scoring) → official class
+#: name; derived from envs.BACKEND_MODULES (the one per-API table) so no second list can drift:
+#: the module's file name, without the ``_api`` suffix (``envs.math_api`` → ``math``)
+API_SHORT_NAMES: dict[str, str] = {
+    module.rsplit(".", 1)[-1].removesuffix("_api"): class_name for class_name, module in BACKEND_MODULES.items()
+}
+
+
+def normalize_api(name: str) -> str:
+    """An API by class name or short name, any case (``"travel"``, ``"TravelAPI"``,
+    ``"travelapi"``) → its official class name; a one-line error listing both kinds otherwise."""
+    if isinstance(name, str):
+        folded = name.strip().casefold()
+        for class_name in BACKEND_MODULES:
+            if folded == class_name.casefold():
+                return class_name
+        for short, class_name in API_SHORT_NAMES.items():
+            if folded == short:
+                return class_name
+    raise DataError(f"unknown API {name!r}; valid: {', '.join(API_SHORT_NAMES)} "
+                    f"(or the class names {', '.join(BACKEND_MODULES)})")
 
 
 def normalize_category(name: str) -> str:
@@ -305,38 +328,70 @@ def select_tasks(
     task_ids: Iterable[str] | None = None,
     tasks: Iterable[Task] | None = None,
 ) -> list[Task]:
-    """Tasks filtered by category, the paper's split (``all``/``train``/``test``), involved API
-    class names, and explicit ids. A one-line error for an unknown split or an empty selection.
+    """Tasks filtered by category, the paper's split (``all``/``train``/``test``), involved APIs
+    (class names such as ``"TravelAPI"`` or short names such as ``"travel"``, any case; see
+    :data:`API_SHORT_NAMES`), and explicit ids. A one-line error for an unknown category, split
+    or API, or for an empty selection (naming the filters that produced it).
 
     ``tasks`` filters the given tasks (e.g. from :func:`load_task_file`) instead of the official ones."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    if isinstance(apis, str):  # one name, not its characters
+        apis = [apis]
+    # names are checked before any data is read, so a typo fails fast and says what is valid
+    wanted_apis = None if apis is None else {normalize_api(name) for name in apis}
+    if isinstance(task_ids, str):
+        task_ids = [task_ids]
+    source = "official"
     if tasks is None:
         tasks = load_tasks(categories)
     else:
+        source = "given"
         wanted = set(map(normalize_category, [categories] if isinstance(categories, str) else categories or CATEGORIES))
         tasks = [t for t in tasks if t.category in wanted]
+    filters = [f"categories={_shown(categories, CATEGORIES)}"]
     if split != "all":
         keep = set(paper_split()[0 if split == "train" else 1])
         tasks = [t for t in tasks if t.index in keep]
-    if apis is not None:
-        wanted = set(apis)
-        tasks = [t for t in tasks if wanted & set(t.involved_classes)]
+        filters.append(f"split={split}")
+    if wanted_apis is not None:
+        tasks = [t for t in tasks if wanted_apis & set(t.involved_classes)]
+        filters.append(f"apis={','.join(sorted(wanted_apis))}")
     if task_ids is not None:
         ids = set(task_ids)
         tasks = [t for t in tasks if t.id in ids]
+        shown = sorted(ids)
+        filters.append(f"task_ids={','.join(shown[:5])}{',…' if len(shown) > 5 else ''}")
     if not tasks:
-        raise DataError("the task selection is empty (check categories, split, apis and task_ids)")
+        raise DataError(f"the task selection is empty: no {source} task matches {' '.join(filters)}")
     return tasks
 
 
+def _shown(categories: str | Iterable[str] | None, default: Iterable[str]) -> str:
+    """The categories filter as the empty-selection message shows it."""
+    if categories is None:
+        categories = default
+    elif isinstance(categories, str):
+        categories = [categories]
+    return ",".join(categories)
+
+
+TASK_ID_EXAMPLE = "multi_turn_base_5"
+
+
 def get_task(task_id: str) -> Task:
-    """One task by id (``"multi_turn_base_17"``); a one-line error if it does not exist."""
-    category = task_id.rsplit("_", 1)[0]
-    for task in load_tasks(category):
+    """One task by id (``"multi_turn_base_17"``); a one-line error if it does not exist, saying
+    what an id looks like (so ``"5"`` is not mistaken for a category)."""
+    category, _, number = str(task_id).rpartition("_")
+    short = category[len(_PREFIX):] if category.startswith(_PREFIX) else None
+    if short not in CATEGORIES or not number.isdigit():
+        raise DataError(f"unknown task {task_id!r}; a task id looks like {TASK_ID_EXAMPLE} "
+                        f"({_PREFIX}<category>_<index>, category one of {', '.join(CATEGORIES)})")
+    tasks = load_tasks(short)
+    for task in tasks:
         if task.id == task_id:
             return task
-    raise DataError(f"no task with id {task_id!r}")
+    raise DataError(f"no task with id {task_id!r}; {short} holds {tasks[0].id} … {tasks[-1].id}")
 
 
 def data_version() -> str:

@@ -1,45 +1,14 @@
 """``BFCLEnv``: one BFCL multi-turn task per episode, as a Gymnasium environment.
 
-Episode
-    ``reset(seed, options)`` picks a task (``options["task_id"]``, with ``options["ood"]`` to
-    pick one variant among several of a task file, or ``options["index"]``, else one drawn with
-    the seeded RNG from the configured tasks), builds fresh backends and
-    returns the system prompt (tools rendered by the call format) and the first user turn.
-    ``step(action)`` takes the assistant's output (text, or an OpenAI-style message dict).
-    When the call format finds tool-call structure the message is a *tool step*: its calls run
-    in order on the episode's backends and the results come back as the observation (blocks
-    that did not decode come back as error results). Any other message ends the user turn and
-    the next user turn is returned; a miss_func reveal turn shows the held-out tools with BFCL's
-    reveal sentence. After the last turn ``terminated`` is True.
-
-OOD variants
-    ``ood="rename_tools+shuffle_schema"`` with ``ood_seed=3`` plays each task as that variant
-    (built on first use, deterministic in spec, seed and task id): its own tool docs, names that
-    map back to the canonical backends, its call format and prompt style. ``task_file=`` plays
-    tasks exported to JSON Lines (e.g. by ``toolenv ood generate``). The variants come from the
-    provider registered in :mod:`toolenv.registration` (``ood_variants``).
-
-Truncation
-    As in BFCL's inference loop, the 21st tool step in one user turn (``max_steps_per_turn`` =
-    20) force-quits the episode: ``truncated`` is True and the remaining turns are not played,
-    so the entry fails unless that was the last turn.
-
-Spaces
-    Action: :class:`~toolenv.spaces.AgentAction` (any text, or a message dict).
-    Observation: :class:`~toolenv.spaces.ToolText` (``observation_mode="text"``: the contents
-    of the new messages joined by blank lines) or :class:`~toolenv.spaces.ChatMessages`
-    (``"messages"``: the new chat messages, ready for a tokenizer's chat template).
-
-Reward
-    0 on every step but the last; at episode end the BFCL entry score (1.0 or 0.0) from the
-    evaluator's checker, which replays the calls on fresh backends. ``info`` carries the dense
-    parts at every step (JSON-serialisable, deterministic): the parse status and structural
-    state of the action, the calls and results, and, when a turn closes, that turn's verdict.
+Everything an agent needs (spaces, reward, episode end, arguments, ``info`` keys, attributes)
+is in the class docstring, so that ``help(env.unwrapped)`` is enough; a test checks that every
+constructor argument and every ``info`` key an episode emits is documented there.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import copy
+from typing import Any, Iterable, Mapping, Sequence
 
 import gymnasium as gym
 
@@ -58,6 +27,17 @@ OBSERVATION_MODES = ("text", "messages")
 DEFAULT_MAX_STEPS_PER_TURN = 20
 
 
+def _copied(action: Any) -> Any:
+    """A deep copy of a dict action, so that a caller reusing or mutating its dict afterwards
+    does not rewrite the recorded history; other actions (immutable text) as they are."""
+    if not isinstance(action, Mapping):
+        return action
+    try:
+        return copy.deepcopy(action)
+    except (TypeError, RecursionError, copy.Error):  # uncopyable contents: keep the object itself
+        return action
+
+
 def tool_specs(docs: Iterable[dict[str, Any]]) -> list[ToolSpec]:
     return [
         ToolSpec(doc["name"], doc, {"name": doc["name"], "description": doc.get("description", ""),
@@ -67,7 +47,171 @@ def tool_specs(docs: Iterable[dict[str, Any]]) -> list[ToolSpec]:
 
 
 class BFCLEnv(gym.Env[Any, Any]):
-    """BFCL multi-turn tool use; see the module docstring for spaces, reward and episode end."""
+    """BFCL-V3 multi-turn tool use: one official (or OOD variant) task per episode.
+
+    ## Description
+
+    Each episode is one BFCL multi-turn entry: a user asks for something over several turns,
+    and the agent answers each turn with any number of *tool steps* (messages holding tool
+    calls in the configured call format) followed by a plain reply, which ends the turn. The
+    calls run on fresh, stateful backends (file system, vehicle, trading, travel, twitter,
+    message, ticket, math) through a safe executor; the BFCL checker scores the episode.
+
+    ## Action Space
+
+    :class:`~toolenv.spaces.AgentAction`: the assistant's output, either
+
+    - a ``str`` of at most ``max_text_length`` characters, decoded by the call format
+      (``call_format``; see :mod:`toolenv.formats`), or
+    - an OpenAI-style message dict ``{"role": "assistant", "content": str | None,
+      "tool_calls": [{"id": str, "type": "function", "function": {"name": str,
+      "arguments": <JSON string or object>}}]}``, accepted in *every* call format: a non-empty
+      ``tool_calls`` runs exactly those calls (its ``content`` counts as text outside the calls
+      and is not searched for more), a dict without ``tool_calls`` is read as its ``content``
+      text. Malformed ``tool_calls`` entries come back as error results; nothing raises.
+
+    A message in which the format finds call structure is a tool step; any other message is a
+    reply and closes the user turn.
+
+    ## Observation Space
+
+    ``observation_mode="text"``: :class:`~toolenv.spaces.ToolText`, the contents of the new
+    messages joined by blank lines. ``observation_mode="messages"``:
+    :class:`~toolenv.spaces.ChatMessages`, the new chat messages (``role``/``content`` dicts,
+    plus ``tool_call_id`` in the openai format), ready for a tokenizer's chat template.
+    ``reset`` returns the system message (the tools rendered by the call format) and the first
+    user turn; a tool step returns its results (one per call, then one
+    ``"Error: the tool call could not be decoded: …"`` per block that did not decode); a reply
+    returns the next turn's user message(s) (a miss_func reveal turn shows the held-out tools
+    with BFCL's reveal sentence); the last reply returns nothing (``""`` or ``[]``).
+
+    ## Rewards
+
+    0.0 on every step but the last. The last step returns the BFCL entry score, 1.0 or 0.0,
+    from the evaluator's checker (it replays the calls on fresh backends and compares state and
+    results with the ground truth, turn by turn). The dense parts are in ``info``.
+
+    ## Starting State
+
+    ``reset(seed=None, options=None)`` picks the task: ``options["task_id"]`` (with
+    ``options["ood"]`` = a spec string to choose among several variants of that id in a task
+    file), else ``options["index"]`` (modulo ``len(tasks)``), else one drawn with the seeded
+    RNG from ``tasks``. Backends start from the task's initial configuration.
+
+    ## Episode End
+
+    - ``terminated`` is True after the reply that closes the last user turn.
+    - ``truncated`` is True when one user turn gets more than ``max_steps_per_turn`` tool steps
+      (BFCL force-quits at the 21st): the remaining turns are not played, so the entry fails
+      unless that was the last turn. ``terminated`` is then False.
+
+    Stepping after either raises ``RuntimeError``; call ``reset()``.
+
+    ## Arguments
+
+    - ``categories`` (``Sequence[str] | str | None``, default ``None`` = all four): BFCL
+      categories, ``"base"``, ``"miss_func"``, ``"miss_param"``, ``"long_context"`` (the
+      ``multi_turn_`` prefix is optional).
+    - ``split`` (``str``, default ``"all"``): ``"all"``, or the paper's ``"train"``/``"test"``
+      halves (100 entry indices each, the same in every category).
+    - ``apis`` (``Sequence[str] | None``, default ``None`` = any): keep tasks involving one of
+      these APIs, by class name (``"TravelAPI"``) or short name (``"travel"``), any case.
+    - ``task_ids`` (``Sequence[str] | None``, default ``None``): keep only these task ids
+      (``"multi_turn_base_5"``).
+    - ``call_format`` (``str``, default ``"hermes"``): ``hermes``, ``python``, ``openai``,
+      ``xml`` or ``json_block`` (see :mod:`toolenv.formats`).
+    - ``observation_mode`` (``str``, default ``"text"``): ``"text"`` or ``"messages"``.
+    - ``max_steps_per_turn`` (``int``, default ``20``): tool steps allowed in one user turn
+      before the episode is truncated (BFCL's limit).
+    - ``max_text_length`` (``int``, default ``1_000_000``): the longest text the action and
+      text observation spaces contain.
+    - ``render_mode`` (``str | None``, default ``None``): ``"human"`` (``render()`` prints the
+      transcript) or ``"ansi"`` (``render()`` returns it).
+    - ``ood`` (``str | None``, default ``None``): an OOD variant spec such as
+      ``"rename_tools+shuffle_schema"`` (see ``toolenv ood list``); every task is played as
+      that variant (built on first use, deterministic in spec, seed and task id): its own tool
+      docs, names mapped back to the canonical backends, its call format and prompt style.
+    - ``ood_seed`` (``int``, default ``0``): the seed of those variants.
+    - ``task_file`` (``str | None``, default ``None``): play the tasks of this JSON Lines file
+      (e.g. ``tasks.jsonl`` from ``toolenv ood generate``) instead of the official ones; the
+      other filters still apply.
+    - ``tasks`` (``Sequence[Task] | None``, default ``None``): play these task objects (e.g.
+      from :func:`toolenv.data.load_task_file`); filters apply. Not JSON-serialisable: for
+      programmatic use, not ``gym.make``.
+
+    Bad values raise a one-line ``ValueError`` (or :class:`envs._official.DataError`, for the
+    task filters) that lists the valid ones.
+
+    ## Info
+
+    JSON-serialisable and deterministic. At ``reset``:
+
+    - ``task_id``: the task's id (``"multi_turn_base_5"``).
+    - ``category``: its category (``"base"``, …).
+    - ``turn``: 0, the index of the current user turn.
+    - ``num_turns``: how many user turns the task has.
+    - ``tools``: the tools initially offered, as OpenAI ``{"type": "function", "function":
+      …}`` schemas (held-out miss_func tools are added to ``tools`` when revealed).
+    - ``data_version``: the pinned ``bfcl-eval`` version the task comes from.
+    - ``call_format``: the call format this episode uses (a variant may set its own).
+    - ``ood``, ``ood_seed``: the variant's spec and seed (only when the task is a variant).
+
+    At every ``step``:
+
+    - ``task_id``: as above.
+    - ``turn``: the index of the user turn this action belonged to.
+    - ``parse``: the codec's reading of the action: ``{"status": "calls" | "partial" |
+      "invalid" | "text", "calls": [...], "errors": [...], "outside_text": str}``.
+    - ``structure``: the structural state of the message (``healthy_call``,
+      ``healthy_response``, ``text_pollution`` or ``full_collapse``; see
+      :mod:`evaluators.structure`).
+
+    On a tool step, also:
+
+    - ``step``: the number of tool steps so far in this turn (1, 2, …).
+    - ``calls``: the decoded calls that ran, as ``{"name", "args", "kwargs"}`` dicts.
+    - ``results``: their result texts, in order (the error results of undecodable blocks are
+      in the observation only).
+
+    On a reply, also:
+
+    - ``turn_verdict``: the checker's verdict on the turn it closed: ``{"turn", "checked",
+      "passed", "failure", "state_diff", "missing_results"}``.
+
+    On the last step (terminated or truncated), also:
+
+    - ``verdict``: the episode verdict: ``{"task_id", "passed", "failure", "failed_turn"
+      (-1 when none), "turns"}``; the reward is 1.0 exactly when ``passed``.
+
+    ## Attributes
+
+    - ``tasks`` (``list[Task]``): the selected tasks (official or variants before ``ood``).
+    - ``task`` (``Task | None``): the task being played (the variant when ``ood`` is set).
+    - ``tools`` (``list[ToolSpec]``): the tools offered so far in this episode.
+    - ``trajectory`` (``Trajectory | None``): the episode record: every message (assistant
+      actions as given, dicts copied whole), per turn the steps with raw output, parse status,
+      calls, results, errors and structure, the verdicts and the reward.
+    - ``codec`` (``Codec``): the call format's codec in use for this episode.
+    - ``call_format`` (``str``): the configured call format.
+    - ``observation_mode``, ``max_steps_per_turn``, ``render_mode``, ``ood``, ``ood_seed``:
+      the constructor arguments.
+    - ``action_space``, ``observation_space``: see above.
+    - ``spec`` (``EnvSpec | None``): set by ``gym.make`` (the id and its kwargs).
+    - ``metadata``: ``{"render_modes": ["human", "ansi"], "render_fps": 1}``.
+
+    ## Example
+
+    >>> import gymnasium as gym, toolenv
+    >>> env = gym.make("BFCL-MultiTurn-v0", call_format="hermes")
+    >>> obs, info = env.reset(options={"task_id": "multi_turn_base_0"})
+    >>> obs, reward, terminated, truncated, info = env.step('<tool_call>{"name": "ls", "arguments": {}}</tool_call>')
+
+    ## Version History
+
+    - v0: initial release: the four scored BFCL-V3 multi-turn categories, five call formats,
+      per-API ids, OOD variants (``ood``/``ood_seed``/``task_file``), message-dict actions in
+      every call format, API short names in ``apis``.
+    """
 
     metadata = {"render_modes": ["human", "ansi"], "render_fps": 1}
 
@@ -87,9 +231,7 @@ class BFCLEnv(gym.Env[Any, Any]):
         task_file: str | None = None,
         tasks: Sequence[Task] | None = None,
     ) -> None:
-        """See the module docstring. ``tasks``: play these task objects (official or variants,
-        e.g. from :func:`toolenv.data.load_task_file`) instead of the official selection; the
-        other filters still apply. Not JSON-serialisable: for programmatic use, not ``gym.make``."""
+        """See the class docstring, section Arguments."""
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"unknown observation_mode {observation_mode!r}; valid: {', '.join(OBSERVATION_MODES)}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -157,7 +299,7 @@ class BFCLEnv(gym.Env[Any, Any]):
         if parsed.attempted:
             results = [result.text for result in self._session.execute_all(parsed.calls)]
             error_results = [PARSE_ERROR_PREFIX + error for error in parsed.errors]
-            turn_record.steps.append(Step(action, parsed.status, list(parsed.calls), results, list(parsed.errors), structure))
+            turn_record.steps.append(Step(_copied(action), parsed.status, list(parsed.calls), results, list(parsed.errors), structure))
             self._steps_in_turn += 1
             new = self._result_messages(list(parsed.calls) + [None] * len(error_results), results + error_results, parsed.call_ids)
             info.update(step=self._steps_in_turn, calls=[c.to_dict() for c in parsed.calls], results=results)
@@ -165,7 +307,7 @@ class BFCLEnv(gym.Env[Any, Any]):
                 self.trajectory.truncated = True
                 return self._finish(new, info, truncated=True)
             return self._observation(new), 0.0, False, False, info
-        turn_record.steps.append(Step(action, parsed.status, [], [], list(parsed.errors), structure))
+        turn_record.steps.append(Step(_copied(action), parsed.status, [], [], list(parsed.errors), structure))
         verdict = self._checker.close_turn(turn_record.call_steps())
         turn_record.verdict = verdict.to_dict()
         info["turn_verdict"] = verdict.to_dict()
@@ -241,8 +383,13 @@ class BFCLEnv(gym.Env[Any, Any]):
         return messages
 
     def _assistant_message(self, action: Any) -> dict[str, Any]:
-        if isinstance(action, dict):
-            return {"role": "assistant", "content": action.get("content"), "tool_calls": action.get("tool_calls")}
+        if isinstance(action, Mapping):
+            # the message as the model sent it (ids, extra fields and all), with the two keys a
+            # chat template needs filled in only when missing
+            message = _copied(dict(action))
+            message.setdefault("role", "assistant")
+            message.setdefault("content", None)
+            return message
         return {"role": "assistant", "content": action if isinstance(action, str) else str(action)}
 
     def _observation(self, messages: list[dict[str, Any]]) -> Any:

@@ -8,7 +8,9 @@
 - ``xml``: ``<function name="f"><param name="a" type="integer">1</param></function>``
 - ``json_block``: a fenced JSON list of ``{"name", "arguments"}`` objects
 
-Each codec takes an optional :class:`~toolenv.formats.style.PromptStyle` (docs as JSON, YAML-like
+Every codec also accepts an OpenAI-style assistant message dict with ``tool_calls`` and decodes
+it the same way (:meth:`Codec.parse`, see :mod:`toolenv.formats.base`), so a server that
+extracts the calls itself works with any format. Each codec takes an optional :class:`~toolenv.formats.style.PromptStyle` (docs as JSON, YAML-like
 text or Python signatures; tools in the system or the first user message; result wrapping). The
 default style is the codec's own output, unchanged.
 """

@@ -4,6 +4,25 @@ A codec knows nothing about state: it renders and parses. The environment decide
 means for the episode: a message in which the codec found tool-call structure is a *tool step*
 (its calls run, its malformed parts come back as error results); any other message ends the
 user turn, as in BFCL.
+
+Message dicts
+    Every codec accepts, besides text, an OpenAI-style assistant message dict
+    (``{"role": "assistant", "content": …, "tool_calls": [{"id", "type": "function",
+    "function": {"name", "arguments": <JSON string or object>}}]}``), the form an
+    OpenAI-compatible server returns when it extracts the calls itself. :meth:`Codec.parse`
+    handles it once for all formats (:func:`decode_tool_calls`, the OpenAI decoding):
+
+    - non-empty ``tool_calls``: a tool step whose calls are exactly those entries; the text
+      ``content`` is *outside text* (it is not searched for calls, so a server that both
+      extracts the calls and echoes them in ``content`` does not run them twice);
+    - ``tool_calls`` absent, ``None`` or ``[]``: the ``content`` text is what the model wrote
+      and is parsed by the codec as usual (a server without a tool parser returns Hermes
+      blocks in ``content``); the OpenAI codec takes it as a plain reply;
+    - malformed ``tool_calls`` (not a list; an entry without a ``function`` object, without a
+      function name, or with arguments that are not a JSON object) give error results for
+      those entries, never an exception.
+
+    A ``content`` that is not a string (e.g. a list of parts) is read as no text.
 """
 
 from __future__ import annotations
@@ -32,7 +51,9 @@ class ParseResult:
     errors: tuple[str, ...] = ()
     attempted: bool = False
     outside_text: str = ""
-    #: the ids a model gave its calls (OpenAI format), to answer each with its own id
+    #: the ids a model gave its ``tool_calls`` entries (message dicts): those of ``calls``, then
+    #: those of the entries that failed, in the order the env answers them (calls, then errors),
+    #: so that each result message carries the id of the entry it answers
     call_ids: tuple[str, ...] = ()
 
     @property
@@ -136,7 +157,28 @@ class Codec:
         raise NotImplementedError
 
     def parse(self, output: Any) -> ParseResult:
-        """Decode an assistant output. Never raises."""
+        """Decode an assistant output: text, or a message dict (see the module docstring).
+        Never raises. Subclasses implement :meth:`parse_text`; dicts are handled here so that
+        every format treats them the same way."""
+        if isinstance(output, Mapping):
+            return self.parse_message(output)
+        return self.parse_text(output)
+
+    def parse_message(self, message: Mapping[str, Any]) -> ParseResult:
+        """Decode an OpenAI-style assistant message dict (see the module docstring)."""
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
+        tool_calls = message.get("tool_calls")
+        if tool_calls is None or (isinstance(tool_calls, list) and not tool_calls):
+            return self.parse_content(text)
+        return decode_tool_calls(tool_calls, outside_text=text.strip())
+
+    def parse_content(self, text: str) -> ParseResult:
+        """The ``content`` of a message dict without ``tool_calls``: parsed as model text."""
+        return self.parse_text(text)
+
+    def parse_text(self, output: Any) -> ParseResult:
+        """Decode a text output (anything but a dict; non-text is a reply). Never raises."""
         raise NotImplementedError
 
     def render_results(self, calls: Sequence[Call | None], results: Sequence[str]) -> str:
@@ -155,6 +197,50 @@ class Codec:
 
 #: the sentence BFCL adds when held-out functions are revealed
 REVEAL_SENTENCE = "I have updated some more functions you can choose from. What about now?"
+
+
+def _snippet(item: Any, limit: int = 200) -> str:
+    """A short printable form of a malformed entry for its error message (never raises: the
+    entry may be circular or too deep for JSON)."""
+    try:
+        text = json.dumps(item, default=str, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(item) if not isinstance(item, (dict, list)) else type(item).__name__
+    return text[:limit]
+
+
+def decode_tool_calls(tool_calls: Any, outside_text: str = "") -> ParseResult:
+    """The calls of a message's ``tool_calls`` field, as the OpenAI codec decodes them.
+
+    Shared by every codec for message dicts (:meth:`Codec.parse_message`). Each entry is
+    ``{"id", "type": "function", "function": {"name", "arguments"}}``; the arguments are a
+    JSON object or a string holding one. An entry that does not decode becomes an error (its
+    call does not run) and the others still run; the result is always a tool step."""
+    if not isinstance(tool_calls, list):
+        return ParseResult(errors=(f"'tool_calls' must be a list, not {type(tool_calls).__name__}",),
+                           attempted=True, outside_text=outside_text)
+    calls: list[Call] = []
+    errors: list[str] = []
+    ids: list[str] = []
+    failed_ids: list[str] = []
+    for index, item in enumerate(tool_calls):
+        fallback_id = f"call_{index}"
+        try:
+            if not isinstance(item, Mapping):
+                raise ValueError("a tool_calls entry must be an object with a 'function'")
+            item_id = str(item.get("id") or fallback_id)
+            fallback_id = item_id
+            function = item.get("function")
+            if not isinstance(function, Mapping):
+                raise ValueError("a tool_calls entry needs a 'function' object")
+            calls.append(call_from_json(dict(function)))
+            ids.append(item_id)
+        except (ValueError, RecursionError) as exc:
+            # RecursionError: absurdly nested arguments; its message says nothing useful
+            reason = type(exc).__name__ if isinstance(exc, RecursionError) else str(exc)
+            errors.append(f"{reason}: {_snippet(item)}")
+            failed_ids.append(fallback_id)
+    return ParseResult(tuple(calls), tuple(errors), True, outside_text, tuple(ids + failed_ids))
 
 
 def arguments_object(value: Any) -> dict[str, Any]:

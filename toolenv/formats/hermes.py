@@ -47,7 +47,7 @@ class HermesCodec(Codec):
             for call in calls
         )
 
-    def parse(self, output: Any) -> ParseResult:
+    def parse_text(self, output: Any) -> ParseResult:
         if not isinstance(output, str):
             return ParseResult(errors=("the output is not text",))
         if "</tool_call>" not in output:

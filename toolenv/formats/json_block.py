@@ -41,7 +41,7 @@ class JSONBlockCodec(Codec):
         items = [{"name": call.name, "arguments": json_arguments(call)} for call in calls]
         return "```json\n" + json.dumps(items, ensure_ascii=False) + "\n```"
 
-    def parse(self, output: Any) -> ParseResult:
+    def parse_text(self, output: Any) -> ParseResult:
         if not isinstance(output, str):
             return ParseResult(errors=("the output is not text",))
         fence = _FENCE.search(output)

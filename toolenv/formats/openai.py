@@ -4,6 +4,8 @@ An action is the message dict (``{"role": "assistant", "content": …, "tool_cal
 or its JSON text. Each tool call is ``{"id", "type": "function", "function": {"name",
 "arguments": <JSON string>}}``; the arguments may also be an object. A message without
 ``tool_calls`` is a reply and ends the turn. Results are ``tool`` messages with the call ids.
+The ``tool_calls`` decoding itself lives in :func:`toolenv.formats.base.decode_tool_calls`,
+shared with every other codec (which all accept message dicts too).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from typing import Any, Sequence
 
 from toolenv.calls import Call
-from toolenv.formats.base import Codec, ParseResult, ToolSpec, call_from_json, json_arguments
+from toolenv.formats.base import Codec, ParseResult, ToolSpec, json_arguments
 
 
 class OpenAICodec(Codec):
@@ -44,31 +46,21 @@ class OpenAICodec(Codec):
             ],
         }
 
-    def parse(self, output: Any) -> ParseResult:
-        message = output
+    def parse_text(self, output: Any) -> ParseResult:
+        # the JSON text of a message dict is decoded like the dict itself (Codec.parse_message)
         if isinstance(output, str):
             try:
                 message = json.loads(output)
             except (ValueError, RecursionError):
                 return ParseResult(outside_text=output.strip())
-        if not isinstance(message, dict):
-            return ParseResult(outside_text=str(output).strip() if isinstance(output, str) else "")
-        content = message.get("content")
-        outside = content.strip() if isinstance(content, str) else ""
-        tool_calls = message.get("tool_calls")
-        if not tool_calls:
-            return ParseResult(outside_text=outside)
-        if not isinstance(tool_calls, list):
-            return ParseResult(errors=("'tool_calls' must be a list",), attempted=True, outside_text=outside)
-        calls, errors, ids = [], [], []
-        for index, item in enumerate(tool_calls):
-            try:
-                function = item.get("function") if isinstance(item, dict) else None
-                calls.append(call_from_json(function))
-                ids.append(str(item.get("id") or f"call_{index}"))
-            except (ValueError, RecursionError, AttributeError) as exc:
-                errors.append(f"{exc}: {json.dumps(item, default=str)[:200]}")
-        return ParseResult(tuple(calls), tuple(errors), True, outside, tuple(ids))
+            if isinstance(message, dict):
+                return self.parse_message(message)
+            return ParseResult(outside_text=output.strip())
+        return ParseResult()
+
+    def parse_content(self, text: str) -> ParseResult:
+        # calls travel in tool_calls only: a message without them is a reply, whatever its text
+        return ParseResult(outside_text=text.strip())
 
     def render_results(self, calls: Sequence[Call | None], results: Sequence[str]) -> str:
         return json.dumps(self.result_messages(calls, results), ensure_ascii=False)

@@ -72,7 +72,7 @@ class PythonListCodec(Codec):
     def render_calls(self, calls: Sequence[Call]) -> str:
         return "[" + ", ".join(call.to_python() for call in calls) + "]"
 
-    def parse(self, output: Any) -> ParseResult:
+    def parse_text(self, output: Any) -> ParseResult:
         if not isinstance(output, str):
             return ParseResult(errors=("the output is not text",))
         text = output.strip("`\n ")

@@ -75,7 +75,7 @@ class XMLCodec(Codec):
             parts.append(f'<function name="{call.name}">{params}</function>')
         return "<functions>" + "".join(parts) + "</functions>"
 
-    def parse(self, output: Any) -> ParseResult:
+    def parse_text(self, output: Any) -> ParseResult:
         if not isinstance(output, str):
             return ParseResult(errors=("the output is not text",))
         if "<function" not in output:
