@@ -44,7 +44,7 @@ def test_bad_configs_get_one_line_errors(data: dict[str, Any], message: str) -> 
 
 def test_config_files(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
-    path.write_text('[run]\nmode = "sft"\n[optim]\nlr = 1\n')
+    path.write_text('[run]\nmode = "sft"\n[model]\npath = "smollm2"\n[optim]\nlr = 1\n')
     config = load_config(path)
     assert config.run.mode == "sft" and config.optim.lr == 1.0 and isinstance(config.optim.lr, float)
     path.write_text("[run\n")

@@ -1,15 +1,18 @@
 """Training run configuration: one TOML file per run, read into dataclasses.
 
-Sections (all optional but ``[run]``): ``[run]``, ``[model]``, ``[data]``, ``[optim]``,
-``[sft]``, ``[grpo]``, ``[rollout]``, ``[monitor]``, ``[checkpoint]``. Every key has a default
-(the paper's, methods notes §4, where it has one); unknown sections or keys and values of the
-wrong type are refused with a one-line ``ValueError`` naming the file and key. See
+Sections: ``[run]``, ``[model]``, ``[data]``, ``[optim]``, ``[sft]``, ``[grpo]``, ``[rollout]``,
+``[monitor]``, ``[checkpoint]``. A run file (:func:`load_config`) must name ``[run] mode`` and
+``[model] path``; every other key has a default (the paper's, methods notes §4, where it has
+one). Unknown sections or keys, values of the wrong type and numbers out of range (``_MINIMUM``)
+are refused with a one-line ``ValueError`` naming the file and key. The paper's defaults are
+sized for GPUs: :func:`check_cpu_sizes` refuses a CPU run that leaves them unset. See
 ``recipes/*.toml`` for complete examples and ``docs/training.md`` for the meaning of each key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -136,10 +139,13 @@ class TrainConfig:
     monitor: MonitorSection = field(default_factory=MonitorSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     source: str = ""  # the file it was read from
+    #: "section.key" of every key the file set; tells a relied-on default from a chosen value
+    given: set[str] = field(default_factory=set, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("source")
+        data.pop("given")
         return data
 
 
@@ -154,10 +160,44 @@ _CHOICES = {
     ("grpo", "old_logprobs"): ("recompute", "engine"),
     ("rollout", "engine"): ("hf", "vllm"),
 }
-_POSITIVE = {("grpo", "steps"), ("grpo", "prompts_per_step"), ("grpo", "n"), ("grpo", "mini_batches"),
-             ("grpo", "ppo_epochs"), ("sft", "epochs"), ("sft", "batch_size"), ("sft", "max_length"),
-             ("sft", "micro_batch_tokens"), ("grpo", "micro_batch_tokens"), ("rollout", "max_new_tokens"),
-             ("rollout", "max_messages"), ("optim", "lr"), ("optim", "max_grad_norm")}
+#: (section, key) → (lowest value, whether the bound itself is excluded). Every int and float key
+#: is listed (tests/test_trainer_input.py checks that), so a new key cannot slip through unbounded.
+_MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
+    ("run", "seed"): (0, False),
+    ("data", "train_limit"): (0, False), ("data", "val_limit"): (0, False),
+    ("optim", "lr"): (0, True), ("optim", "betas"): (0, False), ("optim", "weight_decay"): (0, False),
+    ("optim", "warmup_steps"): (0, False), ("optim", "warmup_ratio"): (0, False), ("optim", "max_grad_norm"): (0, True),
+    ("sft", "epochs"): (1, False), ("sft", "batch_size"): (1, False), ("sft", "max_length"): (1, False),
+    ("sft", "micro_batch_tokens"): (1, False), ("sft", "max_steps"): (0, False), ("sft", "reply_temperature"): (0, False),
+    ("grpo", "steps"): (1, False), ("grpo", "prompts_per_step"): (1, False), ("grpo", "n"): (1, False),
+    ("grpo", "mini_batches"): (1, False), ("grpo", "ppo_epochs"): (1, False), ("grpo", "clip_low"): (0, False),
+    ("grpo", "clip_high"): (0, False), ("grpo", "clip_c"): (0, False), ("grpo", "kl_coef"): (0, False),
+    ("grpo", "entropy_coef"): (0, False), ("grpo", "epsilon"): (0, True), ("grpo", "micro_batch_tokens"): (1, False),
+    ("rollout", "temperature"): (0, True), ("rollout", "top_p"): (0, True), ("rollout", "top_k"): (-1, False),
+    ("rollout", "max_new_tokens"): (1, False), ("rollout", "max_response_tokens"): (1, False),
+    ("rollout", "max_prompt_tokens"): (1, False), ("rollout", "max_messages"): (1, False),
+    ("rollout", "max_steps_per_turn"): (1, False),
+    ("monitor", "val_every"): (0, False), ("monitor", "val_max_new_tokens"): (1, False),
+    ("monitor", "spike_window"): (1, False), ("monitor", "spike_abs"): (0, False), ("monitor", "spike_ratio"): (0, True),
+    ("checkpoint", "save_every"): (0, False), ("checkpoint", "keep_last"): (0, False),
+}
+
+
+def _check_minimum(where: str, section: str, key: str, value: Any,
+                   table: dict[tuple[str, str], tuple[float, bool]] | None = None) -> None:
+    bound = (_MINIMUM if table is None else table).get((section, key))
+    if bound is None:
+        return
+    lowest, strict = bound
+    for item in value if isinstance(value, list) else [value]:
+        if item < lowest or (strict and item == lowest):
+            if strict:
+                rule = "positive (> 0)"
+            elif lowest == 1:
+                rule = "positive (≥ 1)"
+            else:
+                rule = f"≥ {lowest:g}"
+            raise ValueError(f"{where}: [{section}] {key} must be {rule}, got {value!r}")
 
 
 def _check_value(where: str, section: str, key: str, expected: Any, value: Any) -> Any:
@@ -178,6 +218,8 @@ def _check_value(where: str, section: str, key: str, expected: Any, value: Any) 
     if expected is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where}: [{section}] {key} must be a number, got {value!r}")
+        if not math.isfinite(value):  # TOML allows nan and inf; neither is a usable setting
+            raise ValueError(f"{where}: [{section}] {key} must be a finite number, got {value!r}")
         return float(value)
     if expected is str:
         if not isinstance(value, str):
@@ -189,7 +231,7 @@ def _check_value(where: str, section: str, key: str, expected: Any, value: Any) 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
     """A validated :class:`TrainConfig` from parsed TOML (see the module docstring)."""
     config = TrainConfig(source=where)
-    sections = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "source"}
+    sections = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name not in ("source", "given")}
     for name, values in data.items():
         if name not in sections:
             raise ValueError(f"{where}: unknown section [{name}]; valid: {', '.join(sections)}")
@@ -204,9 +246,9 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig
             choices = _CHOICES.get((name, key))
             if choices is not None and value not in choices:
                 raise ValueError(f"{where}: [{name}] {key} = {value!r}; valid: {', '.join(choices)}")
-            if (name, key) in _POSITIVE and value <= 0:
-                raise ValueError(f"{where}: [{name}] {key} must be positive, got {value!r}")
+            _check_minimum(where, name, key, value)
             setattr(target, key, value)
+            config.given.add(f"{name}.{key}")
     _check_consistency(config, where)
     return config
 
@@ -220,6 +262,14 @@ def _check_consistency(config: TrainConfig, where: str) -> None:
         normalize_category(category)
     if len(config.optim.betas) != 2:
         raise ValueError(f"{where}: [optim] betas must hold two numbers")
+    if not all(beta < 1 for beta in config.optim.betas):
+        raise ValueError(f"{where}: [optim] betas must be < 1, got {config.optim.betas!r}")
+    if config.grpo.clip_low >= 1:  # the ratio's lower clip 1 - clip_low must stay above 0
+        raise ValueError(f"{where}: [grpo] clip_low must be < 1, got {config.grpo.clip_low!r}")
+    if config.rollout.top_p > 1:
+        raise ValueError(f"{where}: [rollout] top_p must be in (0, 1], got {config.rollout.top_p!r}")
+    if config.rollout.top_k == 0:
+        raise ValueError(f"{where}: [rollout] top_k must be -1 (no limit) or ≥ 1, got 0")
     if not 0 <= config.optim.warmup_ratio < 1:
         raise ValueError(f"{where}: [optim] warmup_ratio must be in [0, 1)")
     if config.grpo.clip_c and config.grpo.clip_c <= 1:
@@ -230,8 +280,12 @@ def _check_consistency(config: TrainConfig, where: str) -> None:
         raise ValueError(f"{where}: [sft] reply_endpoint and reply_model go together")
 
 
+#: keys a run file must set: without them an empty file silently became the paper's 300-step GPU run
+REQUIRED = ("run.mode", "model.path")
+
+
 def load_config(path: str | Path) -> TrainConfig:
-    """Read and validate a TOML run configuration."""
+    """Read and validate a TOML run configuration; it must name ``REQUIRED``."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -239,4 +293,50 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ValueError(f"no config file at {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML ({exc})") from None
-    return config_from_dict(data, str(path))
+    config = config_from_dict(data, str(path))  # unknown keys and bad values are reported first
+    missing = [key for key in REQUIRED if key not in config.given]
+    if missing:
+        examples = {"run.mode": '[run] mode = "sft" (or "grpo")',
+                    "model.path": '[model] path = "smollm2" (or a transformers model folder)'}
+        raise ValueError(f"{path}: a run configuration must name its mode and model; add "
+                         + " and ".join(examples[key] for key in missing) + " (see recipes/*.toml)")
+    return config
+
+
+#: mode → keys whose defaults are the paper's GPU sizes (methods notes §4); ``sft.epochs`` and
+#: ``monitor.val_max_new_tokens`` count only where they apply (see :func:`cpu_unsized`)
+GPU_SIZED: dict[str, tuple[str, ...]] = {
+    "grpo": ("grpo.steps", "grpo.prompts_per_step", "grpo.n", "rollout.max_new_tokens"),
+    "sft": ("sft.batch_size", "sft.max_length", "sft.epochs"),
+}
+
+
+def cpu_unsized(config: TrainConfig, modes: typing.Iterable[str] | None = None,
+                decided: typing.Collection[str] = ()) -> list[str]:
+    """``"[section] key = default"`` for each GPU-sized key that ``modes`` (default: the
+    config's own mode) would use and that the config left at its default; ``decided`` names
+    keys set elsewhere (a study's method sets its phases' epochs and steps)."""
+    keys: list[str] = []
+    for mode in modes if modes is not None else [config.run.mode]:
+        keys += [key for key in GPU_SIZED[mode] if key not in keys and key not in decided]
+    if "sft.epochs" in keys and config.sft.max_steps:  # max_steps bounds the run; epochs do not matter
+        keys.remove("sft.epochs")
+    if config.monitor.val_every:  # validation runs (greedy, up to this many tokens a message)
+        keys.append("monitor.val_max_new_tokens")
+    out = []
+    for key in keys:
+        if key not in config.given:
+            section, name = key.split(".")
+            out.append(f"[{section}] {name} = {getattr(getattr(config, section), name)}")
+    return out
+
+
+def check_cpu_sizes(config: TrainConfig, modes: typing.Iterable[str] | None = None,
+                    decided: typing.Collection[str] = ()) -> None:
+    """Refuse (one-line ``ValueError``) a run on CPU that relies on GPU-sized defaults: with
+    them an SFT or GRPO run on a CPU takes days. Values the file sets are the user's choice."""
+    unsized = cpu_unsized(config, modes, decided)
+    if unsized:
+        raise ValueError(f"{config.source or 'config'}: no CUDA device, and these GPU-sized defaults are not set: "
+                         f"{', '.join(unsized)}; set them for a CPU run (recipes/smollm2_sft_cpu.toml and "
+                         "recipes/smollm2_grpo_cpu.toml show CPU sizes)")

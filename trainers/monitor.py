@@ -152,13 +152,17 @@ def reward_metrics(rewards: Sequence[float], groups: Sequence[Any]) -> dict[str,
 
 
 def validate(model: Any, tokenizer: Any, tasks: Sequence[Any], call_format: str, max_new_tokens: int,
-             max_prompt_tokens: int = 7936, max_steps_per_turn: int = 20, batch_size: int = 8) -> tuple[dict[str, float], list[Trajectory]]:
+             max_prompt_tokens: int = 7936, max_steps_per_turn: int = 20, batch_size: int = 8,
+             progress: str | None = None) -> tuple[dict[str, float], list[Trajectory]]:
     """Greedy episodes of ``tasks`` through the evaluation harness (the same path as
     ``toolenv eval``), scored by the BFCL checker: ``val/<category>``, ``val/mean`` and the
-    structural rates of the validation messages."""
+    structural rates of the validation messages. With ``progress`` (a label), a line naming
+    the work and then a progress bar go to stderr."""
+    import sys
+
     import torch
 
-    from evaluators.runner import RunConfig, run_episodes
+    from evaluators.runner import Progress, RunConfig, run_episodes
     from toolenv.models.base import GenerationConfig
     from toolenv.models.hf import TransformersChatModel
 
@@ -166,11 +170,21 @@ def validate(model: Any, tokenizer: Any, tasks: Sequence[Any], call_format: str,
     chat = TransformersChatModel(model, tokenizer, "policy", generation)
     config = RunConfig(model="policy", call_format=call_format, max_steps_per_turn=max_steps_per_turn, batch_size=batch_size)
     trajectories: list[Trajectory] = []
+    bar = Progress(len(tasks), 0, enabled=progress is not None)
+    if progress is not None:  # episodes finish a batch at a time: say at once what is running
+        sys.stderr.write(f"{progress}: {len(tasks)} greedy episodes, batches of {batch_size}, "
+                         f"up to {max_new_tokens} tokens a message\n")
+        sys.stderr.flush()
+
+    def done(trajectory: Trajectory) -> None:
+        trajectories.append(trajectory)
+        bar.update(trajectory.reward)
+
     was_training = model.training
     model.train(False)
     try:
         with torch.no_grad():
-            run_episodes(chat, list(tasks), config, trajectories.append)
+            run_episodes(chat, list(tasks), config, done)
     finally:
         model.train(was_training)
     by_category: dict[str, list[float]] = {}

@@ -38,6 +38,10 @@ optionally on top of a ``base`` file) plus a ``[study]`` table::
 The label ``base`` evaluates the starting model without training. Everything resumes: a method
 whose phases are done is not trained again (:func:`trainers.supervision.run.run_method`), an
 evaluation continues where it stopped, and the report is rebuilt from whatever is finished.
+``out_dir`` and ``report_dir`` are relative to the current folder. A report never replaces one
+with fewer finished labels, and ``--report-only`` refuses labels without a finished
+evaluation (both checked before anything runs; ``--force`` overrides): run from another folder,
+the committed tables were once overwritten with an empty one.
 
 Outputs in ``report_dir``: ``results.md`` (the table), ``results.json``, ``results.csv`` and
 ``plots/``: ``scores.png`` (in distribution vs the two OOD variants, per method),
@@ -55,6 +59,7 @@ import csv
 import json
 import sys
 import tomllib
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -78,6 +83,13 @@ class EvalSettings:
     engine: str = "transformers"
     max_new_tokens: int = 2048
     batch_size: int = 8
+
+
+#: the lowest value of each numeric [study.eval] key (see trainers.config._MINIMUM)
+EVAL_MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
+    ("study.eval", "limit"): (0, False), ("study.eval", "ood_seed"): (0, False),
+    ("study.eval", "max_new_tokens"): (1, False), ("study.eval", "batch_size"): (1, False),
+}
 
 
 @dataclass
@@ -133,7 +145,7 @@ def _check_keys(where: str, table: dict[str, Any], valid: Sequence[str]) -> None
 
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file (see the module docstring); one-line ``ValueError``s."""
-    from trainers.config import config_from_dict
+    from trainers.config import _check_minimum, _check_value, config_from_dict
     from trainers.supervision.schedule import method_from_dict
 
     path = Path(path)
@@ -175,6 +187,10 @@ def load_study(path: str | Path) -> Study:
             raise ValueError(f"{path}: {label}: {exc}") from None
     eval_table = dict(table.get("eval", {}))
     _check_keys(f"{path}: [study.eval]", eval_table, [f.name for f in EvalSettings.__dataclass_fields__.values()])
+    hints = typing.get_type_hints(EvalSettings)
+    for key, value in eval_table.items():  # the same type and range checks as the training config's
+        eval_table[key] = _check_value(str(path), "study.eval", key, hints[key], value)
+        _check_minimum(str(path), "study.eval", key, eval_table[key], EVAL_MINIMUM)
     evaluation = EvalSettings(**eval_table)
     if evaluation.engine not in ("transformers", "vllm"):
         raise ValueError(f"{path}: [study.eval] engine = {evaluation.engine!r}; valid: transformers, vllm")
@@ -281,22 +297,90 @@ def evaluate_label(study: Study, label: str, model_dir: Path, progress: bool = T
     return json.loads((out / "report.json").read_text())
 
 
+def finished_labels(study: Study) -> list[str]:
+    """The labels whose evaluation is done (``OUT/LABEL/eval/report.json`` exists)."""
+    return [label for label in study.labels if (study.out_dir / label / "eval" / "report.json").is_file()]
+
+
+def reported_labels(study: Study) -> list[str]:
+    """The labels with numbers in the report already in ``report_dir`` (none when there is no
+    report). A report that cannot be read is refused: it may be all that is left of a run."""
+    path = study.report_dir / "results.json"
+    if not path.exists():
+        if (study.report_dir / "results.md").exists():
+            raise ValueError(f"{study.report_dir} holds results.md but no results.json, so it cannot be compared with "
+                             "the new table; move it away or pass --force to overwrite it")
+        return []
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        return [str(row["label"]) for row in rows if row.get("id") is not None]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} is not a study report (unreadable rows); move it away or pass --force to "
+                         "overwrite it") from None
+
+
+def check_report_keeps(study: Study, finished: Sequence[str]) -> None:
+    """Refuse to replace a report with one that has fewer finished labels: the committed
+    tables were once overwritten with an empty one by a run whose out_dir did not exist."""
+    lost = [label for label in reported_labels(study) if label not in finished]
+    if lost:
+        raise ValueError(f"refusing to overwrite {study.report_dir}: it has results for {', '.join(lost)}, which "
+                         f"{study.out_dir} lacks (no LABEL/eval/report.json); run them first, point [study] out_dir "
+                         "at their runs, or pass --force to replace the table anyway")
+
+
 def run_study(study: Study, only: Sequence[str] | None = None, report_only: bool = False,
-              log: Callable[[str], None] | None = None) -> Path:
-    """Train and evaluate every label (or those in ``only``), then write the report."""
+              log: Callable[[str], None] | None = None, force: bool = False) -> Path:
+    """Train and evaluate every label (or those in ``only``), then write the report. With
+    ``report_only`` the report is rebuilt from the finished runs, and refused when a selected
+    label has none; a report with fewer finished labels than the one in ``report_dir`` is
+    refused before anything runs. ``force`` lifts both refusals."""
     say = log or (lambda text: print(f"[study] {text}", file=sys.stderr, flush=True))
     unknown = sorted(set(only or ()) - set(study.labels))
     if unknown:
         raise ValueError(f"unknown label(s) {', '.join(unknown)}; this study has: {', '.join(study.labels)}")
+    selected = [label for label in study.labels if not only or label in only]
+    finished = finished_labels(study)
+    if report_only and not force:
+        missing = [label for label in selected if label not in finished]
+        if missing:
+            # the usual cause: a relative out_dir read from another folder than the one the runs were made in
+            where = "" if study.out_dir.is_absolute() else f"; out_dir is relative to the current folder {Path.cwd()}"
+            raise ValueError(f"--report-only: no finished evaluation for {', '.join(missing)} in {study.out_dir} "
+                             f"(LABEL/eval/report.json{where}); run `toolenv study "
+                             f"{study.source}` to produce them, or pass --force to write a table without them")
+    if not force:
+        # checked before training too: finding out after hours of training would be too late
+        check_report_keeps(study, finished if report_only else sorted(set(finished) | set(selected)))
     if not report_only:
-        for label in study.labels:
-            if only and label not in only:
-                continue
+        check_study_sizes(study, selected)
+        for label in selected:
             say(f"{label}: training")
             final = train_label(study, label, say)
             say(f"{label}: evaluating {final}")
             evaluate_label(study, label, final)
-    return write_report(study)
+    return write_report(study, force=force)
+
+
+def check_study_sizes(study: Study, labels: Sequence[str]) -> None:
+    """On a CPU, refuse labels whose training relies on the paper's GPU-sized defaults
+    (:func:`trainers.config.check_cpu_sizes`); the method decides its phases' epochs (and, for
+    interleaved methods, steps), so those keys do not count."""
+    from trainers.config import check_cpu_sizes
+    from trainers.supervision.schedule import phase_plan
+    from trainers.train import resolve_device
+
+    for label in labels:
+        method = study.methods[label]
+        config = study.config_for(label)
+        if method is None or resolve_device(config.model.device).type != "cpu":
+            continue
+        modes = sorted({"grpo" if phase.kind == "rl" else "sft" for phase in phase_plan(method, config.grpo.steps)})
+        decided = {"sft.epochs"} | ({"grpo.steps"} if hasattr(method, "phases") else set())
+        try:
+            check_cpu_sizes(config, modes, decided)
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -466,14 +550,38 @@ def rl_weight_change(study: Study, label: str) -> float | None:
     return squared ** 0.5 / reference if reference else None
 
 
-def write_report(study: Study) -> Path:
-    """Write the table (Markdown, JSON, CSV) and the plots; returns the Markdown file."""
+def write_report(study: Study, force: bool = False) -> Path:
+    """Write the table (Markdown, JSON, CSV) and the plots; returns the Markdown file. Unless
+    ``force``, a report in ``report_dir`` with finished labels this one lacks is kept (one-line
+    ``ValueError``). The files are built in a scratch folder and moved in at the end, so a
+    failure half-way leaves the old report whole."""
+    import os
+    import shutil
+
     rows = [label_row(study, label) for label in study.labels]
+    if not force:
+        check_report_keeps(study, [row["label"] for row in rows if row.get("id") is not None])
     for row in rows:
         if study.methods[row["label"]] is not None:
             row["rl_weight_change"] = rl_weight_change(study, row["label"])
-    out = study.report_dir
-    out.mkdir(parents=True, exist_ok=True)
+    final = study.report_dir
+    out = final.parent / f".{final.name}.partial"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    try:
+        _write_report_files(study, rows, out)
+        final.mkdir(parents=True, exist_ok=True)
+        for path in sorted(p for p in out.rglob("*") if p.is_file()):
+            target = final / path.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return final / "results.md"
+
+
+def _write_report_files(study: Study, rows: list[dict[str, Any]], out: Path) -> None:
     (out / "results.md").write_text(table_markdown(study, rows))
     curves = {label: training_curves(study, label) for label in study.labels if study.methods[label] is not None}
     (out / "results.json").write_text(json.dumps({
@@ -491,7 +599,6 @@ def write_report(study: Study) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     plot_study(study, rows, curves, out / "plots")
-    return out / "results.md"
 
 
 def plot_study(study: Study, rows: Sequence[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], folder: Path) -> list[Path]:
@@ -588,17 +695,26 @@ def plot_eval_structure(study: Study, rows: Sequence[dict[str, Any]], path: Path
 
 def _cmd_study(args: argparse.Namespace) -> int:
     study = load_study(args.study)
-    path = run_study(study, only=args.only, report_only=args.report_only)
+    path = run_study(study, only=args.only, report_only=args.report_only, force=args.force)
     print(path)
     print(path.read_text())
     return 0
 
 
 def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
-    """Register ``toolenv study STUDY.toml [--only LABEL …] [--report-only]``."""
+    """Register ``toolenv study STUDY.toml [--only LABEL …] [--report-only] [--force]``."""
+    from trainers.cli import DefaultsHelpFormatter
+
     parser = commands.add_parser("study", help="train and evaluate a list of supervision methods; one comparison table",
-                                 description=__doc__.split("\n\n")[0])
-    parser.add_argument("study", help="the study file (TOML), e.g. recipes/study_smollm2_cpu/study.toml")
-    parser.add_argument("--only", nargs="+", metavar="LABEL", help="train and evaluate only these labels")
-    parser.add_argument("--report-only", action="store_true", help="rebuild the table and plots from finished runs")
+                                 description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("study", help="the study file (TOML), e.g. recipes/study_smollm2_cpu/study.toml; its "
+                        "[study] out_dir and report_dir are relative to the current folder")
+    parser.add_argument("--only", nargs="+", metavar="LABEL",
+                        help="train and evaluate only these labels (default: every label in [study] methods)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: rebuild the table and plots from the finished runs in [study] out_dir "
+                        "(refused when a label has none)")
+    parser.add_argument("--force", action="store_true",
+                        help="write the report even when labels are unfinished or it replaces a report in "
+                        "[study] report_dir that has more finished labels")
     parser.set_defaults(handler=_cmd_study)

@@ -319,15 +319,17 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_lambda(warmup, total_steps, optim.schedule))
         return optimizer, scheduler
 
-    def _validate(self) -> dict[str, float]:
+    def _validate(self, step: int) -> dict[str, float]:
         config = self.config
         tasks = self.validation_tasks()
         if not tasks or not self.dist.main:  # rank 0 validates; the others wait at the next collective
             return {}
         started = time.perf_counter()
+        # a progress bar on stderr: the validation before step 1 otherwise runs silently for minutes
+        label = "validation before step 1" if step == 0 else f"validation at step {step}"
         metrics, _ = validate(getattr(self.model, "module", self.model), self.tokenizer, tasks, config.data.call_format,
                               config.monitor.val_max_new_tokens, config.rollout.max_prompt_tokens,
-                              config.rollout.max_steps_per_turn)
+                              config.rollout.max_steps_per_turn, progress=label if config.run.progress else None)
         metrics["time/validation_s"] = time.perf_counter() - started
         return metrics
 
@@ -394,7 +396,7 @@ class Trainer:
         progress = StepProgress(total, start, config.run.progress and self.dist.main)
         model = self._wrap()
         if start == 0 and config.monitor.val_before_train and config.monitor.val_every:
-            self._log(writer, 0, self._validate())
+            self._log(writer, 0, self._validate(0))
         for step in range(start + 1, total + 1):
             began = time.perf_counter()
             indices = self.dist.shard(stream_slice(len(samples), batch, step, config.run.seed))
@@ -405,7 +407,7 @@ class Trainer:
             metrics["sft/epoch"] = (step - 1) // per_epoch
             metrics["time/step_s"] = time.perf_counter() - began
             if config.monitor.val_every and step % config.monitor.val_every == 0:
-                metrics.update(self._validate())
+                metrics.update(self._validate(step))
             self._log(writer, step, metrics)
             progress.update(step, {"loss": stats["loss"], "lr": stats["lr"], **_val_headline(metrics)})
             if self._should_save(step, total):
@@ -491,7 +493,7 @@ class Trainer:
                                config.monitor.probe_healthy or None)
         engine = self.make_engine()
         if start == 0 and config.monitor.val_before_train and config.monitor.val_every:
-            self._log(writer, 0, self._validate())
+            self._log(writer, 0, self._validate(0))
         for step in range(start + 1, total + 1):
             began = time.perf_counter()
             batch = [tasks[i] for i in stream_slice(len(tasks), grpo.prompts_per_step, step, config.run.seed)]
@@ -518,7 +520,7 @@ class Trainer:
                 if self.dist.main:
                     sys.stderr.write(f"toolenv: warning at step {step}: control-token probe spike: {metrics['warning']}\n")
             if config.monitor.val_every and step % config.monitor.val_every == 0:
-                metrics.update(self._validate())
+                metrics.update(self._validate(step))
             metrics["time/step_s"] = time.perf_counter() - began
             if config.monitor.rollouts_file and self.dist.main:
                 self._write_rollouts(run_dir, step, rollouts)
@@ -566,7 +568,12 @@ def _val_headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Run a configuration (the ``toolenv train`` entry point); returns the run folder."""
+    """Run a configuration (the ``toolenv train`` entry point); returns the run folder. On a
+    CPU it refuses a configuration that relies on the paper's GPU-sized defaults."""
+    from trainers.config import check_cpu_sizes
+
+    if resolve_device(config.model.device).type == "cpu":
+        check_cpu_sizes(config)  # before the model is loaded: a one-line error, nothing written
     torch.manual_seed(config.run.seed)
     random.seed(config.run.seed)
     return Trainer(config).run(resume)
