@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from evaluators.scoring import episode_identity, unique_episodes
-from evaluators.structure import classify
+from toolenv.structure import classify
 from toolenv.calls import Call
 from toolenv.data import Task, get_task
 from toolenv.executor import Session
@@ -69,7 +69,7 @@ def decode_step(raw: Any) -> list[Call]:
 
 
 def step_structure(raw: Any, calls: Sequence[Call]) -> str:
-    """The structural state of one re-imported step (see :mod:`evaluators.structure`).
+    """The structural state of one re-imported step (see :mod:`toolenv.structure`).
 
     A string is what a prompting model wrote: it is classified by the python-list codec, the
     one it was decoded with, exactly as the environment classifies a live message. A list is a

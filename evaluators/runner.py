@@ -17,7 +17,6 @@ Episodes run in lockstep batches: one ``generate`` call per round for every unfi
 from __future__ import annotations
 
 import json
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -78,27 +77,10 @@ class RunConfig:
         return data
 
 
-def pick_tasks(config: RunConfig) -> list[Task]:
-    """The run's tasks. With ``limit`` N: N tasks, taken round-robin over the categories from
-    a seeded shuffle of entry indices (so a small run covers every category and API block)."""
-    categories = [normalize_category(c) for c in config.categories]
-    tasks = select_tasks(categories, config.split)
-    if config.limit is None:
-        return tasks
-    by_index = {(t.category, t.index): t for t in tasks}
-    indices = sorted({t.index for t in tasks})
-    random.Random(config.seed).shuffle(indices)
-    picked = []
-    for index in indices:
-        for category in categories:
-            if (category, index) in by_index and len(picked) < config.limit:
-                picked.append(by_index[(category, index)])
-    return picked
-
-
 def episode_tasks(config: RunConfig) -> list[Task]:
-    """The run's episodes: the picked tasks, then each OOD variant of them (spec order)."""
-    tasks = pick_tasks(config)
+    """The run's episodes: the selected tasks (``limit`` of them round-robin over the categories,
+    see :func:`toolenv.data.select_tasks`), then each OOD variant of them (spec order)."""
+    tasks = select_tasks(config.categories, config.split, limit=config.limit, seed=config.seed)
     if not config.ood:
         return tasks
     from toolenv.registration import make_variant

@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from evaluators.checker import Verdict, check
-from evaluators.structure import STATES
+from toolenv.checker import Verdict, check
+from toolenv.structure import STATES
 from toolenv.data import API_SHORT_NAMES, CATEGORIES, Task, get_task
 from toolenv.trajectory import Trajectory
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import ood_variants  # noqa: F401  (registers the variant provider)
 import toolenv  # noqa: F401  (registers the env ids)
-from evaluators.checker import check
+from toolenv.checker import check
 from ood_variants.banks import NAME_SYNONYMS, PHRASES, WORD_SYNONYMS
 from ood_variants.naming import canonical_tool_names
 from ood_variants.registry import TRANSFORMS, build_draft, make_variant, normalize_spec, parse_spec

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import pytest
 
-from evaluators.checker import Verdict
+from toolenv.checker import Verdict
 from evaluators.interop import (OOD_MANIFEST, InteropError, read_bfcl_results, step_structure, trajectory_from_bfcl,
                                 write_bfcl_results)
 from evaluators.report import html_page, report_dict, write_reports

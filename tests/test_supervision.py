@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluators.checker import check
+from toolenv.checker import check
 from toolenv.calls import Call
 from toolenv.data import Task, get_task, load_tasks, select_tasks
 from toolenv.env import BFCLEnv

@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from evaluators.checker import check  # noqa: E402
+from toolenv.checker import check  # noqa: E402
 from tests.tiny_model import smollm2_tokenizer, tiny_qwen2  # noqa: E402
 from toolenv.data import get_task  # noqa: E402
 from toolenv.formats import get_codec  # noqa: E402

@@ -46,7 +46,7 @@ def _decision_prompts(tokenizer: Any) -> list[list[int]]:
 
 
 def _healthy_share(model: Any, tokenizer: Any, prompts: list[list[int]]) -> tuple[float, list[str]]:
-    from evaluators.structure import classify
+    from toolenv.structure import classify
     from toolenv.formats import get_codec
     from trainers.engines import HFEngine
     from trainers.types import SamplingParams

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from envs import BACKEND_MODULES, backend_class
 from envs._official import DataError, distribution
@@ -327,11 +327,18 @@ def select_tasks(
     apis: Iterable[str] | None = None,
     task_ids: Iterable[str] | None = None,
     tasks: Iterable[Task] | None = None,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
 ) -> list[Task]:
     """Tasks filtered by category, the paper's split (``all``/``train``/``test``), involved APIs
     (class names such as ``"TravelAPI"`` or short names such as ``"travel"``, any case; see
     :data:`API_SHORT_NAMES`), and explicit ids. A one-line error for an unknown category, split
     or API, or for an empty selection (naming the filters that produced it).
+
+    ``limit`` N keeps N of the selected tasks, taken round-robin over the categories (in the
+    order given) from a ``seed``-ed shuffle of entry indices, so that a small sample covers
+    every category and API block (:func:`sample_round_robin`).
 
     ``tasks`` filters the given tasks (e.g. from :func:`load_task_file`) instead of the official ones."""
     if split not in SPLITS:
@@ -364,7 +371,26 @@ def select_tasks(
         filters.append(f"task_ids={','.join(shown[:5])}{',…' if len(shown) > 5 else ''}")
     if not tasks:
         raise DataError(f"the task selection is empty: no {source} task matches {' '.join(filters)}")
+    if limit is not None:
+        order = [normalize_category(c) for c in ([categories] if isinstance(categories, str) else categories or CATEGORIES)]
+        tasks = sample_round_robin(tasks, order, limit, seed)
     return tasks
+
+
+def sample_round_robin(tasks: Sequence[Task], categories: Sequence[str], limit: int, seed: int) -> list[Task]:
+    """At most ``limit`` of ``tasks``: entry indices in a ``seed``-ed shuffle, and for each index
+    its task in every category in ``categories`` order, until ``limit`` are taken."""
+    if limit < 1:
+        raise DataError(f"limit must be >= 1 (got {limit})")
+    by_index = {(t.category, t.index): t for t in tasks}
+    indices = sorted({t.index for t in tasks})
+    random.Random(seed).shuffle(indices)
+    picked: list[Task] = []
+    for index in indices:
+        for category in categories:
+            if (category, index) in by_index and len(picked) < limit:
+                picked.append(by_index[(category, index)])
+    return picked
 
 
 def _shown(categories: str | Iterable[str] | None, default: Iterable[str]) -> str:

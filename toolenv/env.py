@@ -13,8 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import gymnasium as gym
 
 from envs.base import json_schema
-from evaluators.checker import TurnChecker
-from evaluators.structure import classify
+from toolenv.checker import TurnChecker
+from toolenv.structure import classify
 from toolenv.data import CATEGORIES, Task, load_task_file, select_tasks
 from toolenv.executor import Session
 from toolenv.formats import Codec, PromptStyle, ToolSpec, get_codec
@@ -164,7 +164,7 @@ class BFCLEnv(gym.Env[Any, Any]):
       "invalid" | "text", "calls": [...], "errors": [...], "outside_text": str}``.
     - ``structure``: the structural state of the message (``healthy_call``,
       ``healthy_response``, ``text_pollution`` or ``full_collapse``; see
-      :mod:`evaluators.structure`).
+      :mod:`toolenv.structure`).
 
     On a tool step, also:
 

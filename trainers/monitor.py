@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from evaluators.structure import STATES
+from toolenv.structure import STATES
 from toolenv.trajectory import Trajectory
 from trainers.tokenize import encode, end_of_turn_id
 
@@ -122,7 +122,7 @@ class ProbeAccumulator:
 
 
 def structure_rates(trajectories: Iterable[Trajectory], prefix: str = "state/") -> dict[str, float]:
-    """Share of assistant messages in each structural state (evaluators.structure)."""
+    """Share of assistant messages in each structural state (toolenv.structure)."""
     counts: Counter[str] = Counter()
     for trajectory in trajectories:
         for turn in trajectory.turns:

@@ -240,22 +240,12 @@ def eval_tasks(study: Study) -> list[Any]:
     """The in-distribution evaluation tasks, then each OOD variant of them. With ``apis``, the
     tasks involving them are selected first and ``limit`` then applies to those (round-robin
     over the categories from a seeded shuffle of entry indices, as ``toolenv eval`` does)."""
-    import random
-
-    from evaluators.runner import RunConfig, pick_tasks
+    from toolenv.data import select_tasks
     from toolenv.registration import make_variant
 
     settings = study.evaluation
-    pool = _filter_apis(pick_tasks(RunConfig(model="", categories=tuple(settings.categories), split=settings.split,
-                                             limit=None if settings.apis else (settings.limit or None),
-                                             seed=study.config.run.seed)), settings.apis)
-    if settings.apis and settings.limit:
-        by_index: dict[int, list[Any]] = {}
-        for task in pool:
-            by_index.setdefault(task.index, []).append(task)
-        indices = sorted(by_index)
-        random.Random(study.config.run.seed).shuffle(indices)
-        pool = [task for index in indices for task in by_index[index]][: settings.limit]
+    pool = select_tasks(settings.categories, settings.split, apis=settings.apis or None,
+                        limit=settings.limit or None, seed=study.config.run.seed)
     return pool + [make_variant(task, spec, settings.ood_seed) for spec in study.variants().values() for task in pool]
 
 

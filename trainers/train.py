@@ -99,19 +99,17 @@ def pad_id_of(tokenizer: Any) -> int:
 
 
 def train_tasks(config: TrainConfig) -> list[Any]:
-    from evaluators.runner import RunConfig, pick_tasks
+    from toolenv.data import select_tasks
 
     data = config.data
-    return pick_tasks(RunConfig(model="", categories=tuple(data.train_categories), split=data.train_split,
-                                limit=data.train_limit or None, seed=config.run.seed))
+    return select_tasks(data.train_categories, data.train_split, limit=data.train_limit or None, seed=config.run.seed)
 
 
 def val_tasks(config: TrainConfig) -> list[Any]:
-    from evaluators.runner import RunConfig, pick_tasks
+    from toolenv.data import select_tasks
 
     data = config.data
-    return pick_tasks(RunConfig(model="", categories=tuple(data.val_categories), split=data.val_split,
-                                limit=data.val_limit or None, seed=config.run.seed))
+    return select_tasks(data.val_categories, data.val_split, limit=data.val_limit or None, seed=config.run.seed)
 
 
 def stream_slice(size: int, batch: int, step: int, seed: int) -> list[int]:

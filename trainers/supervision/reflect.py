@@ -6,7 +6,7 @@ sequence for the failing turn in the training call format. Two reflectors:
 
 :func:`reflect` (built-in, default)
     Deterministic, from the checker. The trajectory's calls and the task's ground truth are
-    replayed turn by turn (:class:`~evaluators.checker.TurnChecker`, the evaluator's own
+    replayed turn by turn (:class:`~toolenv.checker.TurnChecker`, the evaluator's own
     rules); the first failing turn gives the failure kind, the state difference and the
     missing results; the turn's calls are compared with the ground-truth calls (positional
     arguments bound to names) to name the first diverging call (wrong function, wrong
@@ -42,7 +42,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from evaluators.checker import TurnChecker, TurnVerdict
+from toolenv.checker import TurnChecker, TurnVerdict
 from toolenv.calls import Call
 from toolenv.data import Task
 from toolenv.executor import ERROR_PREFIX, Session
