@@ -32,8 +32,9 @@ TRAJECTORIES = "trajectories.jsonl"
 RUN_FILE = "run.json"
 
 
-class RunError(RuntimeError):
-    """A one-line problem with a run folder or its configuration."""
+class RunError(ValueError):
+    """A one-line problem with a run folder or its configuration (a user error: the command
+    line prints it as one line)."""
 
 
 @dataclass(frozen=True)

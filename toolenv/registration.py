@@ -1,23 +1,24 @@
 """Gymnasium ids: ``BFCL-MultiTurn-v0`` (all tasks) and one id per API (tasks involving it),
-and the hook through which an upper layer provides OOD task variants.
+and where the OOD task variants come from.
 
 Keyword arguments are JSON-serialisable and passed through to :class:`toolenv.env.BFCLEnv`
 (``categories``, ``split``, ``call_format``, ``observation_mode``, ``max_steps_per_turn``,
 ``ood``, ``ood_seed``, ``task_file`` …).
 
-Variant provider
-    ``toolenv`` sits below ``ood_variants`` and never imports it statically. The provider
-    registers itself here (:func:`register_variant_provider`, called when ``ood_variants`` is
-    imported). When a variant is asked for and none is registered yet, the provider module named
-    by ``VARIANT_PROVIDER`` is imported by name, once, the way Gymnasium resolves an
-    ``entry_point`` string: the dependency stays inverted (toolenv defines the hook, the upper
-    layer fills it), in-distribution use never loads it, and a user can register another provider.
+OOD variants
+    ``toolenv`` sits below ``ood_variants`` and imports it nowhere. The variant builder is a
+    plugin found through the ``toolenv.variants`` entry-point group, declared in this
+    distribution's ``pyproject.toml`` (``ood_variants.registry``: a module or object with
+    ``make_variant(task, spec, seed)`` and ``check_spec(spec)``), the way Gymnasium resolves an
+    ``entry_point`` string: it is loaded on the first variant asked for, so in-distribution use
+    never loads it, and another distribution can provide its own.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Callable
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
@@ -49,37 +50,30 @@ def register_envs() -> None:
         gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=kwargs, disable_env_checker=False)
 
 
-#: the module imported by name when a variant is asked for and no provider is registered
-VARIANT_PROVIDER = "ood_variants"
-
-BuildVariant = Callable[["Task", str, int], "Task"]
-CheckSpec = Callable[[str], None]
-_provider: tuple[BuildVariant, CheckSpec] | None = None
+#: the entry-point group of the OOD variant builders (see the module docstring)
+VARIANT_GROUP = "toolenv.variants"
+#: the builder this distribution ships, preferred when several are installed
+DEFAULT_VARIANT_PROVIDER = "ood_variants"
 
 
-def register_variant_provider(build: BuildVariant, check: CheckSpec) -> None:
-    """Install the function that makes a variant of a task from ``(task, spec, seed)`` and the
-    one that validates a spec string (raising a one-line ``ValueError``)."""
-    global _provider
-    _provider = (build, check)
-
-
-def _variant_provider() -> tuple[BuildVariant, CheckSpec]:
-    if _provider is None:
-        try:
-            importlib.import_module(VARIANT_PROVIDER)  # registers itself on import
-        except ImportError as exc:
-            raise ValueError(f"OOD variants need the {VARIANT_PROVIDER!r} package ({exc})") from None
-    if _provider is None:
-        raise ValueError(f"no OOD variant provider is registered ({VARIANT_PROVIDER!r} did not register one)")
-    return _provider
+@lru_cache(maxsize=1)
+def _variant_provider() -> Any:
+    found = {entry.name: entry for entry in entry_points(group=VARIANT_GROUP)}
+    if not found:
+        raise ValueError(f"OOD variants need a builder in the {VARIANT_GROUP!r} entry-point group; install "
+                         "toolenv (pip install -e .) so that its ood_variants package is registered")
+    entry = found.get(DEFAULT_VARIANT_PROVIDER) or found[sorted(found)[0]]
+    provider = entry.load()
+    if not (callable(getattr(provider, "make_variant", None)) and callable(getattr(provider, "check_spec", None))):
+        raise ValueError(f"the {VARIANT_GROUP!r} entry {entry.name!r} ({entry.value}) has no make_variant/check_spec")
+    return provider
 
 
 def make_variant(task: "Task", spec: str, seed: int = 0) -> "Task":
     """The variant of ``task`` named by ``spec`` (``"rename_tools+shuffle_schema"``) and ``seed``."""
-    return _variant_provider()[0](task, spec, int(seed))
+    return _variant_provider().make_variant(task, spec, int(seed))
 
 
 def check_variant_spec(spec: str) -> None:
     """A one-line ``ValueError`` (listing the valid names) when ``spec`` is not a valid spec."""
-    _variant_provider()[1](spec)
+    _variant_provider().check_spec(spec)
