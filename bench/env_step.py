@@ -31,7 +31,7 @@ from toolenv.data import data_version, get_task, load_tasks  # noqa: E402
 from toolenv.env import BFCLEnv  # noqa: E402
 from toolenv.executor import Session, stringify  # noqa: E402
 from toolenv.formats import get_codec  # noqa: E402
-from toolenv.oracle import oracle_turns  # noqa: E402
+from toolenv.expert import expert_turns  # noqa: E402
 
 
 def step_times(call_format: str) -> tuple[list[float], list[float], list[float]]:
@@ -41,7 +41,7 @@ def step_times(call_format: str) -> tuple[list[float], list[float], list[float]]
     for task in load_tasks():
         env.reset(options={"task_id": task.id})
         session = Session.for_task(task)
-        for turn_actions, calls in zip(oracle_turns(task, codec), task.ground_truth_calls):
+        for turn_actions, calls in zip(expert_turns(task, codec), task.ground_truth_calls):
             for action in turn_actions:
                 start = time.perf_counter()
                 env.step(action)
@@ -82,7 +82,7 @@ def vector_throughput(mode: str, num_envs: int, episodes: int, call_format: str)
 
 
 def _script(task_id: str, codec) -> list:
-    return [a for turn in oracle_turns(get_task(task_id), codec) for a in turn]
+    return [a for turn in expert_turns(get_task(task_id), codec) for a in turn]
 
 
 def decode_step_seconds() -> float | None:

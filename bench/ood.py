@@ -33,7 +33,7 @@ from ood_variants import make_variant  # noqa: E402
 from ood_variants.generate import JSONL, generate  # noqa: E402
 from toolenv.data import data_version, load_task_file, load_tasks  # noqa: E402
 from toolenv.env import BFCLEnv  # noqa: E402
-from toolenv.oracle import oracle_actions  # noqa: E402
+from toolenv.expert import expert_actions  # noqa: E402
 
 SPECS = (
     "rename_tools", "rename_params", "shuffle_schema", "rewrite_descriptions", "add_distractors", "perturb_values",
@@ -78,7 +78,7 @@ def episodes(variants: list) -> int:
     for variant in variants:
         env.tasks = [variant]  # play the exact variant object (no regeneration inside the timing)
         env.reset(options={"index": 0})
-        for action in oracle_actions(env.task, env.codec):
+        for action in expert_actions(env.task, env.codec):
             _, reward, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 passed += reward == 1.0

@@ -136,11 +136,6 @@ class Backend:
         """The names of the public methods a model may call."""
         return _tool_names(cls.doc_file)
 
-    @classmethod
-    def tool_schemas(cls) -> list[dict[str, Any]]:
-        """The tools as ``{"name", "description", "parameters": <JSON Schema>}`` dicts."""
-        return [tool_schema(doc) for doc in cls.tool_docs()]
-
 
 @lru_cache(maxsize=16)
 def _tool_docs(doc_file: str) -> tuple[dict[str, Any], ...]:

@@ -34,7 +34,7 @@ from evaluators.scoring import episode_identity, unique_episodes
 from toolenv.structure import classify
 from toolenv.calls import Call
 from toolenv.data import Task, get_task
-from toolenv.executor import Session
+from toolenv.executor import keyword_call
 from toolenv.formats import get_codec
 from toolenv.formats.base import arguments_object
 from toolenv.trajectory import Step, Trajectory, TurnRecord
@@ -187,13 +187,13 @@ def bfcl_record(trajectory: Trajectory) -> tuple[str, dict[str, Any]]:
     scoring replays them against the rebuilt variant."""
     codec = get_codec("python")
     task = get_task(trajectory.task_id)
-    binder = None if trajectory.meta.get("ood") else Session(task.involved_classes, {}, False)
+    variant = bool(trajectory.meta.get("ood"))
     turns = []
     for turn in trajectory.turns:
         steps = []
         for step in turn.steps:
             if step.calls:
-                calls = step.calls if binder is None else [binder.canonical(call) for call in step.calls]
+                calls = step.calls if variant else [keyword_call(call, task.involved_classes) for call in step.calls]
                 steps.append(codec.render_calls(calls))
             else:
                 steps.append(step.raw if isinstance(step.raw, str) else json.dumps(step.raw))

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 from envs import backend_class
 from toolenv.calls import Call
 from toolenv.data import Message, Task
-from toolenv.executor import NameMap
+from toolenv.executor import NameMap, keyword_call
 
 
 @lru_cache(maxsize=None)
@@ -48,20 +48,6 @@ def _owner(tool: str, classes: tuple[str, ...]) -> str:
         if tool in backend_class(name).tool_names():
             return name
     raise KeyError(tool)
-
-
-@lru_cache(maxsize=None)
-def _positional_names(class_name: str, tool: str) -> tuple[str, ...]:
-    parameters = list(inspect.signature(getattr(backend_class(class_name), tool)).parameters)
-    return tuple(p for p in parameters if p != "self")
-
-
-def keyword_call(call: Call, classes: tuple[str, ...]) -> Call:
-    """The call with positional arguments bound to their names (``sort('a')`` → ``sort(file_name='a')``)."""
-    if not call.args:
-        return call
-    names = _positional_names(_owner(call.name, classes), call.name)
-    return Call(call.name, (), {**dict(zip(names, call.args)), **call.kwargs})
 
 
 def map_strings(value: Any, fn: Callable[[str], str]) -> Any:

@@ -13,12 +13,13 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from envs import BACKEND_MODULES
 from ood_variants import naming
 from ood_variants.banks import FILLER_WORDS, OPAQUE_PARAM_PREFIXES, OPAQUE_PREFIXES, PHRASES
 from ood_variants.draft import Draft, canonical_docs, map_descriptions, replace_words, word_pattern
 
-ALL_CLASSES = ("GorillaFileSystem", "MathAPI", "MessageAPI", "TwitterAPI", "TicketAPI", "TradingBot", "TravelAPI",
-               "VehicleControlAPI")
+#: every API, in envs.BACKEND_MODULES order (the one per-API table)
+ALL_CLASSES = tuple(BACKEND_MODULES)
 
 
 # -- names -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import re
 from typing import Any, Mapping
 
 from toolenv.data import Task
-from toolenv.env import tool_specs
+from toolenv.formats import tool_specs
 from toolenv.executor import Session
 from toolenv.formats import Codec
 

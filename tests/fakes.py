@@ -11,10 +11,10 @@ from typing import Any, Callable, Sequence
 from toolenv.data import load_tasks
 from toolenv.formats import get_codec
 from toolenv.models.base import ChatModel
-from toolenv.oracle import oracle_actions
+from toolenv.expert import expert_actions
 
 
-class OracleModel(ChatModel):
+class ExpertModel(ChatModel):
     """Answers each conversation with the oracle's next action for its task. The task is
     recognised by its first user message, which is unique within one category (so use one
     category per run); ``fail_every`` makes every n-th entry answer with a plain reply only."""
@@ -36,7 +36,7 @@ class OracleModel(ChatModel):
         done = sum(1 for m in messages if m["role"] == "assistant")
         if self.fail_every and task.index % self.fail_every == 0:
             return "I cannot help with that."
-        actions = oracle_actions(task, self.codec)
+        actions = expert_actions(task, self.codec)
         return actions[done] if done < len(actions) else "done"
 
     def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Any = None) -> list[Any]:
@@ -83,8 +83,8 @@ class ChatServer:
 
 
 class FakeOpenAIServer(ChatServer):
-    """A :class:`ChatServer` that answers with :class:`OracleModel` (or anything with
+    """A :class:`ChatServer` that answers with :class:`ExpertModel` (or anything with
     ``next_action(messages)``)."""
 
-    def __init__(self, model: OracleModel) -> None:
+    def __init__(self, model: ExpertModel) -> None:
         super().__init__(lambda body: model.next_action(body["messages"]))

@@ -10,11 +10,13 @@ removes its instances when closed, so repeated runs never share state.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
+import os
 import random
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import pytest
 
@@ -26,10 +28,31 @@ except ImportError:  # pragma: no cover - reported by the tests that need it
 _counter = itertools.count()
 
 
+#: set (CI does) to make the oracle-backed tests fail instead of skip when bfcl-eval is missing:
+#: a parity claim must never pass by silently not running
+REQUIRE_ORACLE = os.environ.get("TOOLENV_REQUIRE_ORACLE", "") not in ("", "0")
+_MISSING = "bfcl-eval is not installed (pip install --no-deps -r tests/oracle-requirements.txt)"
+
+
+def oracle_missing(reason: str = _MISSING) -> NoReturn:
+    """Skip the calling test, or fail it where the oracle is required (``TOOLENV_REQUIRE_ORACLE``)."""
+    if REQUIRE_ORACLE:
+        pytest.fail(f"{reason}; TOOLENV_REQUIRE_ORACLE is set, so the oracle-backed tests may not skip")
+    pytest.skip(reason)
+
+
 def require_official() -> Any:
     if _official_utils is None:
-        pytest.skip("bfcl-eval is not installed (pip install --no-deps bfcl-eval==2026.3.23 mpmath)")
+        oracle_missing()
     return _official_utils
+
+
+def require_official_module(name: str) -> Any:
+    """An official module (e.g. ``bfcl_eval.model_handler.utils``), under the same rule."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        oracle_missing(f"{name} cannot be imported ({exc})")
 
 
 _PRISTINE: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from evaluators.runner import RunConfig, run_eval
-from tests.fakes import ChatServer, FakeOpenAIServer, OracleModel
+from tests.fakes import ChatServer, FakeOpenAIServer, ExpertModel
 from toolenv.cli import build_parser
 
 TOOLENV = [sys.executable, "-m", "toolenv.cli"]
@@ -36,7 +36,7 @@ def toolenv(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished oracle run, an empty run, a run with a corrupt run.json, BFCL files and TOMLs."""
     root = tmp_path_factory.mktemp("cli")
-    run_eval(OracleModel(fail_every=2), RunConfig(model="oracle", categories=("base",), limit=4), root / "run",
+    run_eval(ExpertModel(fail_every=2), RunConfig(model="oracle", categories=("base",), limit=4), root / "run",
              progress=False)
     empty = root / "empty_run"
     shutil.copytree(root / "run", empty)
@@ -122,7 +122,7 @@ def test_a_refused_eval_leaves_nothing_that_blocks_the_corrected_command(tmp_pat
     """Issue #12.5: `--split tst` wrote run.json, so the corrected command then failed with
     "holds a run with another configuration"."""
     out = tmp_path / "run"
-    with FakeOpenAIServer(OracleModel()) as server:
+    with FakeOpenAIServer(ExpertModel()) as server:
         base = ["eval", "--endpoint", server.url, "--model", "oracle", "--categories", "base", "--limit", "2",
                 "--out", str(out), "--quiet"]
         assert toolenv(*base, "--split", "tst").returncode == 2

@@ -17,7 +17,7 @@ from tests.test_hostile import REFUSED
 from toolenv.data import get_task, load_tasks, paper_split
 from toolenv.env import BFCLEnv
 from toolenv.formats import CODECS, get_codec
-from toolenv.oracle import oracle_actions
+from toolenv.expert import expert_actions
 from toolenv.registration import ENV_IDS
 
 
@@ -52,7 +52,7 @@ def test_oracle_scores_one_on_all_800_tasks(call_format: str) -> None:
     codec = get_codec(call_format)
     failures = []
     for task in load_tasks():
-        reward, terminated, truncated, infos = run_episode(env, task.id, oracle_actions(task, codec))
+        reward, terminated, truncated, infos = run_episode(env, task.id, expert_actions(task, codec))
         if not (reward == 1.0 and terminated and not truncated):
             failures.append((task.id, infos[-1].get("verdict")))
         assert all(i["structure"] in ("healthy_call", "healthy_response") for i in infos)
@@ -66,7 +66,7 @@ def test_messages_mode_and_reveal_turn() -> None:
     obs, info = env.reset(options={"task_id": task.id})
     assert [m["role"] for m in obs] == ["system", "user"]
     assert all(name not in json.dumps(info["tools"]) for name in names)
-    actions = oracle_actions(task, env.codec)
+    actions = expert_actions(task, env.codec)
     seen = []
     for action in actions:
         obs, reward, terminated, truncated, info = env.step(action)
@@ -113,7 +113,7 @@ def test_random_and_hostile_actions_never_crash(actions: list[str], fmt: str, in
 
 def _scripted(task_id: str, codec, rng: random.Random) -> list:
     """The oracle's actions with some noise, so that rewards differ between episodes."""
-    actions = oracle_actions(get_task(task_id), codec)
+    actions = expert_actions(get_task(task_id), codec)
     if rng.random() < 0.3:
         actions.insert(rng.randrange(len(actions)), "Nothing to call.")  # closes a turn too early
     return actions

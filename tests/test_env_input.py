@@ -19,7 +19,7 @@ from toolenv.calls import Call
 from toolenv.data import get_task
 from toolenv.env import BFCLEnv
 from toolenv.formats import CODECS, get_codec
-from toolenv.oracle import oracle_actions
+from toolenv.expert import expert_actions
 
 TASK = "multi_turn_base_0"
 
@@ -68,7 +68,7 @@ def test_dict_actions_play_a_whole_episode_to_reward_one_in_every_format(call_fo
     for task_id in ("multi_turn_base_0", "multi_turn_miss_func_3", "multi_turn_long_context_60"):
         env.reset(options={"task_id": task_id})
         # the oracle's calls as the openai codec renders them (dicts), replies as dicts too
-        actions = oracle_actions(env.task, get_codec("openai"))
+        actions = expert_actions(env.task, get_codec("openai"))
         actions = [a if isinstance(a, dict) else {"role": "assistant", "content": a} for a in actions]
         for action in actions:
             _, reward, terminated, truncated, info = env.step(action)
@@ -135,7 +135,7 @@ def _emitted_info_keys() -> set[str]:
         for task_id in ("multi_turn_base_0", "multi_turn_miss_func_3"):
             _, info = env.reset(options={"task_id": task_id})
             keys |= set(info)
-            for action in oracle_actions(env.task, env.codec):
+            for action in expert_actions(env.task, env.codec):
                 keys |= set(env.step(action)[4])
     truncating = BFCLEnv(max_steps_per_turn=1)
     truncating.reset(options={"task_id": TASK})

@@ -15,9 +15,9 @@ import pytest
 from evaluators.interop import read_bfcl_results, write_bfcl_results
 from evaluators.runner import RunConfig, run_eval, run_meta, score_and_report
 from evaluators.scoring import score_trajectory, summarize
-from tests.fakes import FakeOpenAIServer, OracleModel
+from tests.fakes import FakeOpenAIServer, ExpertModel
 from toolenv.data import get_task
-from toolenv.executor import Session
+from toolenv.executor import keyword_call
 from toolenv.trajectory import read_jsonl
 
 TOOLENV = [sys.executable, "-m", "toolenv.cli"]
@@ -25,7 +25,7 @@ TOOLENV = [sys.executable, "-m", "toolenv.cli"]
 
 def test_runner_scores_the_oracle_and_a_failing_model(tmp_path: Path) -> None:
     config = RunConfig(model="oracle", categories=("base",), limit=12, batch_size=4)
-    trajectories = run_eval(OracleModel(fail_every=3), config, tmp_path / "run", progress=False)
+    trajectories = run_eval(ExpertModel(fail_every=3), config, tmp_path / "run", progress=False)
     assert len(trajectories) == 12 and len({t.task_id for t in trajectories}) == 12
     scores = [score_trajectory(t) for t in trajectories]
     failing = {t.task_id for t in trajectories if get_task(t.task_id).index % 3 == 0}
@@ -46,7 +46,7 @@ def test_runner_scores_the_oracle_and_a_failing_model(tmp_path: Path) -> None:
 def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     """Kill the runner mid-run (SIGKILL), start it again: the trajectories and the report equal
     those of an uninterrupted run, with nothing lost or doubled."""
-    with FakeOpenAIServer(OracleModel(fail_every=4)) as server:
+    with FakeOpenAIServer(ExpertModel(fail_every=4)) as server:
         base = [*TOOLENV, "eval", "--endpoint", server.url, "--model", "oracle", "--categories", "base",
                 "--limit", "16", "--batch-size", "2", "--quiet"]
         subprocess.run([*base, "--out", str(tmp_path / "straight")], check=True, capture_output=True)
@@ -72,7 +72,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path) -> None:
 
 def test_export_to_bfcl_format_and_score_back(tmp_path: Path) -> None:
     config = RunConfig(model="oracle", categories=("base",), limit=10, batch_size=5)
-    trajectories = run_eval(OracleModel(fail_every=2), config, tmp_path / "run", progress=False)
+    trajectories = run_eval(ExpertModel(fail_every=2), config, tmp_path / "run", progress=False)
     ours = {t.task_id: score_trajectory(t).verdict.passed for t in trajectories}
     files = write_bfcl_results(trajectories, tmp_path / "bfcl")
     assert [f.name for f in files] == ["BFCL_v4_multi_turn_base_result.json"]
@@ -82,8 +82,8 @@ def test_export_to_bfcl_format_and_score_back(tmp_path: Path) -> None:
 
 def test_official_fc_and_error_records_are_scored(tmp_path: Path) -> None:
     task = get_task("multi_turn_base_0")
-    binder = Session.for_task(task)  # FC records carry keyword arguments only
-    fc_steps = [[[{c.name: json.dumps(dict(binder.canonical(c).kwargs))} for c in turn]] if turn else []
+    # FC records carry keyword arguments only
+    fc_steps = [[[{c.name: json.dumps(dict(keyword_call(c, task.involved_classes).kwargs))} for c in turn]] if turn else []
                 for turn in task.ground_truth_calls]
     records = [{"id": task.id, "result": fc_steps}, {"id": "multi_turn_base_1", "result": "Error during inference: boom"}]
     path = tmp_path / "BFCL_v4_multi_turn_base_result.json"

@@ -28,7 +28,7 @@ from ood_variants.validate import leaked_names, replay_problems, replay_results
 from toolenv.data import load_tasks
 from toolenv.env import BFCLEnv
 from toolenv.formats import CODECS, PromptStyle, get_codec
-from toolenv.oracle import oracle_actions, oracle_turns
+from toolenv.expert import expert_actions, expert_turns
 
 TASKS = load_tasks()
 BASE_NAMES = [name for name, t in TRANSFORMS.items() if t.fixed is None]
@@ -98,7 +98,7 @@ def test_compositions_cover_every_transform() -> None:
 def play_oracle(env: BFCLEnv, task_id: str) -> tuple[float, dict]:
     env.reset(options={"task_id": task_id})
     assert env.task is not None
-    for action in oracle_actions(env.task, env.codec):
+    for action in expert_actions(env.task, env.codec):
         _, reward, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             return reward, info
@@ -272,7 +272,7 @@ def test_random_compositions_are_valid_deterministic_and_playable(spec: str, see
     codec = codec_for(variant)
     steps = [[list(step_calls)] if step_calls else [] for step_calls in variant.ground_truth_calls]
     assert check(variant, steps).passed
-    assert len(oracle_turns(variant, codec)) == len(variant.turns)
+    assert len(expert_turns(variant, codec)) == len(variant.turns)
 
 
 @given(spec=specs(), seed=st.integers(0, 50))

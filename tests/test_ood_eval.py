@@ -22,10 +22,11 @@ from ood_variants.generate import JSONL, MANIFEST, generate, load_variant_tasks,
 from ood_variants.registry import make_variant
 from tests.fakes import FakeOpenAIServer
 from toolenv.data import load_task_file, select_tasks
-from toolenv.env import BFCLEnv, tool_specs
+from toolenv.env import BFCLEnv
+from toolenv.formats import tool_specs
 from toolenv.formats import PromptStyle, get_codec
 from toolenv.models.base import ChatModel
-from toolenv.oracle import oracle_actions
+from toolenv.expert import expert_actions
 
 TOOLENV = [sys.executable, "-m", "toolenv.cli"]
 
@@ -50,7 +51,7 @@ class VariantOracle(ChatModel):
         if task.ood_spec in self.fail_specs:
             return "I cannot help with that."
         done = sum(1 for m in messages if m["role"] == "assistant")
-        actions = oracle_actions(task, codec)
+        actions = expert_actions(task, codec)
         return actions[done] if done < len(actions) else "done"
 
     def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Any = None) -> list[Any]:
@@ -155,7 +156,7 @@ def test_exported_variants_play_through_the_env_from_the_task_file(tmp_path: Pat
     for task in env.tasks:
         env.reset(options={"task_id": task.id})
         assert env.codec.name == "openai"
-        for action in oracle_actions(env.task, env.codec):
+        for action in expert_actions(env.task, env.codec):
             _, reward, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 break

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from evaluators.runner import RunConfig, run_eval, run_meta, score_and_report
-from tests.fakes import OracleModel
+from tests.fakes import ExpertModel
 from toolenv.data import get_task
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--hide-scrollbars"]
@@ -46,7 +46,7 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     if browser is None:
         pytest.skip("no Chromium on this machine (.ci/run installs it with apt)")
     run = tmp_path / "run"
-    trajectories = run_eval(OracleModel(fail_every=2), RunConfig(model="oracle", categories=("base",), limit=6), run, progress=False)
+    trajectories = run_eval(ExpertModel(fail_every=2), RunConfig(model="oracle", categories=("base",), limit=6), run, progress=False)
     paths = score_and_report(run, trajectories, run_meta(run))
     report = json.loads(paths["json"].read_text())
     page = paths["html"].as_uri()

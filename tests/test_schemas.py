@@ -1,4 +1,5 @@
-"""Tool docs and their JSON Schema form: 128 tools, valid schemas, ground truth conforms."""
+"""Tool docs and their JSON Schema form as the environment offers them (``toolenv.formats.tool_specs``,
+the one conversion): 128 tools, valid schemas, ground truth conforms."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import jsonschema
 from envs import all_backend_classes
 from envs.base import json_schema
 from toolenv.data import load_tasks
+from toolenv.formats import tool_specs
 
 EXPECTED_TOOLS = {
     "GorillaFileSystem": 18, "MathAPI": 17, "MessageAPI": 10, "TwitterAPI": 14,
@@ -34,7 +36,7 @@ def test_128_tools_with_valid_json_schemas() -> None:
     names = [n for cls in classes.values() for n in cls.tool_names()]
     assert len(names) == len(set(names)) == 128
     for cls in classes.values():
-        for tool in cls.tool_schemas():
+        for tool in (spec.schema for spec in tool_specs(cls.tool_docs())):
             jsonschema.Draft202012Validator.check_schema(tool["parameters"])
             assert tool["parameters"]["type"] == "object"
             assert not _types(tool["parameters"]) & GORILLA_ONLY
@@ -56,7 +58,7 @@ def test_ground_truth_keyword_arguments_conform_to_the_schemas() -> None:
     """Every keyword argument in the ground truth validates against our JSON Schemas, except one
     known data defect: a ticket id given as the string 'ticket_001' where the doc says integer."""
     schemas = {t["name"]: jsonschema.Draft202012Validator(t["parameters"])
-               for cls in all_backend_classes().values() for t in cls.tool_schemas()}
+               for cls in all_backend_classes().values() for t in (s.schema for s in tool_specs(cls.tool_docs()))}
     checked, violations = 0, set()
     for task in load_tasks():
         for turn in task.ground_truth_calls:

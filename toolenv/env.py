@@ -12,12 +12,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import gymnasium as gym
 
-from envs.base import json_schema
 from toolenv.checker import TurnChecker
 from toolenv.structure import classify
 from toolenv.data import CATEGORIES, Task, load_task_file, select_tasks
 from toolenv.executor import Session
-from toolenv.formats import Codec, PromptStyle, ToolSpec, get_codec
+from toolenv.formats import Codec, PromptStyle, ToolSpec, get_codec, tool_specs
 from toolenv.formats.base import PARSE_ERROR_PREFIX
 from toolenv.spaces import AgentAction, ChatMessages, ToolText, messages_text
 from toolenv.trajectory import Step, Trajectory, TurnRecord
@@ -36,14 +35,6 @@ def _copied(action: Any) -> Any:
         return copy.deepcopy(action)
     except (TypeError, RecursionError, copy.Error):  # uncopyable contents: keep the object itself
         return action
-
-
-def tool_specs(docs: Iterable[dict[str, Any]]) -> list[ToolSpec]:
-    return [
-        ToolSpec(doc["name"], doc, {"name": doc["name"], "description": doc.get("description", ""),
-                                    "parameters": json_schema(doc.get("parameters", {"type": "dict"}))})
-        for doc in docs
-    ]
 
 
 class BFCLEnv(gym.Env[Any, Any]):
@@ -239,7 +230,7 @@ class BFCLEnv(gym.Env[Any, Any]):
         source = load_task_file(task_file) if task_file else (list(tasks) if tasks is not None else None)
         self.tasks: list[Task] = select_tasks(categories or CATEGORIES, split, apis, task_ids, tasks=source)
         self.codec: Codec = get_codec(call_format)
-        self._training_codec = self.codec
+        self._default_codec = self.codec
         self.call_format = call_format
         self.ood = ood or None
         self.ood_seed = int(ood_seed)
@@ -352,7 +343,7 @@ class BFCLEnv(gym.Env[Any, Any]):
         """The training codec, or the call format and prompt style a variant asks for."""
         options = task.format_options
         if not options:
-            return self._training_codec
+            return self._default_codec
         return get_codec(options.get("call_format", self.call_format), PromptStyle.from_options(options))
 
     def _open_turn(self, opening: bool = False) -> list[dict[str, Any]]:

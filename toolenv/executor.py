@@ -19,13 +19,12 @@ before the call, so the same backends run renamed calls and the canonical names 
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from envs import backend_class
+from envs import backend_class, bind_arguments
 from envs.base import Backend, StaticPayload, clone
 from toolenv.calls import Call, CallSyntaxError, parse_python_call
 
@@ -232,19 +231,20 @@ class Session:
     def execute_all(self, calls: Iterable[Call | str]) -> list[Result]:
         return [self.execute(c) if isinstance(c, Call) else self.execute_text(c) for c in calls]
 
-    def canonical(self, call: Call) -> Call:
-        """The same call with positional arguments bound to their parameter names
-        (``sort('a.txt')`` → ``sort(file_name='a.txt')``); unchanged if it cannot be bound."""
-        instance = self._dispatch.get(call.name)
-        if instance is None or not call.args:
-            return call
-        try:
-            bound = inspect.signature(getattr(instance, call.name)).bind(*call.args, **call.kwargs)
-        except TypeError:
-            return call
-        return Call(call.name, (), dict(bound.arguments))
+    def canonical(self, call: Call) -> Call:  # TEMPORARY: callers move to keyword_call
+        return keyword_call(call, self.instances)
 
     def public_state(self) -> dict[str, dict[str, Any]]:
         """Compared state of every instance: ``{class_name: {attribute: value}}``."""
         return {name: instance.public_state() for name, instance in self.instances.items()}
 
+
+
+def keyword_call(call: Call, classes: Iterable[str]) -> Call:
+    """The same call with its positional arguments bound to their parameter names
+    (``sort('a.txt')`` -> ``sort(file_name='a.txt')``), as BFCL's checker and result files want
+    them; unchanged when it has none or they cannot be bound (:func:`envs.bind_arguments`)."""
+    if not call.args:
+        return call
+    bound = bind_arguments(call.name, call.args, call.kwargs, classes)
+    return call if bound is None else Call(call.name, (), bound)

@@ -22,22 +22,21 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
+from envs import BACKEND_MODULES
+from toolenv.data import API_SHORT_NAMES, PRIMARY_CLASSES
+
 if TYPE_CHECKING:
     from toolenv.data import Task
 
 ENTRY_POINT = "toolenv.env:BFCLEnv"
 
-#: id → the official class name whose tasks it selects (None: every task)
-ENV_IDS: dict[str, str | None] = {
-    "BFCL-MultiTurn-v0": None,
-    "BFCL-FileSystem-v0": "GorillaFileSystem",
-    "BFCL-Vehicle-v0": "VehicleControlAPI",
-    "BFCL-Trading-v0": "TradingBot",
-    "BFCL-Travel-v0": "TravelAPI",
-    "BFCL-Twitter-v0": "TwitterAPI",
-    "BFCL-Message-v0": "MessageAPI",
-    "BFCL-Ticket-v0": "TicketAPI",
-    "BFCL-Math-v0": "MathAPI",
+#: short API name → official class name, inverted: the id's name part (file_system → FileSystem)
+_ID_NAMES = {class_name: short.title().replace("_", "") for short, class_name in API_SHORT_NAMES.items()}
+#: id → the official class name whose tasks it selects (None: every task). One id per API of
+#: envs.BACKEND_MODULES (the one per-API table): the benchmark's four primary APIs, then the rest.
+ENV_IDS: dict[str, str | None] = {"BFCL-MultiTurn-v0": None} | {
+    f"BFCL-{_ID_NAMES[name]}-v0": name
+    for name in (*PRIMARY_CLASSES, *(c for c in BACKEND_MODULES if c not in PRIMARY_CLASSES))
 }
 
 

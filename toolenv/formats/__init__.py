@@ -17,7 +17,7 @@ default style is the codec's own output, unchanged.
 
 from __future__ import annotations
 
-from toolenv.formats.base import REVEAL_SENTENCE, Codec, ParseResult, ToolSpec
+from toolenv.formats.base import REVEAL_SENTENCE, Codec, ParseResult, ToolSpec, tool_specs
 from toolenv.formats.style import PromptStyle
 from toolenv.formats.hermes import HermesCodec
 from toolenv.formats.json_block import JSONBlockCodec
@@ -40,4 +40,4 @@ def get_codec(name: str, style: PromptStyle | None = None) -> Codec:
     return cls(style)
 
 
-__all__ = ["CODECS", "Codec", "ParseResult", "PromptStyle", "REVEAL_SENTENCE", "ToolSpec", "get_codec"]
+__all__ = ["CODECS", "Codec", "ParseResult", "PromptStyle", "REVEAL_SENTENCE", "ToolSpec", "get_codec", "tool_specs"]

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
+from envs.base import tool_schema
 from toolenv.calls import Call
 from toolenv.formats.style import NEUTRAL_SYSTEM, PromptStyle, render_docs, wrap_results
 
@@ -91,6 +92,13 @@ class ToolSpec:
                 "parameters": self.schema.get("parameters", {"type": "object", "properties": {}}),
             },
         }
+
+
+def tool_specs(docs: Iterable[Mapping[str, Any]]) -> list[ToolSpec]:
+    """The tools a model is offered: each official (or variant) doc with its JSON-Schema form,
+    converted by :func:`envs.base.tool_schema` (the one conversion; tests/test_schemas.py
+    validates what this returns)."""
+    return [ToolSpec(doc["name"], doc, tool_schema(doc)) for doc in docs]
 
 
 class Codec:

@@ -1,6 +1,6 @@
 """An oracle agent: replays each task's ground truth through the environment (reward 1.0).
 
-    python examples/oracle_agent.py [--env BFCL-Travel-v0] [--format hermes] [--episodes 5]
+    python examples/expert_agent.py [--env BFCL-Travel-v0] [--format hermes] [--episodes 5]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import gymnasium as gym
 
 import toolenv  # noqa: F401  (registers the environments)
 from toolenv.data import get_task
-from toolenv.oracle import oracle_actions
+from toolenv.expert import expert_actions
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     env = gym.make(args.env, call_format=args.format)
     for episode in range(args.episodes):
         obs, info = env.reset(seed=episode)
-        actions = oracle_actions(get_task(info["task_id"]), env.unwrapped.codec)
+        actions = expert_actions(get_task(info["task_id"]), env.unwrapped.codec)
         for action in actions:
             obs, reward, terminated, truncated, info = env.step(action)
             if terminated or truncated:
