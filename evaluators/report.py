@@ -215,79 +215,35 @@ def _variants_html(report: dict[str, Any], variant_trajectories: Sequence[Trajec
     return f"<h2>OOD variant episodes</h2><div id='variant-tasks'>{''.join(sections)}</div>"
 
 
-def html_page(report: dict[str, Any], trajectories: Sequence[Trajectory],
-              variant_trajectories: Sequence[Trajectory] = ()) -> str:
-    summary = report["summary"]
-    plots = {
-        "accuracy-by-category": _bars({k: v["accuracy"] for k, v in summary["categories"].items()}, "Accuracy by category"),
-        "accuracy-by-api": _bars({k: v["accuracy"] for k, v in summary["by_api"].items()}, "Accuracy by API"),
-        "failure-reasons": _bars({k: float(v) for k, v in summary["failures"].items()}, "Outcomes (entries)", percent=False),
-        "structure-mix": _bars(summary["structure"], "Structural state of assistant messages"),
-    }
-    esc = html.escape
-    meta_rows = "".join(
-        f"<tr><th>{esc(k)}</th><td><code>{esc(str(v))}</code></td></tr>"
-        for k, v in [("model", report.get("model", {}).get("name")), ("data", report.get("data_version")),
-                     ("call format", report.get("call_format")), ("seed", report.get("seed")),
-                     ("command", report.get("command")), ("overall", _pct(summary["overall"])),
-                     ("overall (BFCL rule)", _pct(summary["overall_bfcl"]))]
-    )
-    ood_html = ""
-    if "ood" in report:
-        ood = report["ood"]
-        plots["ood-comparison"] = _bars({"in-distribution": ood["in_distribution"]["overall"],
-                                         **{row["spec"]: row["overall"] for row in ood["variants"]}},
-                                        "Overall accuracy: in distribution vs OOD")
-        ood_rows = "".join(
-            f"<tr><td><code>{html.escape(row['spec'])}</code></td><td>{_pct(row['overall'])}</td>"
-            f"<td>{_points(-row['drop'])}</td><td>{row['lost']}</td><td>{row['gained']}</td></tr>"
-            for row in ood["variants"]
-        )
-        ood_html = ("<h2>In distribution vs OOD variants</h2><table id='ood'><tr><th>variant</th><th>overall</th>"
-                    "<th>drop (points)</th><th>lost</th><th>gained</th></tr>"
-                    f"<tr><td>in-distribution</td><td>{_pct(ood['in_distribution']['overall'])}</td><td></td><td></td><td></td></tr>"
-                    f"{ood_rows}</table>")
-    images = "".join(f'<figure><img id="{name}" alt="{name}" src="data:image/png;base64,{data}"></figure>' for name, data in plots.items())
-    rows = _task_rows(report["tasks"], trajectories, "task", "task-")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>toolenv report — {esc(str(report.get('model', {}).get('name')))}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; }} th, td {{ text-align: left; padding: 2px 8px; border-bottom: 1px solid #ddd; vertical-align: top; }}
-#headline {{ display: flex; flex-wrap: wrap; align-items: stretch; gap: 12px; margin: 0 0 1.5em; }}
-#headline .cards {{ display: flex; flex-wrap: wrap; gap: 12px; }}
-.card {{ border: 1px solid #ccd; border-radius: 6px; padding: 8px 16px; min-width: 9em; background: #f7f9fc; }}
-.card .value {{ font-size: 30px; font-weight: 700; color: #1d3d63; }}
-.card.main .value {{ font-size: 56px; }} .card.main {{ background: #e8eef7; }}
-.card.variant .value {{ font-size: 22px; color: #5a3d7a; }}
-.card .label {{ font-size: 14px; color: #444; }}
-figure {{ display: inline-block; margin: 0.5em; }} .plots {{ display: flex; flex-wrap: wrap; }}
-details.task, details.vtask, details.variant {{ border: 1px solid #ccc; border-radius: 4px; margin: 4px 0; padding: 4px 8px; }}
-.badge {{ padding: 0 6px; border-radius: 3px; color: white; }} .pass {{ background: #2e7d32; }} .fail {{ background: #c62828; }}
-details.task.pass, details.task.fail, details.vtask.pass, details.vtask.fail {{ background: none; }}
-pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 4px; max-height: 18em; overflow: auto; }}
-.turn {{ border-left: 3px solid #3b6ea5; padding-left: 8px; margin: 8px 0; }}
-.sides {{ display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2fr); gap: 12px; }}
-.expected {{ background: #eef6ee; padding: 4px 8px; }} .expected ul {{ padding-left: 1.2em; }}
-table.diff td {{ font-size: 90%; }}
-</style></head><body>
-<h1>toolenv evaluation — {esc(str(report.get('model', {}).get('name')))}</h1>
-{_headline(report)}
-<table>{meta_rows}</table>
-{ood_html}<h2>Plots</h2><div class="plots">{images}</div>
-<h2>Tasks ({len(report["tasks"])})</h2>
-<div id="tasks">{''.join(rows)}</div>
-{_variants_html(report, variant_trajectories)}
-<script>
-// A link to report.html#task-<id> opens that task (and the group holding it).
-function openTarget() {{
+#: the page's style sheet and script (the script also marks what rendered, for the browser test)
+_STYLE = """body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; } th, td { text-align: left; padding: 2px 8px; border-bottom: 1px solid #ddd; vertical-align: top; }
+#headline { display: flex; flex-wrap: wrap; align-items: stretch; gap: 12px; margin: 0 0 1.5em; }
+#headline .cards { display: flex; flex-wrap: wrap; gap: 12px; }
+.card { border: 1px solid #ccd; border-radius: 6px; padding: 8px 16px; min-width: 9em; background: #f7f9fc; }
+.card .value { font-size: 30px; font-weight: 700; color: #1d3d63; }
+.card.main .value { font-size: 56px; } .card.main { background: #e8eef7; }
+.card.variant .value { font-size: 22px; color: #5a3d7a; }
+.card .label { font-size: 14px; color: #444; }
+figure { display: inline-block; margin: 0.5em; } .plots { display: flex; flex-wrap: wrap; }
+details.task, details.vtask, details.variant { border: 1px solid #ccc; border-radius: 4px; margin: 4px 0; padding: 4px 8px; }
+.badge { padding: 0 6px; border-radius: 3px; color: white; } .pass { background: #2e7d32; } .fail { background: #c62828; }
+details.task.pass, details.task.fail, details.vtask.pass, details.vtask.fail { background: none; }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: 4px; max-height: 18em; overflow: auto; }
+.turn { border-left: 3px solid #3b6ea5; padding-left: 8px; margin: 8px 0; }
+.sides { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2fr); gap: 12px; }
+.expected { background: #eef6ee; padding: 4px 8px; } .expected ul { padding-left: 1.2em; }
+table.diff td { font-size: 90%; }
+"""
+_SCRIPT = """// A link to report.html#task-<id> opens that task (and the group holding it).
+function openTarget() {
   const target = location.hash ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
   for (let node = target; node; node = node.parentElement) if (node.tagName === "DETAILS") node.open = true;
   if (target) target.scrollIntoView();
   return target;
-}}
+}
 // Marks what actually rendered (read by the report's browser test).
-window.addEventListener("load", () => {{
+window.addEventListener("load", () => {
   const target = openTarget();
   const images = Array.from(document.images);
   const data = document.body.dataset;
@@ -299,9 +255,72 @@ window.addEventListener("load", () => {{
   data.headlinePx = parseFloat(getComputedStyle(main).fontSize);
   if (target) data.expectedVisible = Array.from(target.querySelectorAll(".expected li"))
     .filter(li => li.getBoundingClientRect().height > 0).length;
-}});
+});
 window.addEventListener("hashchange", openTarget);
-</script>
+"""
+
+
+def _meta_table(report: dict[str, Any]) -> str:
+    summary, esc = report["summary"], html.escape
+    rows = [("model", report.get("model", {}).get("name")), ("data", report.get("data_version")),
+            ("call format", report.get("call_format")), ("seed", report.get("seed")),
+            ("command", report.get("command")), ("overall", _pct(summary["overall"])),
+            ("overall (BFCL rule)", _pct(summary["overall_bfcl"]))]
+    return "<table>" + "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(str(v))}</code></td></tr>" for k, v in rows) + "</table>"
+
+
+def _plots(report: dict[str, Any]) -> dict[str, str]:
+    """Plot id -> base64 PNG: the four summary plots, and the OOD comparison when there is one."""
+    summary = report["summary"]
+    plots = {
+        "accuracy-by-category": _bars({k: v["accuracy"] for k, v in summary["categories"].items()}, "Accuracy by category"),
+        "accuracy-by-api": _bars({k: v["accuracy"] for k, v in summary["by_api"].items()}, "Accuracy by API"),
+        "failure-reasons": _bars({k: float(v) for k, v in summary["failures"].items()}, "Outcomes (entries)", percent=False),
+        "structure-mix": _bars(summary["structure"], "Structural state of assistant messages"),
+    }
+    if "ood" in report:
+        ood = report["ood"]
+        plots["ood-comparison"] = _bars({"in-distribution": ood["in_distribution"]["overall"],
+                                         **{row["spec"]: row["overall"] for row in ood["variants"]}},
+                                        "Overall accuracy: in distribution vs OOD")
+    return plots
+
+
+def _ood_table(report: dict[str, Any]) -> str:
+    if "ood" not in report:
+        return ""
+    ood = report["ood"]
+    rows = "".join(
+        f"<tr><td><code>{html.escape(row['spec'])}</code></td><td>{_pct(row['overall'])}</td>"
+        f"<td>{_points(-row['drop'])}</td><td>{row['lost']}</td><td>{row['gained']}</td></tr>"
+        for row in ood["variants"]
+    )
+    return ("<h2>In distribution vs OOD variants</h2><table id='ood'><tr><th>variant</th><th>overall</th>"
+            "<th>drop (points)</th><th>lost</th><th>gained</th></tr>"
+            f"<tr><td>in-distribution</td><td>{_pct(ood['in_distribution']['overall'])}</td><td></td><td></td><td></td></tr>"
+            f"{rows}</table>")
+
+
+def html_page(report: dict[str, Any], trajectories: Sequence[Trajectory],
+              variant_trajectories: Sequence[Trajectory] = ()) -> str:
+    """The HTML report: the headline scores first, then the run, the plots and every task."""
+    name = html.escape(str(report.get("model", {}).get("name")))
+    images = "".join(f'<figure><img id="{plot}" alt="{plot}" src="data:image/png;base64,{data}"></figure>'
+                     for plot, data in _plots(report).items())
+    rows = _task_rows(report["tasks"], trajectories, "task", "task-")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>toolenv report — {name}</title>
+<style>
+{_STYLE}</style></head><body>
+<h1>toolenv evaluation — {name}</h1>
+{_headline(report)}
+{_meta_table(report)}
+{_ood_table(report)}<h2>Plots</h2><div class="plots">{images}</div>
+<h2>Tasks ({len(report["tasks"])})</h2>
+<div id="tasks">{''.join(rows)}</div>
+{_variants_html(report, variant_trajectories)}
+<script>
+{_SCRIPT}</script>
 </body></html>
 """
 

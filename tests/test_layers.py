@@ -98,3 +98,38 @@ def test_siblings_do_not_import_each_other() -> None:
 def test_the_readme_states_what_this_test_enforces() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "envs  <-  toolenv  <-  {evaluators, ood_variants}  <-  trainers" in readme
+
+
+# -- the structure report (`python -m tests.test_layers`): the package import graph and the
+# -- longest functions, measured from the code, for notes and reviews ------------------------
+
+def package_graph() -> dict[tuple[str, str], int]:
+    """``(importing package, imported package) -> number of imports``, across packages only."""
+    edges: dict[tuple[str, str], int] = {}
+    for module, path in product_modules():
+        for _, name in imported_modules(path.read_text(encoding="utf-8"), module):
+            source, target = module.split(".")[0], name.split(".")[0]
+            if target in PROJECT and target != source:
+                edges[source, target] = edges.get((source, target), 0) + 1
+    return edges
+
+
+def longest_functions(count: int = 15, roots: tuple[str, ...] = (*ALLOWED, "bench")) -> list[tuple[int, str]]:
+    """The ``count`` longest functions and methods (lines, ``file:name:first-last``)."""
+    found = []
+    for root in roots:
+        for path in sorted((ROOT / root).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    found.append((lines, f"{path.relative_to(ROOT)}:{node.name}:{node.lineno}-{node.end_lineno}"))
+    return sorted(found, reverse=True)[:count]
+
+
+if __name__ == "__main__":
+    print("package imports (importer -> imported: count)")
+    for (source, target), number in sorted(package_graph().items()):
+        print(f"  {source} -> {target}: {number}")
+    print("longest functions")
+    for lines, where in longest_functions():
+        print(f"  {lines:>4}  {where}")
