@@ -65,7 +65,7 @@ def model_folder(model_name: str, tokenizer: Any, scratch: Path) -> Path:
         tiny_qwen2(seed=0, tokenizer=tokenizer).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         return folder
-    from toolenv.models.smollm2 import ensure_smollm2
+    from toolenv.inference.smollm2 import ensure_smollm2
 
     return ensure_smollm2()
 
@@ -84,11 +84,12 @@ def ours(args: argparse.Namespace, tokenizer: Any) -> list[float]:
 
     import torch
 
-    from trainers.engines import HFEngine
+    from toolenv.inference.hf_engine import HFEngine
+    from toolenv.inference.types import SamplingParams
     from trainers.grpo import GRPOConfig, GRPOUpdater
     from trainers.rollout import message_seed
     from trainers.tokenize import prompt_ids
-    from trainers.types import Rollout, SamplingParams
+    from trainers.types import Rollout
 
     model = load(args.folder)
     reference = copy.deepcopy(model).requires_grad_(False) if args.beta > 0 else None
@@ -198,10 +199,10 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from tests.tiny_model import smollm2_tokenizer
-    from toolenv.models.hf import _set_threads
+    from toolenv.inference.hf_engine import set_threads
 
     hf_logging.set_verbosity_error()
-    _set_threads(torch)
+    set_threads(torch)
     args.cuda = torch.cuda.is_available()
     tokenizer = smollm2_tokenizer()
     scratch = tempfile.TemporaryDirectory()

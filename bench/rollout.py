@@ -4,12 +4,12 @@ The driver plays BFCL multi-turn episodes (SmolLM2-135M-Instruct, hermes format)
 one engine call per round with every unfinished episode, then the environments step. This
 bench measures sampled tokens per second of wall time for:
 
-- ``driver+vllm``: :class:`~trainers.rollout.RolloutDriver` on :class:`~trainers.engines.VLLMEngine`
+- ``driver+vllm``: :class:`~trainers.rollout.RolloutDriver` on :class:`~toolenv.inference.vllm_engine.VLLMEngine`
   (rendering, observation deltas, environment steps and checker included);
 - ``raw vllm``: ``vllm.LLM.generate`` on exactly the prompts the driver sent, round by round,
   with the same sampling settings (no environment, no rendering): the ceiling the driver can
   approach (goal ≥ 90%);
-- ``driver+hf`` (and ``driver+hf-batched``): the driver on :class:`~trainers.engines.HFEngine`
+- ``driver+hf`` (and ``driver+hf-batched``): the driver on :class:`~toolenv.inference.hf_engine.HFEngine`
   (KV cache kept per episode across rounds, or one left-padded batch per round);
 - ``raw hf generate``: plain transformers ``model.generate`` (left-padded batch per round,
   ``do_sample``) on the same prompts, the portable thing a user would write.
@@ -27,7 +27,6 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 from toolenv.data import data_version  # noqa: E402
+from toolenv.inference.types import Generation, SamplingParams  # noqa: E402
 from trainers.rollout import Budgets, RolloutDriver, default_env_factory  # noqa: E402
-from trainers.types import Generation, SamplingParams  # noqa: E402
 
 #: BFCL base tasks with the shortest prompts (about 2,300 SmolLM2 tokens with the hermes prompt)
 TASKS = ["multi_turn_base_105", "multi_turn_base_146", "multi_turn_base_116", "multi_turn_base_115",
@@ -145,8 +144,9 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from toolenv.models.smollm2 import ensure_smollm2
-    from trainers.engines import HFEngine, VLLMEngine
+    from toolenv.inference.hf_engine import HFEngine
+    from toolenv.inference.smollm2 import ensure_smollm2
+    from toolenv.inference.vllm_engine import VLLMEngine
 
     path = ensure_smollm2()
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -195,7 +195,7 @@ def main() -> None:
             record(f"driver+{kind}", seconds, tokens)
     if "raw-hf" in wanted and rounds:
         model = model or AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        from trainers.engines import stop_token_ids
+        from toolenv.inference.template import stop_token_ids
 
         record("raw hf generate", *run_raw_hf(model, tokenizer, rounds, stop_token_ids(tokenizer, model.generation_config)))
     runs = results["runs"]

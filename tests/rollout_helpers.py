@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
 
-from trainers.types import Generation, SamplingParams
+from toolenv.inference.types import Generation, SamplingParams
 
 
 @lru_cache(maxsize=1)
 def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from toolenv.models.smollm2 import ensure_smollm2
+    from toolenv.inference.smollm2 import ensure_smollm2
 
     return AutoTokenizer.from_pretrained(ensure_smollm2())
 

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from tests.rollout_helpers import tiny_qwen, tokenizer  # noqa: E402
-from trainers.engines import EngineError, HFEngine, _filter_logits, make_engine  # noqa: E402
-from trainers.types import SamplingParams  # noqa: E402
+from toolenv.inference import EngineError, SamplingParams, make_engine  # noqa: E402
+from toolenv.inference.hf_engine import HFEngine, filter_logits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def recomputed_logprobs(model, prompt: list[int], ids: list[int], params: Sampli
     for k, token in enumerate(ids):
         row = logits[len(prompt) + k - 1]
         if params.temperature > 0:
-            row = _filter_logits(torch, row / params.temperature, params.top_k, params.top_p)
+            row = filter_logits(torch, row / params.temperature, params.top_k, params.top_p)
         out.append(float(torch.log_softmax(row, -1)[token]))
     return out
 
@@ -140,3 +140,87 @@ def test_make_engine_rejects_unknown_kinds_and_missing_tokenizers(model) -> None
     assert isinstance(make_engine("transformers", model, tokenizer()), HFEngine)
     with pytest.raises(ValueError, match="2 sampling settings for 3 prompts"):
         HFEngine(model, tokenizer()).generate(prompts(), [SamplingParams()] * 2)
+
+
+# -- the chat models on the engines, names and paths (no vLLM needed: a stand-in module) ------
+
+
+class _FakeLLM:
+    """Records what ``VLLMEngine`` builds ``vllm.LLM`` with and answers with fixed ids."""
+
+    made: list[dict] = []
+
+    def __init__(self, **kwargs) -> None:
+        _FakeLLM.made.append(kwargs)
+        self.prompts: list[list[int]] = []
+        self.llm_engine = type("E", (), {"model_config": type("C", (), {"hf_config": type("H", (), {"eos_token_id": 2})()})()})()
+
+    def generate(self, prompts, params, use_tqdm=False):
+        self.prompts = [list(p["prompt_token_ids"]) for p in prompts]
+        hello = tokenizer()("Hello!", add_special_tokens=False)["input_ids"] + [2]
+        sample = type("S", (), {"token_ids": hello, "logprobs": [{t: type("L", (), {"logprob": -0.1})()} for t in hello]})()
+        return [type("O", (), {"outputs": [sample]})() for _ in prompts]
+
+
+def test_vllm_chat_model_renders_with_the_shared_template_and_keeps_the_empty_reply_rule(monkeypatch) -> None:
+    import sys
+    import types as pytypes
+
+    from toolenv.inference import GenerationConfig, load_model
+    from toolenv.inference.chat import VLLMChatModel
+
+    fake = pytypes.ModuleType("vllm")
+    fake.LLM = _FakeLLM
+    fake.SamplingParams = lambda **kwargs: kwargs
+    inputs = pytypes.ModuleType("vllm.inputs")
+    inputs.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", inputs)
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    generation = GenerationConfig(max_new_tokens=16, max_prompt_tokens=200, seed=3)
+    chat = load_model(None, engine="vllm-cpu", generation=generation)
+    assert isinstance(chat, VLLMChatModel) and chat.name == "SmolLM2-135M-Instruct"
+    made = _FakeLLM.made[-1]
+    assert made["max_model_len"] == 216 and made["seed"] == 3 and "dtype" not in made
+    assert made["gpu_memory_utilization"] == (0.85 if torch.cuda.is_available() else 0.2)
+    import os
+
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ  # an evaluation keeps vLLM's own process
+    short = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "x"}, {"role": "tool", "content": "r"}]
+    long = [{"role": "user", "content": "word " * 400}]
+    assert chat.generate([short, long]) == ["Hello!", ""]
+    tool_as_user = [dict(m, role="user") if m["role"] == "tool" else m for m in short]
+    expected = tokenizer()(tokenizer().apply_chat_template(tool_as_user, add_generation_prompt=True, tokenize=False),
+                           add_special_tokens=False)["input_ids"]
+    assert chat.engine.llm.prompts == [expected]
+
+
+def test_transformers_chat_model_leaves_the_tokenizer_it_is_given_alone(model) -> None:
+    import copy as _copy
+
+    from toolenv.inference import GenerationConfig
+    from toolenv.inference.chat import TransformersChatModel
+
+    tok = _copy.deepcopy(tokenizer())
+    tok.pad_token = None
+    tok.padding_side = "right"
+    for cache in (True, False):
+        chat = TransformersChatModel(model, tok, "policy", GenerationConfig(max_new_tokens=4), prefix_cache=cache)
+        assert len(chat.generate([[{"role": "user", "content": "Hi"}]] * 2)) == 2
+    assert tok.pad_token is None and tok.padding_side == "right"
+
+
+def test_engine_names_and_the_model_path_resolver(tmp_path) -> None:
+    from toolenv.inference import ModelError, canonical_engine, check_model_files, model_path, resolve_model
+
+    assert [canonical_engine(n) for n in ("hf", "transformers", "vllm", "vllm-cpu")] == ["transformers", "transformers", "vllm", "vllm"]
+    with pytest.raises(EngineError, match="unknown engine 'tgi'"):
+        canonical_engine("tgi")
+    for error in (ValueError, ModelError):  # the trainer reports ValueError, the evaluation ModelError
+        with pytest.raises(error, match="no transformers model at"):
+            model_path(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    assert model_path(str(tmp_path)) == tmp_path  # weights-only folders are fine here (weight deltas)
+    with pytest.raises(ModelError, match="not a complete transformers model folder: no weights"):
+        check_model_files(tmp_path, str(tmp_path))
+    assert resolve_model("smollm2")[1] == "SmolLM2-135M-Instruct"

@@ -27,7 +27,7 @@ from trainers.monitor import (
 from trainers.plots import plot_run
 from trainers.types import Rollout
 
-O = (44, 19324, 79, 4350, 46, 198)  # SmolLM2: "<", "tool", "_", "call", ">", "\n"
+O = (44, 19324, 79, 4350, 46, 198)  # noqa: E741 (the opener, as in the paper) — SmolLM2: "<", "tool", "_", "call", ">", "\n"
 
 
 def test_probe_spec_for_smollm2() -> None:

@@ -53,7 +53,7 @@ def test_quiet_eval_prints_nothing_on_stderr(tmp_path: Path) -> None:
     (transformers' "Loading weights" bar and its deprecation warnings)."""
     pytest.importorskip("transformers")
     pytest.importorskip("gguf")
-    from toolenv.models.smollm2 import ensure_smollm2
+    from toolenv.inference.smollm2 import ensure_smollm2
 
     ensure_smollm2()  # the one-time conversion notice is ours and is not what this checks
     done = subprocess.run(

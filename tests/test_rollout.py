@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from tests.rollout_helpers import RecordingEngine, ScriptedEngine, ScriptEnv, tiny_qwen, tokenizer  # noqa: E402
-from trainers.engines import HFEngine  # noqa: E402
+from toolenv.inference.hf_engine import HFEngine  # noqa: E402
+from toolenv.inference.types import SamplingParams  # noqa: E402
 from trainers.rollout import Budgets, EpisodeSpec, RolloutDriver, default_env_factory, message_seed, to_batch  # noqa: E402
-from trainers.types import Rollout, SamplingParams  # noqa: E402
+from trainers.types import Rollout  # noqa: E402
 
 IM_END = 2
 
@@ -339,7 +340,7 @@ def test_smollm2_rollouts_with_the_hf_engine() -> None:
     temperature (token-in/token-out end to end), and the decoded sequence is the conversation."""
     from transformers import AutoModelForCausalLM
 
-    from toolenv.models.smollm2 import ensure_smollm2
+    from toolenv.inference.smollm2 import ensure_smollm2
 
     torch.set_num_threads(1)
     tok = tokenizer()

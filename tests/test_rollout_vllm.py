@@ -16,11 +16,12 @@ pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 pytest.importorskip("vllm")
 
-from tests.rollout_helpers import tiny_qwen, tokenizer  # noqa: E402
-from trainers.engines import HFEngine, VLLMEngine  # noqa: E402
+from tests.rollout_helpers import tokenizer  # noqa: E402
+from toolenv.inference.hf_engine import HFEngine  # noqa: E402
+from toolenv.inference.types import SamplingParams  # noqa: E402
+from toolenv.inference.vllm_engine import VLLMEngine  # noqa: E402
 from trainers.grpo import GRPOConfig, GRPOUpdater  # noqa: E402
 from trainers.rollout import Budgets, RolloutDriver, default_env_factory, to_batch  # noqa: E402
-from trainers.types import SamplingParams  # noqa: E402
 
 TASKS = ["multi_turn_base_105", "multi_turn_base_132"]
 
@@ -92,7 +93,7 @@ def test_sync_weights_makes_the_engine_follow_the_model(setup) -> None:
     params = SamplingParams(max_new_tokens=16, temperature=0)
     changed = copy.deepcopy(model)
     with torch.no_grad():
-        for name, parameter in changed.named_parameters():
+        for _name, parameter in changed.named_parameters():
             parameter.add_(torch.randn_like(parameter) * parameter.abs().mean())
     expected = HFEngine(changed, tokenizer(), stop_ids=engine.stop_ids).generate(prompts(), params)
     before = engine.generate(prompts(), params)

@@ -13,6 +13,7 @@ from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
 from toolenv.calls import Call
 from toolenv.data import get_task, select_tasks
 from toolenv.formats import get_codec
+from toolenv.inference.template import end_of_message_id as end_of_turn_id
 from trainers import sft
 from trainers.rollout import Budgets, EpisodeSpec, RolloutDriver, default_env_factory
 from trainers.sft import (
@@ -27,7 +28,7 @@ from trainers.sft import (
     sft_loss_sum,
     sft_step,
 )
-from trainers.tokenize import end_of_turn_id, prompt_ids, tokenize_conversation, tokenize_per_message
+from trainers.tokenize import prompt_ids, tokenize_conversation, tokenize_per_message
 
 # one task per category, from both the paper's train and test splits
 TASK_IDS = ["multi_turn_base_0", "multi_turn_miss_param_18", "multi_turn_miss_func_43", "multi_turn_long_context_2"]

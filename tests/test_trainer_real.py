@@ -46,10 +46,10 @@ def _decision_prompts(tokenizer: Any) -> list[list[int]]:
 
 
 def _healthy_share(model: Any, tokenizer: Any, prompts: list[list[int]]) -> tuple[float, list[str]]:
-    from toolenv.structure import classify
     from toolenv.formats import get_codec
-    from trainers.engines import HFEngine
-    from trainers.types import SamplingParams
+    from toolenv.inference.hf_engine import HFEngine
+    from toolenv.inference.types import SamplingParams
+    from toolenv.structure import classify
 
     engine = HFEngine(model, tokenizer, mode="cached")
     generations = engine.generate(prompts, SamplingParams(max_new_tokens=MAX_NEW_TOKENS, temperature=0.0))
@@ -63,7 +63,7 @@ def test_short_sft_teaches_smollm2_healthy_tool_calls(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from toolenv.data import get_task, paper_split
-    from toolenv.models.smollm2 import ensure_smollm2
+    from toolenv.inference.smollm2 import ensure_smollm2
     from trainers.config import config_from_dict
     from trainers.monitor import read_metrics
     from trainers.train import Trainer

@@ -11,7 +11,7 @@ from typing import Any
 def smollm2_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from toolenv.models.smollm2 import ensure_smollm2
+    from toolenv.inference.smollm2 import ensure_smollm2
 
     return AutoTokenizer.from_pretrained(ensure_smollm2(quiet=True))
 

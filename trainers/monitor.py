@@ -1,6 +1,6 @@
 """Per-step monitoring: control-token probes, structural-state rates, validation, metrics files.
 
-Control-token probes (the paper's collapse signal, methods notes §6.3), defined on token ids
+Control-token probes (the paper's collapse signal, docs/paper-methods.md §6.3), defined on token ids
 so they work for any tokenizer:
 
 * **opener** — the canonical tokenisation of the call format's opener followed by a newline
@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from toolenv.inference.template import end_of_message_id
 from toolenv.structure import STATES
 from toolenv.trajectory import Trajectory
-from trainers.tokenize import encode, end_of_turn_id
+from trainers.tokenize import encode
 
 #: (opener text, healthy continuation) per call format; others are probed only when configured
 DEFAULT_PROBES: dict[str, tuple[str, str]] = {
@@ -69,7 +70,7 @@ class ProbeSpec:
         healthy = encode(tokenizer, healthy_text)
         if not opener or not healthy:
             raise ValueError("probe opener and healthy continuation must tokenise to at least one token")
-        return cls(opener, healthy[0], end_of_turn_id(tokenizer), opener[0])
+        return cls(opener, healthy[0], end_of_message_id(tokenizer), opener[0])
 
 
 def after_opener_positions(completion_ids: Sequence[int], loss_mask: Sequence[int], opener: Sequence[int]) -> list[int]:
@@ -163,10 +164,11 @@ def validate(model: Any, tokenizer: Any, tasks: Sequence[Any], call_format: str,
     import torch
 
     from evaluators.runner import Progress, RunConfig, run_episodes
-    from toolenv.models.base import GenerationConfig
-    from toolenv.models.hf import TransformersChatModel
+    from toolenv.inference.chat import TransformersChatModel
+    from toolenv.inference.types import GenerationConfig
 
     generation = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, max_prompt_tokens=max_prompt_tokens)
+    # the trainer's own tokenizer: the chat model only reads it (no pad token or padding side set)
     chat = TransformersChatModel(model, tokenizer, "policy", generation)
     config = RunConfig(model="policy", call_format=call_format, max_steps_per_turn=max_steps_per_turn, batch_size=batch_size)
     trajectories: list[Trajectory] = []

@@ -33,8 +33,9 @@ Token sequence (token-in / token-out)
     the text) and where tokenising a piece on its own differs from tokenising the whole text
     (the sequence keeps what was sampled; that is the point).
 
-    Templates without a ``tool`` role (SmolLM2's) get tool results as ``user`` messages, as
-    the evaluation's transformers model does. Templates that render ``tools=`` get them only
+    The chat template is rendered by :class:`~toolenv.inference.template.ChatRenderer`, the
+    same renderer the evaluation's chat models use: templates without a ``tool`` role
+    (SmolLM2's) get tool results as ``user`` messages. Templates that render ``tools=`` get them only
     when ``tools_via_template`` is set (the environment's system prompt is then dropped and
     the template writes its own tool prompt; the call format must match it, e.g. hermes for
     Qwen2.5); by default the call format's system prompt carries the tools, which works with
@@ -85,10 +86,13 @@ Seeds
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace as dc_replace
+from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import Any, Callable, Sequence
 
-from trainers.types import Generation, Rollout, SamplingParams, TokenEngine
+from toolenv.inference.template import ChatRenderer, end_of_message_id, stop_token_ids
+from toolenv.inference.types import Generation, SamplingParams, TokenEngine
+from trainers.types import Rollout
 
 #: called before each assistant message; returns text or ids to use instead of sampling, or None
 ReplaceHook = Callable[["ReplaceContext"], "str | Sequence[int] | None"]
@@ -131,58 +135,6 @@ def message_seed(seed: int, group: int, sample: int, message: int) -> int:
     """A deterministic 31-bit seed per (run seed, group, sample, message)."""
     digest = hashlib.blake2b(f"{seed}/{group}/{sample}/{message}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
-
-
-# -- chat rendering ------------------------------------------------------------------------
-
-
-class ChatRenderer:
-    """Chat-template rendering and the observation deltas (see the module docstring)."""
-
-    def __init__(self, tokenizer: Any, tools_via_template: bool = False) -> None:
-        template = tokenizer.chat_template or ""
-        if not template:
-            raise ValueError("the tokenizer has no chat template")
-        self.tokenizer = tokenizer
-        self.keep_tool_role = "tool" in template
-        self.supports_tools = "tools" in template
-        if tools_via_template and not self.supports_tools:
-            raise ValueError("tools_via_template: this tokenizer's chat template does not render tools")
-        self.tools_via_template = tools_via_template
-
-    def normalise(self, message: dict[str, Any]) -> dict[str, Any]:
-        """The message as the template gets it: role (``tool`` → ``user`` when the template
-        has no tool role) and text content."""
-        role = message["role"]
-        if role == "tool" and not self.keep_tool_role:
-            role = "user"
-        return {"role": role, "content": message.get("content") or ""}
-
-    def render(self, messages: Sequence[dict[str, Any]], tools: Any, generation_header: bool) -> str:
-        kwargs: dict[str, Any] = {}
-        if self.tools_via_template:
-            kwargs["tools"] = tools
-        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=generation_header, tokenize=False, **kwargs)
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def first_messages(self, observation: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        messages = [self.normalise(m) for m in observation]
-        if self.tools_via_template and messages and messages[0]["role"] == "system":
-            messages = messages[1:]  # the template writes its own tool prompt
-        return messages
-
-    def delta(self, messages: Sequence[dict[str, Any]], content: str, new: Sequence[dict[str, Any]], tools: Any,
-              header: bool) -> str:
-        """The text after ``content`` when ``assistant(content)`` and ``new`` are appended to
-        ``messages`` (closing of the assistant message, the new messages, the next header)."""
-        before = self.render(messages, tools, generation_header=True) + content
-        after = self.render(list(messages) + [{"role": "assistant", "content": content}] + list(new), tools, header)
-        if not after.startswith(before):
-            raise ValueError("the chat template is not prefix-stable (rendering a longer conversation changed "
-                             "earlier text); token-faithful multi-turn rollouts need one that is")
-        return after[len(before):]
 
 
 # -- episodes ------------------------------------------------------------------------------
@@ -228,7 +180,7 @@ def default_env_factory(call_format: str = "hermes", **kwargs: Any) -> Callable[
 
 
 class RolloutDriver:
-    """Plays episodes with a :class:`~trainers.types.TokenEngine` (see the module docstring).
+    """Plays episodes with a :class:`~toolenv.inference.types.TokenEngine` (see the module docstring).
 
     ``env_factory(task_id)`` returns a fresh environment whose ``reset`` gives chat messages
     (``BFCLEnv(observation_mode="messages")``; any call format).
@@ -245,22 +197,12 @@ class RolloutDriver:
         self.budgets = budgets
         self.seed = seed
         stop = getattr(engine, "stop_ids", None)
-        if stop is None:
-            from trainers.engines import stop_token_ids
-
-            stop = stop_token_ids(self.tokenizer)
-        self.stop_ids = list(stop)
-        #: the id appended after replaced text: the template's end-of-message token
-        self.end_of_message_id = self._end_of_message_id()
+        self.stop_ids = list(stop) if stop is not None else stop_token_ids(self.tokenizer)
+        #: the id appended after replaced text: the template's end-of-message token (a template
+        #: that is not prefix-stable is refused here, before any episode starts)
+        self.end_of_message_id = end_of_message_id(self.tokenizer, self.stop_ids, self.renderer)
         #: engine calls and sampled tokens of the last ``run`` (for benchmarks)
         self.stats: dict[str, Any] = {}
-
-    def _end_of_message_id(self) -> int:
-        closing = self.renderer.delta([{"role": "user", "content": "x"}], "y", [], None, header=False)
-        for token in self.stop_ids:
-            if closing.startswith(self.tokenizer.decode([token])):
-                return token
-        return self.stop_ids[0]
 
     # -- public --------------------------------------------------------------------------
 
@@ -398,14 +340,6 @@ class RolloutDriver:
         )
 
 
-def collect_rollouts(engine: TokenEngine, task_ids: Sequence[str], n: int = 1, *, call_format: str = "hermes",
-                     sampling: SamplingParams = SamplingParams(), budgets: Budgets = Budgets(), seed: int = 0,
-                     tokenizer: Any = None, env_factory: Callable[[str], Any] | None = None) -> list[Rollout]:
-    """``n`` rollouts of each task with ``engine`` (the one-call form of :class:`RolloutDriver`)."""
-    driver = RolloutDriver(engine, tokenizer, env_factory or default_env_factory(call_format), sampling, budgets, seed=seed)
-    return driver.rollouts(task_ids, n)
-
-
 # -- trainer batches -----------------------------------------------------------------------
 
 
@@ -440,18 +374,13 @@ def to_batch(rollouts: Sequence[Rollout], pad_id: int, max_length: int | None = 
                                  f"(prompt {len(rollout.prompt_ids)}), more than max_length={max_length}")
             ids, mask, logprobs, cut = ids[:max_length], mask[:max_length], logprobs[:max_length], True
         rows.append((ids, mask, logprobs, cut or rollout.truncated))
-    width = max((len(r[0]) for r in rows), default=0)
-    n = len(rows)
-    input_ids = torch.full((n, width), int(pad_id), dtype=torch.long)
-    attention = torch.zeros((n, width), dtype=torch.long)
-    loss_mask = torch.zeros((n, width), dtype=torch.long)
-    old = torch.zeros((n, width), dtype=torch.float32)
-    for i, (ids, mask, logprobs, _) in enumerate(rows):
-        k = len(ids)
-        input_ids[i, :k] = torch.tensor(ids, dtype=torch.long)
-        attention[i, :k] = 1
-        loss_mask[i, :k] = torch.tensor(mask, dtype=torch.long)
-        old[i, :k] = torch.tensor(logprobs, dtype=torch.float32)
+    from trainers.batching import attention_mask, pad_right
+
+    input_ids = pad_right([r[0] for r in rows], int(pad_id), torch.long)
+    width = input_ids.shape[1]
+    attention = attention_mask([len(r[0]) for r in rows], width)
+    loss_mask = pad_right([r[1] for r in rows], 0, torch.long, width)
+    old = pad_right([r[2] for r in rows], 0.0, torch.float32, width)
     batch = {
         "input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask, "old_logprobs": old,
         "rewards": torch.tensor([r.reward for r in rollouts], dtype=torch.float32),

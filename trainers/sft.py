@@ -1,6 +1,6 @@
 """Supervised fine-tuning on ground-truth demonstrations.
 
-Demonstrations (methods notes §1.3). The BFCL ground truth is only call strings; a
+Demonstrations (docs/paper-methods.md §1.3). The BFCL ground truth is only call strings; a
 demonstration plays it through the real environment: each turn's calls are rendered in the
 chosen call format (one call per assistant message, as the paper's synthesised data, or all of
 a turn's calls in one message), executed by :class:`~toolenv.env.BFCLEnv` for real
@@ -25,6 +25,7 @@ micro-batch and then over micro-batches, which weighs short micro-batches' token
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,9 +33,10 @@ from typing import Any, Callable, Protocol, Sequence
 
 from toolenv.data import Task
 from toolenv.env import BFCLEnv
-from toolenv.executor import Session
+from toolenv.executor import keyword_call
+from toolenv.expert import DEFAULT_REPLY
 from toolenv.formats import Codec, get_codec
-from toolenv.oracle import DEFAULT_REPLY
+from toolenv.inference.template import template_message
 from trainers.tokenize import TokenizedConversation, tokenize_conversation, tokenize_per_message
 
 SAMPLE_MODES = ("per_message", "trajectory")
@@ -81,8 +83,8 @@ class EndpointReplyWriter:
 
     def __init__(self, base_url: str, model: str, codec: Codec, temperature: float = 0.7,
                  max_new_tokens: int = 512, api_key: str | None = None) -> None:
-        from toolenv.models.base import GenerationConfig
-        from toolenv.models.openai_endpoint import OpenAIEndpointModel
+        from toolenv.inference.endpoint import OpenAIEndpointModel
+        from toolenv.inference.types import GenerationConfig
 
         self.model = OpenAIEndpointModel(base_url, model, GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature),
                                          api_key=api_key)
@@ -90,7 +92,7 @@ class EndpointReplyWriter:
         self.fallbacks = 0
 
     def __call__(self, task: Task, messages: Sequence[dict[str, Any]], turn: int, had_calls: bool) -> str:
-        shown = [{"role": "user" if m["role"] == "tool" else m["role"], "content": m.get("content") or ""} for m in messages]
+        shown = [template_message(m, keep_tool_role=False) for m in messages]
         shown.append({"role": "user", "content": REPLY_INSTRUCTION})
         text = self.model.generate([shown])[0]
         text = text.split("</think>")[-1].strip() if isinstance(text, str) else ""
@@ -127,10 +129,9 @@ def play_ground_truth(task: Task, call_format: str = "hermes", reply: ReplyWrite
     # rollouts render tool results identically
     env = BFCLEnv(categories=[task.category], task_ids=[task.id], call_format=call_format, observation_mode="messages")
     env.reset(options={"task_id": task.id})
-    binder = Session(task.involved_classes, {}, False)  # binds positional arguments to names
     done = False
     for turn, calls in enumerate(task.ground_truth_calls):
-        bound = [binder.canonical(call) for call in calls]
+        bound = [keyword_call(call, task.involved_classes) for call in calls]
         groups = _group_calls(bound, calls_per_message, env.max_steps_per_turn)
         for group in groups:
             _, _, terminated, truncated, _ = env.step(codec.render_calls(group))
@@ -267,7 +268,7 @@ def sft_step(model: Any, optimizer: Any, scheduler: Any, samples: Sequence[SFTSa
     rank's sum is scaled by ``world / total``: the result is the single-process gradient)."""
     import torch
 
-    from trainers.grpo import _Null, collate, pack_by_tokens
+    from trainers.batching import collate, pack_by_tokens
 
     local = sum(sample.num_targets - sample.target_mask[0] for sample in samples)
     total = total_targets if total_targets is not None else local
@@ -279,7 +280,7 @@ def sft_step(model: Any, optimizer: Any, scheduler: Any, samples: Sequence[SFTSa
         mask = torch.zeros_like(ids)
         for row, i in enumerate(indices):
             mask[row, : len(samples[i].target_mask)] = torch.tensor(samples[i].target_mask)
-        with autocast() if autocast is not None else _Null():
+        with autocast() if autocast is not None else contextlib.nullcontext():
             first = min(samples[i].target_mask.index(1) for i in indices) - 1
             nll, _ = sft_loss_sum(model, ids, attention, mask, start=first)
         (nll * (world / max(total, 1))).backward()

@@ -1,17 +1,18 @@
 """Conversations as training token ids: the one chat-template tokenisation SFT and rollouts share.
 
-Layout (the paper's, methods notes §2.5 and §4.2), identical to what
+Layout (the paper's, docs/paper-methods.md §2.5 and §4.2), identical to what
 :class:`trainers.rollout.RolloutDriver` produces when every message is supplied instead of
-sampled — it is built with the same :class:`~trainers.rollout.ChatRenderer`::
+sampled — it is built with the same :class:`~toolenv.inference.template.ChatRenderer`::
 
     prompt      = template(messages before the first assistant message, generation header)
-    assistant   = tokens(content) + [end_of_turn]                        loss_mask 1
+    assistant   = tokens(content) + [end_of_message_id]                  loss_mask 1
     observation = the template's text after the end-of-turn token up to
                   the next generation header (tool results, next user turn) loss_mask 0
 
 ``tool`` messages become ``user`` messages when the template has no tool role (SmolLM2's); a
 template that rewrites earlier turns when the conversation grows is refused with a one-line
-error rather than trained on ids the model never sees at rollout time.
+error rather than trained on ids the model never sees at rollout time. The end-of-turn id is
+:func:`toolenv.inference.template.end_of_message_id`, the one the rollout driver appends.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from trainers.rollout import ChatRenderer
+from toolenv.inference.template import ChatRenderer, end_of_message_id
+
+#: the old name of :func:`~toolenv.inference.template.end_of_message_id` (trainers/train.py uses it)
 
 
 @dataclass
@@ -40,17 +43,6 @@ class TokenizedConversation:
         return self.prompt_ids + self.completion_ids
 
 
-def end_of_turn_id(tokenizer: Any) -> int:
-    """The id that ends an assistant message: ``<|im_end|>`` where the vocabulary has it (Qwen,
-    SmolLM2), else the tokenizer's eos."""
-    vocab = tokenizer.get_vocab()
-    if "<|im_end|>" in vocab:
-        return int(vocab["<|im_end|>"])
-    if tokenizer.eos_token_id is None:
-        raise ValueError("the tokenizer has neither <|im_end|> nor an eos token: no end-of-turn id")
-    return int(tokenizer.eos_token_id)
-
-
 def encode(tokenizer: Any, text: str) -> list[int]:
     """Ids of already-templated text (no bos/eos added: the template wrote them)."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -58,23 +50,23 @@ def encode(tokenizer: Any, text: str) -> list[int]:
 
 def prompt_ids(tokenizer: Any, messages: Sequence[dict[str, Any]], renderer: ChatRenderer | None = None) -> list[int]:
     """The ids that ask for the next assistant message after ``messages``."""
-    renderer = renderer or ChatRenderer(tokenizer)
-    return renderer.encode(renderer.render([renderer.normalise(m) for m in messages], None, generation_header=True))
+    return (renderer or ChatRenderer(tokenizer)).prompt_ids(messages)
 
 
-def assistant_ids(tokenizer: Any, content: str) -> list[int]:
-    """One assistant message as trained: its content tokens, then the end-of-turn id."""
-    return encode(tokenizer, content) + [end_of_turn_id(tokenizer)]
+def assistant_ids(tokenizer: Any, content: str, eot: int | None = None) -> list[int]:
+    """One assistant message as trained: its content tokens, then the end-of-turn id
+    (``eot``, computed when not given; callers looping over messages pass it once)."""
+    return encode(tokenizer, content) + [end_of_message_id(tokenizer) if eot is None else eot]
 
 
 def observation_ids(renderer: ChatRenderer, before: Sequence[dict[str, Any]], content: str,
-                    new: Sequence[dict[str, Any]], header: bool = True) -> list[int]:
+                    new: Sequence[dict[str, Any]], header: bool = True, eot: int | None = None) -> list[int]:
     """Ids after assistant ``content`` (whose end-of-turn token is trained, so its text is
     removed here) up to the next generation header: the observation delta."""
     tokenizer = renderer.tokenizer
     delta = renderer.delta([renderer.normalise(m) for m in before], content,
                            [renderer.normalise(m) for m in new], None, header)
-    closing = tokenizer.decode([end_of_turn_id(tokenizer)])
+    closing = tokenizer.decode([end_of_message_id(tokenizer) if eot is None else eot])
     if not delta.startswith(closing):
         raise ValueError(f"the chat template does not close assistant messages with {closing!r}")
     rest = delta[len(closing):]
@@ -93,6 +85,7 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, Any]]) ->
     """The whole conversation as one training sequence (see the module docstring); what
     follows the last assistant message is kept as an untrained observation, as in rollouts."""
     renderer = ChatRenderer(tokenizer)
+    eot = end_of_message_id(tokenizer)
     messages = list(messages)
     positions = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
     if not positions:
@@ -102,17 +95,17 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, Any]]) ->
         if k > 0:
             previous = positions[k - 1]
             delta = observation_ids(renderer, messages[:previous], _content(messages[previous]),
-                                    messages[previous + 1: index])
+                                    messages[previous + 1: index], eot=eot)
             out.completion_ids += delta
             out.loss_mask += [0] * len(delta)
         out.message_starts.append(len(out.completion_ids))
-        ids = assistant_ids(tokenizer, _content(messages[index]))
+        ids = assistant_ids(tokenizer, _content(messages[index]), eot)
         out.completion_ids += ids
         out.loss_mask += [1] * len(ids)
     # the template's closing after the last message (and any final observations), untrained:
     # the rollout driver ends an episode the same way
     last = positions[-1]
-    tail = observation_ids(renderer, messages[:last], _content(messages[last]), messages[last + 1:], header=False)
+    tail = observation_ids(renderer, messages[:last], _content(messages[last]), messages[last + 1:], header=False, eot=eot)
     out.completion_ids += tail
     out.loss_mask += [0] * len(tail)
     return out
@@ -122,9 +115,10 @@ def tokenize_per_message(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> 
     """One sample per assistant message: the templated conversation before it as the prompt,
     the message (plus end-of-turn) as the only trained part — the paper's per-message SFT pairs."""
     renderer = ChatRenderer(tokenizer)
+    eot = end_of_message_id(tokenizer)
     samples = []
     for index, message in enumerate(messages):
         if message["role"] == "assistant":
-            ids = assistant_ids(tokenizer, _content(message))
+            ids = assistant_ids(tokenizer, _content(message), eot)
             samples.append(TokenizedConversation(prompt_ids(tokenizer, messages[:index], renderer), ids, [1] * len(ids), [0]))
     return samples

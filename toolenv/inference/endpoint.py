@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Sequence
 
-from toolenv.models.base import ChatModel, GenerationConfig, ModelError, one_line
+from toolenv.inference.types import ChatModel, GenerationConfig, ModelError, one_line
 
 
 class OpenAIEndpointModel(ChatModel):

