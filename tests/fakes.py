@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Sequence
 
 from toolenv.data import load_tasks
-from toolenv.formats import get_codec
-from toolenv.models.base import ChatModel
 from toolenv.expert import expert_actions
+from toolenv.formats import get_codec
+from toolenv.inference import ChatModel
 
 
 class ExpertModel(ChatModel):

@@ -13,8 +13,8 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
-from tests.oracle import OfficialSide, state_differences
 from envs import backend_class
+from tests.oracle import OfficialSide, state_differences
 from toolenv.data import Task, load_tasks
 from toolenv.executor import Session
 

@@ -297,8 +297,8 @@ def test_canonical_state_and_repr_match_official() -> None:
     assert canonical(ours.root) == canonical(theirs.root)
     assert repr(ours.root) == repr(theirs.root)
     for instance in (ours, theirs):  # a cycle prints as "{...}" where the dict repeats
-        getattr(instance, "cp")(source="docs", destination="docs")
+        instance.cp(source="docs", destination="docs")
         instance._current_dir = instance.root.contents["docs"]
-        getattr(instance, "mkdir")(dir_name=("tuple", 1))
+        instance.mkdir(dir_name=("tuple", 1))
     assert repr(ours.root) == repr(theirs.root)
     assert "{...}" in repr(ours.root)

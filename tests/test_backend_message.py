@@ -6,7 +6,8 @@ import json
 import random
 
 from envs.message import MessageAPI
-from tests.oracle import compare_with_official as _compare, run_ours
+from tests.oracle import compare_with_official as _compare
+from tests.oracle import run_ours
 from toolenv.executor import Session
 
 CLS = "MessageAPI"

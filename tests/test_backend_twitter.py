@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from envs.twitter import TwitterAPI
-from tests.oracle import compare_with_official as _compare, run_ours
+from tests.oracle import compare_with_official as _compare
+from tests.oracle import run_ours
 from toolenv.executor import Session
 
 CLS = "TwitterAPI"

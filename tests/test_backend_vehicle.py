@@ -8,7 +8,8 @@ import random
 import pytest
 
 from envs.vehicle import VehicleControlAPI
-from tests.oracle import canonical, compare_with_official as _compare, run_ours
+from tests.oracle import canonical, run_ours
+from tests.oracle import compare_with_official as _compare
 from toolenv.executor import Session
 
 CLS = "VehicleControlAPI"

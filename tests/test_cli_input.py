@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from evaluators.runner import RunConfig, run_eval
-from tests.fakes import ChatServer, FakeOpenAIServer, ExpertModel
+from tests.fakes import ChatServer, ExpertModel, FakeOpenAIServer
 from toolenv.cli import build_parser
 
 TOOLENV = [sys.executable, "-m", "toolenv.cli"]

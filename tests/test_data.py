@@ -11,10 +11,19 @@ from pathlib import Path
 import pytest
 
 import envs._official as official
-from envs._official import WHEEL_SHA256, DataError, distribution
 from envs import BACKEND_MODULES
-from toolenv.data import (API_SHORT_NAMES, CATEGORIES, Task, get_task, load_tasks, normalize_api, normalize_category,
-                          raw_entries, select_tasks)
+from envs._official import WHEEL_SHA256, DataError, distribution
+from toolenv.data import (
+    API_SHORT_NAMES,
+    CATEGORIES,
+    Task,
+    get_task,
+    load_tasks,
+    normalize_api,
+    normalize_category,
+    raw_entries,
+    select_tasks,
+)
 
 
 def test_four_categories_of_200() -> None:

@@ -16,8 +16,8 @@ import toolenv  # noqa: F401  (registers the ids)
 from tests.test_hostile import REFUSED
 from toolenv.data import get_task, load_tasks, paper_split
 from toolenv.env import BFCLEnv
-from toolenv.formats import CODECS, get_codec
 from toolenv.expert import expert_actions
+from toolenv.formats import CODECS, get_codec
 from toolenv.registration import ENV_IDS
 
 

@@ -18,8 +18,8 @@ from envs._official import DataError
 from toolenv.calls import Call
 from toolenv.data import get_task
 from toolenv.env import BFCLEnv
-from toolenv.formats import CODECS, get_codec
 from toolenv.expert import expert_actions
+from toolenv.formats import CODECS, get_codec
 
 TASK = "multi_turn_base_0"
 

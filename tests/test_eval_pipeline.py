@@ -15,7 +15,7 @@ import pytest
 from evaluators.interop import read_bfcl_results, write_bfcl_results
 from evaluators.runner import RunConfig, run_eval, run_meta, score_and_report
 from evaluators.scoring import score_trajectory, summarize
-from tests.fakes import FakeOpenAIServer, ExpertModel
+from tests.fakes import ExpertModel, FakeOpenAIServer
 from toolenv.data import get_task
 from toolenv.executor import keyword_call
 from toolenv.trajectory import read_jsonl

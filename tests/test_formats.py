@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.oracle import require_official_module
 from tests.test_calls import identifiers
 from toolenv.calls import Call
 from toolenv.formats import CODECS, get_codec
-from tests.oracle import require_official_module
 
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=40),
@@ -92,9 +92,10 @@ def test_xml_types_and_escaping() -> None:
 def test_python_prompt_is_bfcl_default_prompt_byte_for_byte() -> None:
     """Differential: our assembly from the official templates equals BFCL's formulate_system_prompt."""
     utils = require_official_module("bfcl_eval.model_handler.utils")
-    from toolenv.data import get_task
-    from toolenv.formats.python_list import bfcl_default_system_prompt, PYTHON_HINT
     from bfcl_eval.constants.default_prompts import DEFAULT_SYSTEM_PROMPT_FORMAT
+
+    from toolenv.data import get_task
+    from toolenv.formats.python_list import PYTHON_HINT, bfcl_default_system_prompt
 
     for task_id in ["multi_turn_base_0", "multi_turn_miss_func_120", "multi_turn_long_context_175"]:
         docs = get_task(task_id).tool_docs()

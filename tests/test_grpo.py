@@ -11,20 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.tiny_model import tiny_qwen2
+from trainers.batching import collate, pack_by_tokens
 from trainers.grpo import (
     EPSILON,
     GRPOConfig,
     GRPOUpdater,
-    collate,
     group_advantages,
     low_var_kl,
-    pack_by_tokens,
     policy_loss_terms,
     rollout_sequence,
     token_logprobs,
     token_mean,
-    warmup_lambda,
 )
+from trainers.optim import warmup_lambda
 from trainers.types import Rollout
 
 # -- advantages ----------------------------------------------------------------------------

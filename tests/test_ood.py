@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 
 import ood_variants  # noqa: F401  (registers the variant provider)
 import toolenv  # noqa: F401  (registers the env ids)
-from toolenv.checker import check
 from ood_variants.banks import NAME_SYNONYMS, PHRASES, WORD_SYNONYMS
 from ood_variants.naming import canonical_tool_names
 from ood_variants.registry import TRANSFORMS, build_draft, make_variant, normalize_spec, parse_spec
 from ood_variants.validate import leaked_names, replay_problems, replay_results
+from toolenv.checker import check
 from toolenv.data import load_tasks
 from toolenv.env import BFCLEnv
-from toolenv.formats import CODECS, PromptStyle, get_codec
 from toolenv.expert import expert_actions, expert_turns
+from toolenv.formats import CODECS, PromptStyle, get_codec
 
 TASKS = load_tasks()
 BASE_NAMES = [name for name, t in TRANSFORMS.items() if t.fixed is None]

@@ -6,8 +6,8 @@ a manifest, byte-identical for the same spec and seed; exported tasks play back 
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +23,9 @@ from ood_variants.registry import make_variant
 from tests.fakes import FakeOpenAIServer
 from toolenv.data import load_task_file, select_tasks
 from toolenv.env import BFCLEnv
-from toolenv.formats import tool_specs
-from toolenv.formats import PromptStyle, get_codec
-from toolenv.models.base import ChatModel
 from toolenv.expert import expert_actions
+from toolenv.formats import PromptStyle, get_codec, tool_specs
+from toolenv.inference import ChatModel
 
 TOOLENV = [sys.executable, "-m", "toolenv.cli"]
 

@@ -12,13 +12,19 @@ from typing import Any, Sequence
 
 import pytest
 
-from toolenv.checker import Verdict
-from evaluators.interop import (OOD_MANIFEST, InteropError, read_bfcl_results, step_structure, trajectory_from_bfcl,
-                                write_bfcl_results)
+from evaluators.interop import (
+    OOD_MANIFEST,
+    InteropError,
+    read_bfcl_results,
+    step_structure,
+    trajectory_from_bfcl,
+    write_bfcl_results,
+)
 from evaluators.report import html_page, report_dict, write_reports
 from evaluators.runner import RunConfig, episode_tasks, run_eval, run_meta, score_and_report
 from evaluators.scoring import API_NAMES, TaskScore, score_trajectory, summarize, trajectory_task, unique_episodes
 from tests.test_ood_eval import VariantOracle
+from toolenv.checker import Verdict
 from toolenv.data import get_task, load_tasks
 from toolenv.trajectory import Trajectory
 
@@ -190,7 +196,7 @@ def test_html_leads_with_the_scores_and_shows_expected_calls_state_difference_an
     page = write_reports(tmp_path, report, [official], [variant])["html"].read_text()
     headline = page.index('id="headline"')
     assert headline < page.index("<h2>Plots") and headline < page.index("<table>")
-    assert f'id="score-overall"><div class="value">0.00%' in page and 'id="score-base"' in page
+    assert 'id="score-overall"><div class="value">0.00%' in page and 'id="score-base"' in page
     for call in task.ground_truth[1]:  # the expected calls of a turn the model did play
         assert html.escape(call) in page
     diff = base_score.verdict.turns[0].state_diff[0]

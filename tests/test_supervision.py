@@ -10,22 +10,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolenv.checker import check
+from tests.fakes import ChatServer
 from toolenv.calls import Call
+from toolenv.checker import check
 from toolenv.data import Task, get_task, load_tasks, select_tasks
 from toolenv.env import BFCLEnv
-from toolenv.executor import Session
+from toolenv.executor import keyword_call
 from toolenv.formats import get_codec
 from toolenv.trajectory import Trajectory
-from trainers.supervision import ets, hints, ops, reflect, schedule
-from tests.fakes import ChatServer
+from trainers.supervision import ets, hints, ops, prs, reflect, schedule
 
 HERMES = get_codec("hermes")
 
 
 def canonical_truth(task: Task) -> list[list[Any]]:
-    binder = Session(task.involved_classes, {}, False)
-    return [[binder.canonical(c) for c in turn] for turn in task.ground_truth_calls]
+    return [[keyword_call(c, task.involved_classes) for c in turn] for turn in task.ground_truth_calls]
 
 
 def play(task: Task, actions: list[str], call_format: str = "hermes") -> Trajectory:
@@ -120,7 +119,7 @@ def test_endpoint_hint_writer_sends_the_transcript_and_wraps_the_summary() -> No
 
 
 def test_endpoint_hint_writer_refuses_an_empty_answer() -> None:
-    from toolenv.models.base import ModelError
+    from toolenv.inference import ModelError
 
     with ChatServer(lambda body: "<think>only thoughts</think>") as server:
         with pytest.raises(ModelError, match="empty hint"):
@@ -246,7 +245,7 @@ def test_endpoint_judge_makes_call_a_then_call_b_on_the_failing_turn() -> None:
     actions[1] = ["Done."]
     trajectory = play(task, [a for turn in actions for a in turn])
     with ChatServer(_judge_answer) as server:
-        whole, focused = reflect.EndpointJudge(server.url, "judge", HERMES)(task, trajectory)
+        whole, focused = prs.EndpointJudge(server.url, "judge", HERMES)(task, trajectory)
         first, second = (r["messages"][1]["content"] for r in server.requests)
     assert "Ground-truth calls" in first and "Checker findings" in first and "Turn 2 failed: no call" in first
     assert whole.source == "judge" and whole.kind == "trajectory" and whole.failed_turn == 1
@@ -268,10 +267,10 @@ def test_endpoint_judge_skips_call_b_when_nothing_failed_or_the_turn_was_unfinis
     looping = play(task, [HERMES.render_calls(canonical_truth(task)[0][:1])] * 40)
     assert reflect.reflect(task, looping, HERMES).failure == "force_terminated"
     with ChatServer(_judge_answer) as server:
-        judge = reflect.EndpointJudge(server.url, "judge", HERMES)
+        judge = prs.EndpointJudge(server.url, "judge", HERMES)
         assert [r.kind for r in judge(task, solved)] == ["trajectory"]
         assert [r.kind for r in judge(task, looping)] == ["trajectory"]
-        off = reflect.EndpointJudge(server.url, "judge", HERMES, error_turn=False)
+        off = prs.EndpointJudge(server.url, "judge", HERMES, error_turn=False)
         actions = turn_actions(task)
         actions[1] = ["Done."]
         assert [r.kind for r in off(task, play(task, [a for turn in actions for a in turn]))] == ["trajectory"]
@@ -280,7 +279,7 @@ def test_endpoint_judge_skips_call_b_when_nothing_failed_or_the_turn_was_unfinis
 
 def test_judge_reflections_are_kept_per_trajectory_and_reused_on_resume(tmp_path: Any) -> None:
     pytest.importorskip("torch")  # trainers.supervision.run imports the trainer
-    from trainers.supervision.run import build_reflections
+    from trainers.supervision.prs import build_reflections
 
     task = get_task("multi_turn_base_3")
     actions = turn_actions(task)
@@ -334,15 +333,6 @@ def test_ets_selection_matches_its_definition(rows: list, last: int, window: int
     assert set(chosen) == failed and len(chosen) == len(set(chosen))
     strict = ets.erroneous_task_ids(records, last, window, "all")
     assert set(strict) <= set(chosen)
-
-
-def test_rollout_log_round_trip_and_resume(tmp_path: Any) -> None:
-    log = ets.RolloutLog(tmp_path / "supervision" / "rollouts.jsonl")
-    log.append([R(1, "a", 0, 1.0), R(2, "b", 1, 0.0)])
-    log.append([R(3, "c", 0, 0.0)])
-    assert [r.task_id for r in log.read()] == ["a", "b", "c"]
-    log.truncate_from(2)
-    assert log.read() == [R(1, "a", 0, 1.0)]
 
 
 # -- OPS composition -------------------------------------------------------------------------

@@ -15,18 +15,20 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from toolenv.checker import check  # noqa: E402
 from tests.tiny_model import smollm2_tokenizer, tiny_qwen2  # noqa: E402
+from toolenv.checker import check  # noqa: E402
 from toolenv.data import get_task  # noqa: E402
 from toolenv.formats import get_codec  # noqa: E402
+from toolenv.inference.hf_engine import HFEngine  # noqa: E402
 from toolenv.trajectory import Trajectory  # noqa: E402
 from trainers.config import TrainConfig, config_from_dict  # noqa: E402
-from trainers.engines import HFEngine  # noqa: E402
 from trainers.grpo import GRPOConfig, GRPOUpdater, group_advantages  # noqa: E402
+from trainers.records import read_step_records  # noqa: E402
 from trainers.sft import build_demonstrations, build_samples, sft_loss_sum  # noqa: E402
 from trainers.supervision import ops, reflect, schedule  # noqa: E402
 from trainers.supervision.ets import erroneous_task_ids  # noqa: E402
-from trainers.supervision.run import REFLECTIONS_FILE, SupervisedTrainer, read_step_records, run_method  # noqa: E402
+from trainers.supervision.prs import REFLECTIONS_FILE  # noqa: E402
+from trainers.supervision.run import SupervisedTrainer, run_method  # noqa: E402
 from trainers.supervision.updaters import JointSFTUpdater, ShapedOPSUpdater, replaced_token_flags  # noqa: E402
 from trainers.types import Rollout  # noqa: E402
 
@@ -217,7 +219,7 @@ def test_joint_loss_gradient_is_grpo_plus_weighted_sft() -> None:
     rl = _grad_at_clip(GRPOUpdater(model, torch.optim.SGD(model.parameters(), lr=0.0), None, config, tok.pad_token_id), rollouts)
     model = fresh()
     model.train(True)
-    from trainers.grpo import collate
+    from trainers.batching import collate
 
     ids, attention, _ = collate([(s.input_ids, s.target_mask) for s in chosen], tok.pad_token_id)
     mask = torch.zeros_like(ids)

@@ -12,9 +12,11 @@ import torch
 from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
 from toolenv.cli import main
 from toolenv.data import get_task
+from trainers.checkpoint import latest_checkpoint
 from trainers.config import TrainConfig, config_from_dict, load_config
+from trainers.modes import stream_slice
 from trainers.monitor import read_metrics
-from trainers.train import Trainer, latest_checkpoint, stream_slice
+from trainers.train import Trainer
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from toolenv.checker import check
 from tests.oracle import _reset_official_process_state, forget_official_instances, require_official
 from toolenv.calls import Call, parse_python_call
+from toolenv.checker import check
 from toolenv.data import CATEGORIES, Task, load_tasks, raw_entries
 
 OFFICIAL_FAILURES = {

@@ -64,6 +64,6 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     plot.add_argument("--out", metavar="DIR", help="folder for the PNG files (default: RUN_DIR/plots)")
     plot.set_defaults(handler=_cmd_plot)
 
-    from trainers.study import add_study_command  # `toolenv study` (supervision methods compared)
+    from trainers.study.cli import add_study_command  # `toolenv study` (supervision methods compared)
 
     add_study_command(commands)

@@ -2,7 +2,7 @@
 
 Sections: ``[run]``, ``[model]``, ``[data]``, ``[optim]``, ``[sft]``, ``[grpo]``, ``[rollout]``,
 ``[monitor]``, ``[checkpoint]``. A run file (:func:`load_config`) must name ``[run] mode`` and
-``[model] path``; every other key has a default (the paper's, methods notes §4, where it has
+``[model] path``; every other key has a default (the paper's, docs/paper-methods.md §4, where it has
 one). Unknown sections or keys, values of the wrong type and numbers out of range (``_MINIMUM``)
 are refused with a one-line ``ValueError`` naming the file and key. The paper's defaults are
 sized for GPUs: :func:`check_cpu_sizes` refuses a CPU run that leaves them unset. See
@@ -18,6 +18,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from toolenv.inference import canonical_engine
 
 MODES = ("sft", "grpo")
 DTYPES = ("float32", "bfloat16")
@@ -97,7 +99,7 @@ class GRPOSection:
 
 @dataclass
 class RolloutSection:
-    engine: str = "hf"  # "hf" (transformers) or "vllm"
+    engine: str = "transformers"  # or "vllm" ("hf" and "vllm-cpu" are accepted aliases)
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = -1
@@ -158,7 +160,7 @@ _CHOICES = {
     ("sft", "samples"): ("per_message", "trajectory"),
     ("sft", "calls_per_message"): ("one", "all"),
     ("grpo", "old_logprobs"): ("recompute", "engine"),
-    ("rollout", "engine"): ("hf", "vllm"),
+    ("rollout", "engine"): ("transformers", "vllm", "hf", "vllm-cpu"),
 }
 #: (section, key) → (lowest value, whether the bound itself is excluded). Every int and float key
 #: is listed (tests/test_trainer_input.py checks that), so a new key cannot slip through unbounded.
@@ -183,8 +185,10 @@ _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
 }
 
 
-def _check_minimum(where: str, section: str, key: str, value: Any,
-                   table: dict[tuple[str, str], tuple[float, bool]] | None = None) -> None:
+def check_minimum(where: str, section: str, key: str, value: Any,
+                  table: dict[tuple[str, str], tuple[float, bool]] | None = None) -> None:
+    """One-line ``ValueError`` when ``value`` (or an item of it) is below the key's lower bound
+    in ``table`` (default: the training config's ``_MINIMUM``)."""
     bound = (_MINIMUM if table is None else table).get((section, key))
     if bound is None:
         return
@@ -200,13 +204,15 @@ def _check_minimum(where: str, section: str, key: str, value: Any,
             raise ValueError(f"{where}: [{section}] {key} must be {rule}, got {value!r}")
 
 
-def _check_value(where: str, section: str, key: str, expected: Any, value: Any) -> Any:
+def check_value(where: str, section: str, key: str, expected: Any, value: Any) -> Any:
+    """``value`` checked against the type hint ``expected`` (an int is accepted as a float and
+    converted); one-line ``ValueError`` naming ``where`` and the key otherwise."""
     origin = typing.get_origin(expected)
     if origin is list:
         (item,) = typing.get_args(expected)
         if not isinstance(value, list):
             raise ValueError(f"{where}: [{section}] {key} must be a list")
-        return [_check_value(where, section, key, item, v) for v in value]
+        return [check_value(where, section, key, item, v) for v in value]
     if expected is bool:
         if not isinstance(value, bool):
             raise ValueError(f"{where}: [{section}] {key} must be true or false, got {value!r}")
@@ -242,11 +248,13 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig
         for key, value in values.items():
             if key not in hints:
                 raise ValueError(f"{where}: unknown key [{name}] {key}; valid: {', '.join(hints)}")
-            value = _check_value(where, name, key, hints[key], value)
+            value = check_value(where, name, key, hints[key], value)
             choices = _CHOICES.get((name, key))
             if choices is not None and value not in choices:
                 raise ValueError(f"{where}: [{name}] {key} = {value!r}; valid: {', '.join(choices)}")
-            _check_minimum(where, name, key, value)
+            check_minimum(where, name, key, value)
+            if (name, key) == ("rollout", "engine"):
+                value = canonical_engine(value)  # one spelling from here on (toolenv.inference)
             setattr(target, key, value)
             config.given.add(f"{name}.{key}")
     _check_consistency(config, where)
@@ -303,7 +311,7 @@ def load_config(path: str | Path) -> TrainConfig:
     return config
 
 
-#: mode → keys whose defaults are the paper's GPU sizes (methods notes §4); ``sft.epochs`` and
+#: mode → keys whose defaults are the paper's GPU sizes (docs/paper-methods.md §4); ``sft.epochs`` and
 #: ``monitor.val_max_new_tokens`` count only where they apply (see :func:`cpu_unsized`)
 GPU_SIZED: dict[str, tuple[str, ...]] = {
     "grpo": ("grpo.steps", "grpo.prompts_per_step", "grpo.n", "rollout.max_new_tokens"),

@@ -1,6 +1,6 @@
 """GRPO: group-normalised advantages, the dual-clip PPO loss, the k3 KL to a frozen reference.
 
-The math follows verl 0.4 (the paper's trainer, methods notes §4.1), one function per piece so
+The math follows verl 0.4 (the paper's trainer, docs/paper-methods.md §4.1), one function per piece so
 each can be checked by hand:
 
 * :func:`group_advantages` — ``A_i = (r_i − mean_g) / (std_g + ε)`` with the *unbiased* group
@@ -31,13 +31,16 @@ paper's 10 warmup steps are RL steps, i.e. 30 optimizer steps).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from trainers.batching import collate, pack_by_tokens
 from trainers.types import Rollout
 
 EPSILON = 1e-6
@@ -106,34 +109,6 @@ def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 # -- model forward -------------------------------------------------------------------------
 
 
-@dataclass
-class Batch:
-    """Right-padded sequences. ``positions[b, t]`` scores token ``input_ids[b, t+1]``: the
-    loss tensors are one shorter than the inputs. ``mask`` marks trained completion tokens."""
-
-    input_ids: torch.Tensor  # [B, T]
-    attention_mask: torch.Tensor  # [B, T]
-    mask: torch.Tensor  # [B, T-1] float: 1 where target token t+1 is trained
-    advantages: torch.Tensor  # [B, T-1]
-    old_logp: torch.Tensor | None = None  # [B, T-1]
-    ref_logp: torch.Tensor | None = None  # [B, T-1]
-    rows: list[int] = field(default_factory=list)  # indices of the rollouts in the step
-
-
-def collate(sequences: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(input_ids, mask_per_token)`` pairs → padded ids, attention mask and target mask
-    (``[B, T-1]``, the mask shifted to label positions)."""
-    width = max(len(ids) for ids, _ in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    target = torch.zeros((len(sequences), width), dtype=torch.float32)
-    for row, (seq, mask) in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attention[row, : len(seq)] = 1
-        target[row, : len(seq)] = torch.tensor(mask, dtype=torch.float32)
-    return ids, attention, target[:, 1:]
-
-
 def rollout_sequence(rollout: Rollout) -> tuple[list[int], list[int]]:
     """A rollout's full ids and per-token trained mask (prompt untrained)."""
     return rollout.input_ids, [0] * len(rollout.prompt_ids) + list(rollout.loss_mask)
@@ -189,32 +164,12 @@ def first_target(rollouts: Sequence[Rollout]) -> int:
     return max(0, min(len(r.prompt_ids) for r in rollouts) - 1)
 
 
-def pack_by_tokens(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Indices grouped into micro-batches whose padded size (rows × longest) stays within
-    ``max_tokens`` (a longer single sequence gets a micro-batch of its own). Sorted by length
-    so padding is small; deterministic."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for index in order:
-        width = max(longest, lengths[index])
-        if current and width * (len(current) + 1) > max_tokens:
-            batches.append(current)
-            current, width = [], lengths[index]
-        current.append(index)
-        longest = width
-    if current:
-        batches.append(current)
-    return batches
-
-
 # -- update --------------------------------------------------------------------------------
 
 
 @dataclass
 class GRPOConfig:
-    """The update's hyper-parameters (defaults: the paper's, methods notes §4.1)."""
+    """The update's hyper-parameters (defaults: the paper's, docs/paper-methods.md §4.1)."""
 
     clip_low: float = 0.2
     clip_high: float = 0.2
@@ -231,6 +186,19 @@ class GRPOConfig:
     #: "recompute" (verl: the trainer's own log-probs before the update) or "engine"
     #: (the rollout engine's sampling log-probs)
     old_logprobs: str = "recompute"
+
+    @classmethod
+    def from_section(cls, section: Any, max_grad_norm: float, temperature: float) -> "GRPOConfig":
+        """From a ``[grpo]`` section (:class:`trainers.config.GRPOSection`), field by field by
+        name, with the two values that live in other sections. A field of this class that the
+        section lacks is an error, not a silent default."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"max_grad_norm", "temperature"}
+        missing = sorted(own - {f.name for f in dataclasses.fields(section)})
+        if missing:
+            raise TypeError(f"the [grpo] section has no {', '.join(missing)}")
+        values = {name: getattr(section, name) for name in own}
+        values["clip_c"] = section.clip_c or None  # 0 in a run file disables the dual clip
+        return cls(**values, max_grad_norm=max_grad_norm, temperature=temperature)
 
 
 @dataclass
@@ -275,7 +243,7 @@ class GRPOUpdater:
         self.world = world
 
     def _context(self) -> Any:
-        return self.autocast() if self.autocast is not None else _Null()
+        return self.autocast() if self.autocast is not None else nullcontext()
 
     def _forward_no_grad(self, net: Any, rollouts: Sequence[Rollout], indices: list[int],
                          probe: Callable[[list[int], torch.Tensor, int], None] | None = None) -> torch.Tensor:
@@ -429,38 +397,3 @@ class GRPOUpdater:
         # once per RL step, in :meth:`step`
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-# -- optimisation schedule -----------------------------------------------------------------
-
-
-def warmup_lambda(warmup_steps: int, total_steps: int | None = None, schedule: str = "constant",
-                  min_ratio: float = 0.0) -> Callable[[int], float]:
-    """LR multiplier per optimizer step: linear warmup from 0 over ``warmup_steps`` (verl's
-    ``get_constant_schedule_with_warmup``: step 0 has lr 0), then constant or cosine decay to
-    ``min_ratio`` at ``total_steps``."""
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown lr schedule {schedule!r}; valid: constant, cosine")
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return step / max(1, warmup_steps)
-        if schedule == "constant" or not total_steps:
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
-def make_optimizer(model: Any, lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas,
-                             weight_decay=weight_decay)

@@ -1,9 +1,9 @@
 """Erroneous trajectory supervision (ETS): which training tasks failed lately, and their
 ground-truth demonstrations as SFT data for the SFT phase between two RL phases.
 
-Selection (methods notes §5.4): read the per-rollout records of the last ``window`` RL steps of
-a phase (steps in ``(last_step − window, last_step]``) and collect every training task with
-**at least one rollout scoring 0** in any of them (``rule="any"``, what the paper's code
+Selection (docs/paper-methods.md §5.4): read the per-rollout records (:mod:`trainers.records`) of the
+last ``window`` RL steps of a phase (steps in ``(last_step − window, last_step]``) and collect
+every training task with **at least one rollout scoring 0** in any of them (``rule="any"``, what the paper's code
 effectively did). ``rule="all"`` keeps a task only when, in some step, *all* of its policy
 rollouts failed (the group test the paper's code also contains, then overrides). Substituted
 expert rollouts (OPS) are never counted. The SFT data are the tasks' ground-truth
@@ -12,32 +12,12 @@ demonstrations, not the failed trajectories themselves.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable
+
+from trainers.records import RolloutRecord  # ETS's view of a rollout; also read as ets.RolloutRecord
 
 RULES = ("any", "all")
-
-
-@dataclass(frozen=True)
-class RolloutRecord:
-    """What ETS and PRS need to know about one training rollout."""
-
-    step: int
-    task_id: str
-    sample: int
-    reward: float
-    source: str = "policy"
-    group: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_rollout(cls, step: int, rollout: Any) -> "RolloutRecord":
-        return cls(step, rollout.task_id, rollout.sample, float(rollout.reward), rollout.source, rollout.group)
 
 
 def erroneous_task_ids(records: Iterable[RolloutRecord], last_step: int, window: int = 10, rule: str = "any") -> list[str]:
@@ -62,37 +42,3 @@ def erroneous_task_ids(records: Iterable[RolloutRecord], last_step: int, window:
         if all(m.reward <= 0 for m in members):
             chosen.setdefault(task_id, None)
     return list(chosen)
-
-
-class RolloutLog:
-    """Per-rollout records of a run, appended as JSON Lines (``RUN/supervision/rollouts.jsonl``);
-    a resumed run re-reads them, dropping records of steps at or after the resume step."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def append(self, records: Sequence[RolloutRecord]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record.to_dict()) + "\n")
-            handle.flush()
-
-    def read(self) -> list[RolloutRecord]:
-        if not self.path.is_file():
-            return []
-        records = []
-        with open(self.path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        records.append(RolloutRecord(**json.loads(line)))
-                    except (TypeError, ValueError) as exc:
-                        raise ValueError(f"{self.path}:{number}: not a rollout record ({exc})") from None
-        return records
-
-    def truncate_from(self, step: int) -> None:
-        """Forget records of steps ``>= step`` (they will be produced again on resume)."""
-        records = [r for r in self.read() if r.step < step]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")

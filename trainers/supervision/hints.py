@@ -4,7 +4,7 @@ A *hint* is text that tells the policy how the task is solved. It goes into the 
 message of the generation prompt only** (:func:`insert_hint`): the hinted rollouts are sampled
 with it, but their prompt ids, old/reference log-probs and the update all use the hint-free
 prompt, so the hinted samples are treated as samples of the unhinted policy (the paper's
-design, methods notes §5.3; no importance correction).
+design, docs/paper-methods.md §5.3; no importance correction).
 
 Two writers:
 
@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from toolenv.data import Task
-from toolenv.executor import Session
+from toolenv.executor import keyword_call
 from toolenv.formats import Codec
+from trainers.supervision.method import EpisodeHooks
 
 HINT_PREFACE = (
     "The notes below describe how this task can be solved. They may help you, but you do not "
@@ -103,8 +104,7 @@ def expected_calls_text(task: Task, turn: int, codec: Codec) -> str:
 def render_calls(task: Task, calls: Sequence[Any], codec: Codec) -> str:
     """``calls`` of ``task`` as text in ``codec``'s format, positional arguments bound to names
     (JSON formats cannot express positional arguments)."""
-    binder = Session(task.involved_classes, {}, False)  # binds positional arguments only; no state
-    return _as_text(codec.render_calls([binder.canonical(call) for call in calls]))
+    return _as_text(codec.render_calls([keyword_call(call, task.involved_classes) for call in calls]))
 
 
 def builtin_hint(task: Task, codec: Codec) -> str:
@@ -145,8 +145,8 @@ class EndpointHintWriter:
 
     def __init__(self, base_url: str, model: str, codec: Codec, api_key: str | None = None,
                  temperature: float = 0.7, max_tokens: int = 1024, timeout: float = 120.0) -> None:
-        from toolenv.models.base import GenerationConfig
-        from toolenv.models.openai_endpoint import OpenAIEndpointModel
+        from toolenv.inference import GenerationConfig
+        from toolenv.inference.endpoint import OpenAIEndpointModel
 
         self.codec = codec
         self.model = OpenAIEndpointModel(
@@ -166,7 +166,7 @@ class EndpointHintWriter:
         summary = str(self.model.generate([self.request(task)])[0]).strip()
         summary = strip_think(summary)
         if not summary:
-            from toolenv.models.base import ModelError
+            from toolenv.inference import ModelError
 
             raise ModelError(f"the hint endpoint returned an empty hint for {task.id}")
         return "\n".join([HINT_PREFACE, "", summary, "", format_reminder(self.codec)])
@@ -244,3 +244,33 @@ def hinted_samples(n: int, k: int) -> frozenset[int]:
     if not 0 <= k <= n:
         raise ValueError(f"hint count {k} must be between 0 and the group size {n}")
     return frozenset(range(k))
+
+
+HINTS_FILE = "hints.json"
+
+
+class HintEdit:
+    """A picklable ``prompt_edit``: the hint inserted for generation only."""
+
+    def __init__(self, hint: str, position: str) -> None:
+        self.hint, self.position = hint, position
+
+    def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return insert_hint(messages, self.hint, self.position)
+
+
+class HintedEpisodes(EpisodeHooks):
+    """HBG's episode hooks: samples ``0..hinted-1`` of every group generate with the task's
+    hint (written once per task into ``RUN/hints.json``); the update sees the hint-free
+    prompt (``trainer``: a :class:`~trainers.supervision.run.SupervisedTrainer`)."""
+
+    def __init__(self, method: Any, trainer: Any, writer: HintWriter) -> None:
+        self.method, self.trainer = method, trainer
+        self.chosen = hinted_samples(trainer.config.grpo.n, method.hinted)
+        self.book = HintBook(writer, Path(trainer.config.run.out_dir) / HINTS_FILE)
+
+    def edit(self, specs: list[Any]) -> None:
+        for spec in specs:
+            if spec.sample in self.chosen:
+                spec.prompt_edit = HintEdit(self.book.get(self.trainer.task_by_id(spec.task_id)), self.method.position)
+                spec.source = "hinted"

@@ -7,7 +7,7 @@ Group composition
     the same demonstrations SFT trains on, :func:`trainers.sft.play_ground_truth`). The
     substituted text runs in the real environment like any sampled message (results, next user
     turns, the checker's reward), so the group holds ``k`` complete expert trajectories and
-    ``n-k`` policy ones. The paper used k=1 of n=8 (methods notes §5.2).
+    ``n-k`` policy ones. The paper used k=1 of n=8 (docs/paper-methods.md §5.2).
 
 Loss
     By default the mixed group is trained with the ordinary GRPO loss: the expert's reward
@@ -28,10 +28,12 @@ Loss
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from toolenv.data import Task
+from trainers.supervision.method import EpisodeHooks
 
 #: the ``Rollout.source`` of a substituted expert trajectory
 GROUND_TRUTH_SOURCE = "ground_truth"
@@ -70,6 +72,43 @@ class ScriptHook:
     def __call__(self, context: Any) -> str | None:
         index = context.message_index
         return self.script[index] if index < len(self.script) else None
+
+
+class GroundTruthEpisodes(EpisodeHooks):
+    """OPS's episode hooks: samples ``0..replace-1`` of every group play the task's
+    ground-truth script (``trainer``: a :class:`~trainers.supervision.run.SupervisedTrainer`,
+    for the configuration and the task lookup)."""
+
+    def __init__(self, method: Any, trainer: Any) -> None:
+        self.method, self.trainer = method, trainer
+        self.chosen = replaced_samples(trainer.config.grpo.n, method.replace)
+        self.scripts: dict[str, list[str]] = {}
+        self.warned: set[str] = set()
+
+    def script(self, task_id: str) -> list[str]:
+        if task_id not in self.scripts:
+            config = self.trainer.config
+            script = ground_truth_script(self.trainer.task_by_id(task_id), config.data.call_format,
+                                         self.method.calls_per_message)
+            if len(script) > config.rollout.max_messages:
+                raise ValueError(f"ops: the demonstration of {task_id} has {len(script)} messages, more than "
+                                 f"[rollout] max_messages = {config.rollout.max_messages}; raise it")
+            self.scripts[task_id] = script
+        return self.scripts[task_id]
+
+    def edit(self, specs: list[Any]) -> None:
+        for spec in specs:
+            if spec.sample in self.chosen:
+                spec.replace = ScriptHook(self.script(spec.task_id))
+                spec.source = GROUND_TRUTH_SOURCE
+
+    def after_collect(self, rollouts: Sequence[Any]) -> None:
+        for rollout in rollouts:  # an expert cut by a budget scores 0 and teaches the opposite
+            if rollout.source == GROUND_TRUTH_SOURCE and rollout.reward < 1.0 and rollout.task_id not in self.warned:
+                self.warned.add(rollout.task_id)
+                sys.stderr.write(f"toolenv: warning: ops: the ground-truth rollout of {rollout.task_id} scored "
+                                 f"{rollout.reward} (truncation: {rollout.meta.get('truncation')}); raise [rollout] "
+                                 "max_response_tokens / max_prompt_tokens\n")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ sequence for the failing turn in the training call format. Two reflectors:
     arguments, a missing or an extra call); error results of the turn and calls made on earlier
     turns that needed none are reported too. A trajectory that stopped early (step limit or
     token budget) is judged on the turn it stopped in.
-:class:`EndpointJudge`
+:class:`~trainers.supervision.prs.EndpointJudge`
     The paper's way: an LLM behind an OpenAI-compatible endpoint gets the trajectory log, the
     ground truth and the checker's findings and writes an analysis per turn (intent, mistakes
     and their root cause, the corrected reasoning and ideal call sequence): call A. When a
@@ -23,7 +23,7 @@ sequence for the failing turn in the training call format. Two reflectors:
     scenario that needs a different tool. Call B is skipped for a turn that was never finished
     (step or length limit), as the paper skipped turn-count mismatches. The release showed
     call B a single, often wrong step (it compared a step index with a turn index and always
-    took turn 0's ground truth, methods notes §5.5.4); we show the whole failing turn and its
+    took turn 0's ground truth, docs/paper-methods.md §5.5.4); we show the whole failing turn and its
     own ground truth, the evident intent.
 
 Training data (:func:`reflection_messages`): one SFT conversation per reflection, ``[user:
@@ -33,7 +33,7 @@ shortened tool results) and, by default, **not** the ground truth, so the policy
 find the mistake and the correction itself; ``show_ground_truth=True`` adds the reference calls
 to the request as the paper's judge prompt did. Choice documented against the release, whose
 SFT prompts reached the model as the ``str()`` of a Python list without any chat template (a
-parquet round-trip defect, methods notes §5.5.5 and §10 #8): we template them.
+parquet round-trip defect, docs/paper-methods.md §5.5.5 and §10 #8): we template them.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from toolenv.checker import TurnChecker, TurnVerdict
 from toolenv.calls import Call
+from toolenv.checker import TurnChecker, TurnVerdict, truncate
 from toolenv.data import Task
-from toolenv.executor import ERROR_PREFIX, Session
+from toolenv.executor import ERROR_PREFIX, keyword_call
 from toolenv.formats import Codec
 from toolenv.formats.base import PARSE_ERROR_PREFIX
 from toolenv.trajectory import Trajectory
@@ -109,9 +109,8 @@ class Reflection:
         return cls(**data)
 
 
-def _short(text: str, limit: int) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _cut(text: Any, limit: int) -> str:
+    return truncate(str(text), limit)
 
 
 def first_divergence(made: Sequence[Call], expected: Sequence[Call]) -> CallDivergence | None:
@@ -172,7 +171,6 @@ def reflect(task: Task, trajectory: Trajectory, codec: Codec) -> Reflection:
     if trajectory.task_id != task.id:
         raise ValueError(f"trajectory of {trajectory.task_id} given with task {task.id}")
     verdicts, failed, stopped_early, played = _replay(task, trajectory)
-    binder = Session(task.involved_classes, {}, False)
     if failed is None:
         reflection = Reflection(task.id, True, None, None, source="builtin")
         reflection.critique = f"All {len(task.ground_truth)} turns passed: every request was fulfilled."
@@ -180,16 +178,16 @@ def reflect(task: Task, trajectory: Trajectory, codec: Codec) -> Reflection:
     verdict = verdicts[failed] if failed < len(verdicts) and not verdicts[failed].passed else None
     failure = verdict.failure if verdict is not None else "force_terminated"
     turn = trajectory.turns[failed] if failed < len(trajectory.turns) else None
-    made = [binder.canonical(c) for step in (turn.steps if turn else []) for c in step.calls]
-    expected = [binder.canonical(c) for c in task.ground_truth_calls[failed]]
+    made = [keyword_call(c, task.involved_classes) for step in (turn.steps if turn else []) for c in step.calls]
+    expected = [keyword_call(c, task.involved_classes) for c in task.ground_truth_calls[failed]]
     errors = []
     for step in (turn.steps if turn else []):
         for call, result in zip(list(step.calls) + [None] * len(step.errors), list(step.results) + list(step.errors)):
             text = str(result)
             if call is None:
-                errors.append(f"undecodable call: {_short(text, MAX_RESULT_CHARS)}")
+                errors.append(f"undecodable call: {_cut(text, MAX_RESULT_CHARS)}")
             elif is_error_result(text):
-                errors.append(f"{call.to_python()} → {_short(text, MAX_RESULT_CHARS)}")
+                errors.append(f"{call.to_python()} → {_cut(text, MAX_RESULT_CHARS)}")
     stray = {}
     for earlier in range(min(failed, len(trajectory.turns))):
         if not task.ground_truth[earlier]:
@@ -206,7 +204,7 @@ def reflect(task: Task, trajectory: Trajectory, codec: Codec) -> Reflection:
         expected_calls=[c.to_python() for c in expected],
         divergence=first_divergence(made, expected),
         state_diff=[d.to_dict() for d in (verdict.state_diff if verdict else ())],
-        missing_results=[_short(t, MAX_RESULT_CHARS) for t in (verdict.missing_results if verdict else ())],
+        missing_results=[_cut(t, MAX_RESULT_CHARS) for t in (verdict.missing_results if verdict else ())],
         error_results=errors,
         stray_calls=stray,
         stopped_early=stopped_early and failed >= played - 1,
@@ -290,8 +288,8 @@ def _step_lines(steps: Sequence[Any]) -> list[str]:
     """Each assistant output and its (shortened) results, one line each."""
     lines = []
     for step in steps:
-        lines.append(f"Assistant: {_short(step.raw if isinstance(step.raw, str) else str(step.raw), MAX_OUTPUT_CHARS)}")
-        lines += [f"Result: {_short(result, MAX_RESULT_CHARS)}" for result in list(step.results) + list(step.errors)]
+        lines.append(f"Assistant: {_cut(step.raw if isinstance(step.raw, str) else str(step.raw), MAX_OUTPUT_CHARS)}")
+        lines += [f"Result: {_cut(result, MAX_RESULT_CHARS)}" for result in list(step.results) + list(step.errors)]
     return lines
 
 
@@ -345,79 +343,3 @@ def reflection_messages(task: Task, trajectory: Trajectory, reflection: Reflecti
     else:
         request = reflection_request(task, trajectory, show_ground_truth, codec)
     return [{"role": "user", "content": request}, {"role": "assistant", "content": reflection.critique}]
-
-
-# -- the endpoint judge --------------------------------------------------------------------------
-
-
-JUDGE_SYSTEM = "You are an assistant that analyses the behaviour of tool-using agents."
-JUDGE_INSTRUCTIONS = (
-    "For every turn give: (1) the user's intent and the correct behaviour; (2) the mistakes made, "
-    "if any, their kind and root cause; (3) an improvement plan: the corrected reasoning and the "
-    "ideal call sequence written exactly in the agent's call format, with no markdown. On turns "
-    "where a function or parameter is missing, the agent should ask for clarification and make no call."
-)
-ERROR_TURN_INSTRUCTIONS = (
-    "Answer in three parts. (1) Core error analysis: the root cause in one or two lines, two to "
-    "four pieces of evidence from the log, and one fix. (2) Three to five generalised scenarios "
-    "similar to this one, covering where they apply a missing parameter, a wrong tool, a result "
-    "that does not match the request, a call that fails, and an ambiguous or multi-intent "
-    "request. For each: a short description, the user's request, the typical mistake, the correct "
-    "call sequence written exactly in the agent's call format, the reasoning that transfers, how "
-    "it differs from this episode, how to check the answer, and one or two acceptance criteria. "
-    "(3) One look-alike scenario that needs a different tool, and why. Write prose: no JSON "
-    "schemas and no code fences."
-)
-
-
-class EndpointJudge:
-    """Reflections written by an LLM behind an OpenAI-compatible endpoint (module docstring:
-    call A on the whole trajectory, call B on the failing turn when ``error_turn``). The
-    requests show the ground truth and the checker's findings; each answer (``<think>``
-    removed) becomes the critique of one reflection. Temperature 0.7 as in the paper."""
-
-    def __init__(self, base_url: str, model: str, codec: Codec, api_key: str | None = None,
-                 temperature: float = 0.7, max_tokens: int = 2048, timeout: float = 300.0,
-                 error_turn: bool = True) -> None:
-        from toolenv.models.base import GenerationConfig
-        from toolenv.models.openai_endpoint import OpenAIEndpointModel
-
-        self.codec = codec
-        self.error_turn = error_turn
-        self.model = OpenAIEndpointModel(base_url, model, GenerationConfig(max_new_tokens=max_tokens,
-                                                                          temperature=temperature),
-                                         api_key=api_key, timeout=timeout)
-
-    def request(self, task: Task, trajectory: Trajectory, builtin: Reflection) -> list[dict[str, str]]:
-        findings = builtin.critique if not builtin.passed else "The checker found no failure."
-        user = "\n\n".join([reflection_request(task, trajectory, True, self.codec),
-                            "Checker findings:\n" + findings, JUDGE_INSTRUCTIONS])
-        return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
-
-    def error_turn_request_messages(self, task: Task, trajectory: Trajectory, builtin: Reflection) -> list[dict[str, str]]:
-        assert builtin.failed_turn is not None
-        user = "\n\n".join([error_turn_request(task, trajectory, builtin.failed_turn, True, self.codec),
-                             "Checker findings:\n" + builtin.critique, ERROR_TURN_INSTRUCTIONS])
-        return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
-
-    def _ask(self, task: Task, messages: list[dict[str, str]]) -> str:
-        from toolenv.models.base import ModelError
-        from trainers.supervision.hints import strip_think
-
-        text = strip_think(str(self.model.generate([messages])[0]))
-        if not text:
-            raise ModelError(f"the judge endpoint returned an empty reflection for {task.id}")
-        return text
-
-    def __call__(self, task: Task, trajectory: Trajectory) -> list[Reflection]:
-        """Call A's reflection, then call B's when a finished turn failed its checks."""
-        builtin = reflect(task, trajectory, self.codec)
-        judged = Reflection.from_dict(builtin.to_dict())
-        judged.critique, judged.source = self._ask(task, self.request(task, trajectory, builtin)), "judge"
-        out = [judged]
-        if self.error_turn and not builtin.passed and builtin.failure != "force_terminated":
-            focused = Reflection.from_dict(builtin.to_dict())
-            focused.critique = self._ask(task, self.error_turn_request_messages(task, trajectory, builtin))
-            focused.source, focused.kind = "judge", "error_turn"
-            out.append(focused)
-        return out

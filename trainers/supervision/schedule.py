@@ -5,7 +5,7 @@ one from a recipe table (``{"method": "ops", "replace": 1, ...}``) with one-line
 unknown method or key. :data:`PRESETS` names the paper's variants (``ets_difflr`` is ETS with
 an SFT learning rate ten times the RL one).
 
-Schemes (methods notes §5.6):
+Schemes (docs/paper-methods.md §5.6):
 
 ========== ============== =================================================================
 method     scheme         what happens
@@ -22,33 +22,39 @@ ets        interleaved    RL phases; between them SFT on the demonstrations of t
 prs        interleaved    ETS plus SFT on reflections on the policy's own trajectories
 ========== ============== =================================================================
 
-:func:`phase_plan` turns a method and the RL step budget into the list of phases a run
-executes; every interleaved phase starts a fresh optimizer and takes its initial weights as
-the KL reference, as the paper's separate runs did.
+Each class owns its behaviour (the hooks of :class:`~.method.Method`: phases, episode hooks,
+updater, config check, interleaved SFT data), so adding a method is one class here. Its
+:meth:`~.method.Method.plan` turns the RL step budget into the phases a run executes; every
+interleaved phase starts a fresh optimizer and takes its initial weights as the KL reference,
+as the paper's separate runs did.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+
+from trainers.supervision.method import METHODS, EpisodeHooks, Method, Phase, SFTData, choice, positive, register
+
+if TYPE_CHECKING:
+    from toolenv.data import Task
+    from trainers.config import TrainConfig
+    from trainers.supervision.run import SupervisedTrainer
+
+__all__ = ["ETS", "HBG", "METHODS", "OPS", "PRESETS", "PRS", "SFTOnly", "SFTThenRL", "SyncJoint", "Vanilla", "Method",
+           "Phase", "method_from_dict", "method_names", "phase_plan"]
 
 
-@dataclass(frozen=True)
-class Method:
-    """Base of the method configs."""
-
-    name: ClassVar[str] = ""
-    scheme: ClassVar[str] = ""
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` (one line) for inconsistent settings."""
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        return {"method": self.name, **{k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}}
+def _needs_recomputed_logprobs(method: Method, config: "TrainConfig") -> None:
+    if config.grpo.old_logprobs != "recompute":
+        raise ValueError(f"{method.name} needs [grpo] old_logprobs = \"recompute\" (the update must not use the engine's "
+                         "log-probs of substituted or hinted messages)")
 
 
+@register
 @dataclass(frozen=True)
 class Vanilla(Method):
     name: ClassVar[str] = "vanilla"
@@ -56,27 +62,45 @@ class Vanilla(Method):
 
 
 @dataclass(frozen=True)
-class SFTThenRL(Method):
-    name: ClassVar[str] = "sft_rl"
-    scheme: ClassVar[str] = "sequential"
+class DemoSFT(Method):
+    """Base of the methods that start with SFT on the demonstrations of all training tasks."""
+
     sft_epochs: int = 3
     sft_lr: float = 1e-5
     sft_warmup_ratio: float = 0.1
 
     def validate(self) -> None:
-        _positive("sft_epochs", self.sft_epochs)
-        _positive("sft_lr", self.sft_lr)
+        positive("sft_epochs", self.sft_epochs)
+        positive("sft_lr", self.sft_lr)
+
+    def sft_phase(self) -> Phase:
+        return Phase("sft", 0, epochs=self.sft_epochs, lr=self.sft_lr, warmup_ratio=self.sft_warmup_ratio, data="demos")
 
 
+@register
 @dataclass(frozen=True)
-class SFTOnly(SFTThenRL):
+class SFTOnly(DemoSFT):
     """SFT on the demonstrations and no RL: the paper's SFT-only baselines, and in a study
     the reference that tells what the RL phase of ``sft_rl`` changed."""
 
     name: ClassVar[str] = "sft"
     scheme: ClassVar[str] = "sft"
 
+    def plan(self, rl_steps: int) -> list[Phase]:
+        return [self.sft_phase()]
 
+
+@register
+@dataclass(frozen=True)
+class SFTThenRL(DemoSFT):
+    name: ClassVar[str] = "sft_rl"
+    scheme: ClassVar[str] = "sequential"
+
+    def plan(self, rl_steps: int) -> list[Phase]:
+        return [self.sft_phase(), Phase("rl", 1, steps=rl_steps, fresh_reference=True)]
+
+
+@register
 @dataclass(frozen=True)
 class OPS(Method):
     """Off-policy supervision. ``replace`` rollouts per group are the ground truth;
@@ -93,10 +117,30 @@ class OPS(Method):
     def validate(self) -> None:
         if self.replace < 1:
             raise ValueError(f"ops.replace must be at least 1, got {self.replace}")
-        _positive("gamma", self.gamma)
-        _choice("calls_per_message", self.calls_per_message, ("one", "all"))
+        positive("gamma", self.gamma)
+        choice("calls_per_message", self.calls_per_message, ("one", "all"))
+
+    def check(self, config: "TrainConfig") -> None:
+        _needs_recomputed_logprobs(self, config)
+        if self.replace >= config.grpo.n:
+            raise ValueError(f"ops replaces {self.replace} of n={config.grpo.n} rollouts: keep at least one policy sample")
+
+    def episode_hooks(self, trainer: "SupervisedTrainer") -> EpisodeHooks:
+        from trainers.supervision.ops import GroundTruthEpisodes
+
+        return GroundTruthEpisodes(self, trainer)
+
+    def updater(self, trainer: "SupervisedTrainer", *args: Any, **kwargs: Any) -> Any:
+        if not self.shaped_loss:
+            return super().updater(trainer, *args, **kwargs)
+        from trainers.supervision.ops import ShapedLossConfig
+        from trainers.supervision.updaters import ShapedOPSUpdater
+
+        shaped = ShapedLossConfig(gamma=self.gamma, off_dual_clip=self.off_dual_clip)
+        return ShapedOPSUpdater(*args, shaped=shaped, **kwargs)
 
 
+@register
 @dataclass(frozen=True)
 class HBG(Method):
     """Hint-based guidance. ``hinted`` rollouts per group see the hint while generating."""
@@ -113,12 +157,33 @@ class HBG(Method):
     def validate(self) -> None:
         if self.hinted < 1:
             raise ValueError(f"hbg.hinted must be at least 1, got {self.hinted}")
-        _choice("source", self.source, ("builtin", "endpoint"))
-        _choice("position", self.position, ("system", "user"))
+        choice("source", self.source, ("builtin", "endpoint"))
+        choice("position", self.position, ("system", "user"))
         if self.source == "endpoint" and not (self.endpoint and self.model):
             raise ValueError("hbg with source='endpoint' needs endpoint (URL) and model")
 
+    def check(self, config: "TrainConfig") -> None:
+        _needs_recomputed_logprobs(self, config)
+        if self.hinted > config.grpo.n:
+            raise ValueError(f"hbg hints {self.hinted} of n={config.grpo.n} rollouts")
 
+    def episode_hooks(self, trainer: "SupervisedTrainer") -> EpisodeHooks:
+        from trainers.supervision.hints import HintedEpisodes
+
+        return HintedEpisodes(self, trainer, trainer.hint_writer or self.hint_writer(trainer.config.data.call_format))
+
+    def hint_writer(self, call_format: str) -> Callable[["Task"], str]:
+        """The configured hint source: the built-in hint, or the endpoint's."""
+        from toolenv.formats import get_codec
+        from trainers.supervision.hints import EndpointHintWriter, builtin_hint
+
+        codec = get_codec(call_format)
+        if self.source == "endpoint":
+            return EndpointHintWriter(self.endpoint, self.model, codec, api_key=os.environ.get(self.api_key_env))
+        return lambda task: builtin_hint(task, codec)
+
+
+@register
 @dataclass(frozen=True)
 class SyncJoint(Method):
     """SFT loss added to every RL update: ``loss = L_GRPO + weight · CE(demonstrations)`` on
@@ -131,18 +196,27 @@ class SyncJoint(Method):
     steps_per_update: int = 1
 
     def validate(self) -> None:
-        _positive("weight", self.weight)
-        _positive("batch", self.batch)
-        _positive("steps_per_update", self.steps_per_update)
+        positive("weight", self.weight)
+        positive("batch", self.batch)
+        positive("steps_per_update", self.steps_per_update)
+
+    def updater(self, trainer: "SupervisedTrainer", *args: Any, **kwargs: Any) -> Any:
+        from trainers.supervision.updaters import JointSFTUpdater
+
+        samples = trainer.sft_samples(Path(trainer.config.run.out_dir))
+        return JointSFTUpdater(*args, sft_samples=samples, weight=self.weight, batch=self.batch,
+                               seed=trainer.config.run.seed, **kwargs)
 
 
 @dataclass(frozen=True)
-class ETS(Method):
-    """Erroneous trajectory supervision: RL phases of ``phases`` steps; after each but the
-    last, SFT on the demonstrations of the tasks that failed in its last ``window`` steps."""
+class Interleaved(Method):
+    """Base of the interleaved methods: RL phases of ``phases`` steps; after each but the
+    last, SFT on the demonstrations of the tasks that failed in its last ``window`` steps
+    (and whatever :meth:`reflections` adds)."""
 
-    name: ClassVar[str] = "ets"
     scheme: ClassVar[str] = "interleaved"
+    #: the ``Phase.data`` of the SFT phases between the RL phases
+    sft_data: ClassVar[str] = "failed_demos"
     phases: tuple[int, ...] = (50, 100, 150)
     window: int = 10
     rule: str = "any"  # or "all": every policy rollout of the task failed in a step
@@ -154,22 +228,67 @@ class ETS(Method):
     def validate(self) -> None:
         if len(self.phases) < 1 or any(p < 1 for p in self.phases):
             raise ValueError(f"phases must be positive step counts, got {list(self.phases)}")
-        _positive("window", self.window)
-        _choice("rule", self.rule, ("any", "all"))
-        _positive("sft_lr", self.sft_lr)
-        _positive("sft_epochs", self.sft_epochs)
+        positive("window", self.window)
+        choice("rule", self.rule, ("any", "all"))
+        positive("sft_lr", self.sft_lr)
+        positive("sft_epochs", self.sft_epochs)
 
-    @property
-    def total_rl_steps(self) -> int:
-        return sum(self.phases)
+    def plan(self, rl_steps: int) -> list[Phase]:
+        """Its own per-phase step counts (their sum is its budget; ``rl_steps`` is unused)."""
+        phases: list[Phase] = []
+        last = len(self.phases) - 1
+        for i, steps in enumerate(self.phases):
+            phases.append(Phase("rl", len(phases), steps=steps, warmup_steps=self.rl_warmup_steps,
+                                fresh_reference=i > 0, window=self.window if i < last else 0))
+            if i < last:
+                phases.append(Phase("sft", len(phases), epochs=self.sft_epochs, lr=self.sft_lr,
+                                    warmup_ratio=self.sft_warmup_ratio, data=self.sft_data))
+        return phases
+
+    def decided_keys(self) -> frozenset[str]:
+        return super().decided_keys() | {"grpo.steps"}
+
+    def interleaved_sft_data(self, rl_dir: Path, rl_phase: Phase, config: "TrainConfig", folder: Path,
+                             tasks: Sequence["Task"] | None) -> SFTData:
+        """Demonstrations of the tasks that failed in the RL phase's last ``window`` steps
+        (read from its ``rollouts/step_N.jsonl`` records), plus :meth:`reflections`."""
+        from trainers.records import read_step_records
+        from trainers.supervision.ets import erroneous_task_ids
+        from trainers.train import train_tasks
+
+        first = rl_phase.steps - rl_phase.window + 1
+        rows = read_step_records(rl_dir, first, rl_phase.steps)
+        pool = list(tasks) if tasks is not None else train_tasks(config)
+        by_id = {task.id: task for task in pool}
+        failed = [task_id for task_id in erroneous_task_ids([r for r, _ in rows], rl_phase.steps, rl_phase.window, self.rule)
+                  if task_id in by_id]
+        info: dict[str, Any] = {"window_records": len(rows), "failed_tasks": len(failed)}
+        conversations = self.reflections([row for row in rows if row[0].task_id in by_id], by_id, config, folder, info)
+        return [by_id[i] for i in failed], conversations, info
+
+    def reflections(self, rows: Sequence[tuple[Any, dict[str, Any]]], tasks: dict[str, "Task"], config: "TrainConfig",
+                    folder: Path, info: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        """Extra SFT conversations from the window's records. Default: none."""
+        return []
 
 
+@register
 @dataclass(frozen=True)
-class PRS(ETS):
-    """Process reflection supervision: ETS plus reflections on the policy's own trajectories
-    of the last ``window`` steps (``reflector``: the built-in one or an endpoint judge)."""
+class ETS(Interleaved):
+    """Erroneous trajectory supervision: the interleaved scheme on demonstrations only."""
+
+    name: ClassVar[str] = "ets"
+
+
+@register
+@dataclass(frozen=True)
+class PRS(Interleaved):
+    """Process reflection supervision: ETS's data plus reflections on the policy's own
+    trajectories of the last ``window`` steps (``reflector``: the built-in one or an endpoint
+    judge)."""
 
     name: ClassVar[str] = "prs"
+    sft_data: ClassVar[str] = "failed_demos+reflections"
     sft_lr: float = 1e-5
     reflector: str = "builtin"  # or "judge"
     selection: str = "failed"  # "failed": failed policy rollouts; "paper": sample 1 of every group
@@ -183,30 +302,31 @@ class PRS(ETS):
 
     def validate(self) -> None:
         super().validate()
-        _choice("reflector", self.reflector, ("builtin", "judge"))
-        _choice("selection", self.selection, ("failed", "paper"))
-        _positive("max_reflections", self.max_reflections)
-        _positive("per_task", self.per_task)
+        choice("reflector", self.reflector, ("builtin", "judge"))
+        choice("selection", self.selection, ("failed", "paper"))
+        positive("max_reflections", self.max_reflections)
+        positive("per_task", self.per_task)
         if self.reflector == "judge" and not (self.endpoint and self.model):
             raise ValueError("prs with reflector='judge' needs endpoint (URL) and model")
 
+    def reflections(self, rows: Sequence[tuple[Any, dict[str, Any]]], tasks: dict[str, "Task"], config: "TrainConfig",
+                    folder: Path, info: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        """Reflections (kept in the SFT phase's ``reflections.jsonl``) on the trajectories
+        :func:`~.prs.select_reflection_rollouts` picks."""
+        from trainers.supervision.prs import REFLECTIONS_FILE, build_reflections, select_reflection_rollouts
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Vanilla, SFTOnly, SFTThenRL, OPS, HBG, SyncJoint, ETS, PRS)}
+        chosen = select_reflection_rollouts(rows, self)
+        folder.mkdir(parents=True, exist_ok=True)
+        records = build_reflections(chosen, tasks, self, config.data.call_format, folder / REFLECTIONS_FILE)
+        info["reflections"] = len(records)
+        return [record["messages"] for record in records]
+
+
 #: named variants: (method, overrides)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "ets_difflr": ("ets", {"sft_lr": 1e-5}),
     "ops_shaped": ("ops", {"shaped_loss": True}),
 }
-
-
-def _positive(key: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{key} must be positive, got {value}")
-
-
-def _choice(key: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {key} {value!r}; valid: {', '.join(valid)}")
 
 
 def method_names() -> list[str]:
@@ -241,51 +361,6 @@ def method_from_dict(data: Mapping[str, Any] | str) -> Method:
     return method
 
 
-@dataclass(frozen=True)
-class Phase:
-    """One stage of a run. ``kind`` is ``"rl"`` (``steps`` GRPO steps) or ``"sft"``
-    (``epochs`` over ``data``: ``"demos"`` = demonstrations of all training tasks,
-    ``"failed_demos"`` = those of the tasks that failed at the end of the previous RL phase,
-    ``"failed_demos+reflections"`` = the same plus the reflections of that phase)."""
-
-    kind: str
-    index: int  # position in the plan
-    steps: int = 0
-    epochs: int = 0
-    lr: float | None = None  # None: the run's own learning rate for this kind
-    warmup_steps: int | None = None
-    warmup_ratio: float | None = None
-    data: str = ""
-    fresh_reference: bool = False  # the KL reference is this phase's initial weights
-    window: int = 0  # RL: record the last `window` steps for the next SFT phase
-
-    @property
-    def name(self) -> str:
-        return f"{self.index:02d}-{self.kind}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
 def phase_plan(method: Method, rl_steps: int) -> list[Phase]:
-    """The phases ``method`` runs with a budget of ``rl_steps`` RL steps (interleaved methods
-    use their own per-phase step counts, whose sum is their budget)."""
-    if isinstance(method, ETS):
-        phases: list[Phase] = []
-        last = len(method.phases) - 1
-        for i, steps in enumerate(method.phases):
-            phases.append(Phase("rl", len(phases), steps=steps, warmup_steps=method.rl_warmup_steps,
-                                fresh_reference=i > 0, window=method.window if i < last else 0))
-            if i < last:
-                data = "failed_demos+reflections" if isinstance(method, PRS) else "failed_demos"
-                phases.append(Phase("sft", len(phases), epochs=method.sft_epochs, lr=method.sft_lr,
-                                    warmup_ratio=method.sft_warmup_ratio, data=data))
-        return phases
-    if isinstance(method, SFTOnly):
-        return [Phase("sft", 0, epochs=method.sft_epochs, lr=method.sft_lr, warmup_ratio=method.sft_warmup_ratio,
-                      data="demos")]
-    if isinstance(method, SFTThenRL):
-        return [Phase("sft", 0, epochs=method.sft_epochs, lr=method.sft_lr, warmup_ratio=method.sft_warmup_ratio,
-                      data="demos"),
-                Phase("rl", 1, steps=rl_steps, fresh_reference=True)]
-    return [Phase("rl", 0, steps=rl_steps)]
+    """The phases ``method`` runs with a budget of ``rl_steps`` RL steps (:meth:`Method.plan`)."""
+    return method.plan(rl_steps)

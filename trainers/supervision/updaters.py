@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
+from trainers.batching import collate, pack_by_tokens, pad_right
 from trainers.grpo import GRPOUpdater, StepStats, policy_loss_terms
 from trainers.supervision.ops import ShapedLossConfig, shaped_token_losses
 from trainers.types import Rollout
@@ -93,7 +94,6 @@ class JointSFTUpdater(GRPOUpdater):
         return out
 
     def before_clip(self, mini: Sequence[int], sums: dict[str, float]) -> None:
-        from trainers.grpo import collate, pack_by_tokens
         from trainers.sft import sft_loss_sum
 
         samples = self.joint_batch(self.optimizer_steps_taken())
@@ -103,9 +103,7 @@ class JointSFTUpdater(GRPOUpdater):
         loss_sum = 0.0
         for indices in pack_by_tokens([len(s.input_ids) for s in samples], self.config.micro_batch_tokens):
             ids, attention, _ = collate([(samples[i].input_ids, samples[i].target_mask) for i in indices], self.pad_id)
-            mask = torch.zeros_like(ids)
-            for row, i in enumerate(indices):
-                mask[row, : len(samples[i].target_mask)] = torch.tensor(samples[i].target_mask)
+            mask = pad_right([samples[i].target_mask for i in indices], 0, ids.dtype, ids.shape[1])  # unshifted
             device = next(self.model.parameters()).device
             with self._context():
                 nll, _ = sft_loss_sum(self.model, ids.to(device), attention.to(device), mask.to(device))

@@ -1,0 +1,58 @@
+"""Turning token sequences into padded tensors, and packing them into micro-batches.
+
+The one padder of the trainer: GRPO updates, the SFT loss and the joint SFT term all pad on the
+right (under causal attention a real token never sees the padding after it, which is what lets
+:func:`trainers.grpo.causal_only` drop the attention mask), and all pack by the same token
+budget so a micro-batch's padded size is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def pad_right(rows: Sequence[Sequence[float]], value: float, dtype: torch.dtype, width: int | None = None) -> torch.Tensor:
+    """``[len(rows), width]`` tensor: row ``i`` starts with ``rows[i]``, the rest is ``value``
+    (``width`` defaults to the longest row)."""
+    width = max((len(row) for row in rows), default=0) if width is None else width
+    out = torch.full((len(rows), width), value, dtype=dtype)
+    for index, row in enumerate(rows):
+        if len(row):
+            out[index, : len(row)] = torch.tensor(list(row), dtype=dtype)
+    return out
+
+
+def attention_mask(lengths: Sequence[int], width: int) -> torch.Tensor:
+    """``[len(lengths), width]`` long tensor: 1 on the first ``lengths[i]`` positions of row ``i``."""
+    return (torch.arange(width).unsqueeze(0) < torch.tensor(list(lengths), dtype=torch.long).unsqueeze(-1)).long()
+
+
+def collate(sequences: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, mask_per_token)`` pairs → padded ids, attention mask and target mask
+    (``[B, T-1]``, the mask shifted to label positions: position t scores token t+1)."""
+    ids = pad_right([seq for seq, _ in sequences], pad_id, torch.long)
+    attention = attention_mask([len(seq) for seq, _ in sequences], ids.shape[1])
+    target = pad_right([mask for _, mask in sequences], 0.0, torch.float32, ids.shape[1])
+    return ids, attention, target[:, 1:]
+
+
+def pack_by_tokens(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped into micro-batches whose padded size (rows × longest) stays within
+    ``max_tokens`` (a longer single sequence gets a micro-batch of its own). Sorted by length
+    so padding is small; deterministic."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for index in order:
+        width = max(longest, lengths[index])
+        if current and width * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, width = [], lengths[index]
+        current.append(index)
+        longest = width
+    if current:
+        batches.append(current)
+    return batches

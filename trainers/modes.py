@@ -1,0 +1,243 @@
+"""What one training step does in each ``[run] mode``, and what every mode shares: the data
+order, the ranks, the progress line.
+
+:class:`trainers.train.Trainer` runs one loop (resume, metrics, validation, checkpoints,
+``stop_after``); a :class:`TrainingMode` supplies its step count, what to set up once the
+checkpoint is restored, the step itself and what to save with a checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+
+from trainers.grpo import GRPOConfig
+from trainers.monitor import ProbeAccumulator, ProbeSpec, SpikeDetector, reward_metrics, structure_rates
+from trainers.records import write_step
+
+if TYPE_CHECKING:
+    from trainers.train import Trainer
+
+
+# -- shared by the modes ---------------------------------------------------------------------
+
+
+def stream_slice(size: int, batch: int, step: int, seed: int) -> list[int]:
+    """Indices (into ``range(size)``) of step ``step``'s batch (1-based steps): consecutive
+    positions of a stream of per-epoch permutations seeded by (seed, epoch)."""
+    out = []
+    for position in range((step - 1) * batch, step * batch):
+        epoch, offset = divmod(position, size)
+        order = list(range(size))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        out.append(order[offset])
+    return out
+
+
+@dataclass
+class Dist:
+    """Rank information; a single process is rank 0 of 1."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def init(cls, device: torch.device) -> "Dist":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), world)
+
+    def shard(self, items: Sequence[Any]) -> list[Any]:
+        return list(items[self.rank:: self.world])
+
+    def sum(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor.item())
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+class StepProgress:
+    """One line per step on stderr: step, the headline numbers, time per step and ETA."""
+
+    def __init__(self, total: int, start: int, enabled: bool) -> None:
+        self.total, self.start, self.enabled = total, start, enabled
+        self.began = time.perf_counter()
+
+    def update(self, step: int, numbers: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        done = step - self.start
+        rate = (time.perf_counter() - self.began) / max(done, 1)
+        shown = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
+        sys.stderr.write(f"step {step}/{self.total} {shown} | {rate:.1f} s/step, ETA {rate * (self.total - step):.0f} s\n")
+        sys.stderr.flush()
+
+
+# -- the modes -------------------------------------------------------------------------------
+
+
+class TrainingMode:
+    """One mode's part of the training loop. Built before the optimizer (``total`` sizes its
+    schedule); :meth:`start` runs once the checkpoint, if any, is restored."""
+
+    total: int
+
+    def start(self, optimizer: Any, scheduler: Any, state: dict[str, Any] | None) -> None:
+        raise NotImplementedError
+
+    def step(self, step: int, began: float) -> dict[str, Any]:
+        """Train step ``step`` (``began``: its start time); returns its metrics."""
+        raise NotImplementedError
+
+    def close_step(self, step: int, metrics: dict[str, Any], began: float) -> None:
+        """After the step's validation, before its metrics are written."""
+
+    def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The numbers of the progress line."""
+        return {}
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """What this mode saves in ``trainer.pt`` besides the shared state."""
+        return {}
+
+
+class SFTMode(TrainingMode):
+    """Supervised fine-tuning on the trainer's SFT samples, ``[sft] batch_size`` per step."""
+
+    def __init__(self, trainer: "Trainer", run_dir: Path) -> None:
+        self.trainer = trainer
+        sft = trainer.config.sft
+        self.samples = trainer.sft_samples(run_dir)
+        self.batch = min(sft.batch_size, len(self.samples))
+        self.per_epoch = max(1, len(self.samples) // self.batch)  # drop_last, as verl's sampler
+        self.total = sft.max_steps or sft.epochs * self.per_epoch
+
+    def start(self, optimizer: Any, scheduler: Any, state: dict[str, Any] | None) -> None:
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.model = self.trainer.wrapped_model()
+
+    def step(self, step: int, began: float) -> dict[str, Any]:
+        from trainers.sft import sft_step
+
+        trainer, config = self.trainer, self.trainer.config
+        indices = trainer.dist.shard(stream_slice(len(self.samples), self.batch, step, config.run.seed))
+        chosen = [self.samples[i] for i in indices]
+        stats = sft_step(self.model, self.optimizer, self.scheduler, chosen, trainer.pad_id,
+                         config.sft.micro_batch_tokens, config.optim.max_grad_norm, trainer.autocast,
+                         total_targets=self._global_targets(chosen), world=trainer.dist.world)
+        metrics: dict[str, Any] = {f"sft/{k}": v for k, v in stats.items()}
+        metrics["sft/epoch"] = (step - 1) // self.per_epoch
+        metrics["time/step_s"] = time.perf_counter() - began  # the SFT step time leaves validation out
+        return metrics
+
+    def _global_targets(self, samples: Sequence[Any]) -> float:
+        local = float(sum(sample.num_targets - sample.target_mask[0] for sample in samples))
+        return self.trainer.dist.sum(local)
+
+    def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {"loss": metrics["sft/loss"], "lr": metrics["sft/lr"]}
+
+
+class GRPOMode(TrainingMode):
+    """GRPO: each step plays ``[grpo] n`` rollouts of ``prompts_per_step`` tasks and updates."""
+
+    def __init__(self, trainer: "Trainer", run_dir: Path) -> None:
+        self.trainer, self.run_dir = trainer, run_dir
+        config = trainer.config
+        self.tasks = trainer.tasks()
+        self.total = config.grpo.steps  # the schedule counts RL steps
+        # the reference is the run's initial weights: copied before any checkpoint is loaded
+        self.reference = None
+        if config.grpo.kl_coef > 0:
+            self.reference = copy.deepcopy(trainer.model)
+            self.reference.requires_grad_(False)
+            self.reference.train(False)
+        monitor = config.monitor
+        self.detector = SpikeDetector(monitor.spike_window, monitor.spike_abs, monitor.spike_ratio)
+        self.rollouts: list[Any] = []
+
+    def start(self, optimizer: Any, scheduler: Any, state: dict[str, Any] | None) -> None:
+        trainer, config = self.trainer, self.trainer.config
+        if state and "detector" in state:
+            self.detector.load_state_dict(state["detector"])
+        update = GRPOConfig.from_section(config.grpo, max_grad_norm=config.optim.max_grad_norm,
+                                         temperature=config.rollout.temperature)
+        self.updater = trainer.make_updater(trainer.wrapped_model(), optimizer, scheduler, update, trainer.pad_id,
+                                            self.reference, trainer.autocast, token_sum=trainer.dist.sum,
+                                            world=trainer.dist.world)
+        self.probe_spec = ProbeSpec.build(trainer.tokenizer, config.data.call_format,
+                                          config.monitor.probe_opener or None, config.monitor.probe_healthy or None)
+        self.engine = trainer.make_engine()
+
+    def step(self, step: int, began: float) -> dict[str, Any]:
+        trainer, config = self.trainer, self.trainer.config
+        picked = stream_slice(len(self.tasks), config.grpo.prompts_per_step, step, config.run.seed)
+        mine = trainer.dist.shard(list(enumerate(self.tasks[i] for i in picked)))
+        rollouts = trainer.collect(self.engine, [task.id for _, task in mine], step)
+        for rollout in rollouts:  # groups keep their index in the whole step's batch
+            rollout.group = mine[rollout.group][0]
+        rolled = time.perf_counter()
+        probes = ProbeAccumulator(self.probe_spec, rollouts) if self.probe_spec is not None else None
+        stats = self.updater.step(rollouts, probe=probes)
+        self.engine.sync_weights(trainer.model)
+        metrics = rollout_metrics(rollouts, stats.to_dict(), probes)
+        metrics["time/rollout_s"] = rolled - began
+        metrics["time/update_s"] = time.perf_counter() - rolled
+        self._check_spike(step, metrics)
+        self.rollouts = rollouts
+        return metrics
+
+    def _check_spike(self, step: int, metrics: dict[str, Any]) -> None:
+        warnings = self.detector.check(metrics)
+        if warnings:
+            metrics["warning"] = "; ".join(warnings)
+            if self.trainer.dist.main:
+                sys.stderr.write(f"toolenv: warning at step {step}: control-token probe spike: {metrics['warning']}\n")
+
+    def close_step(self, step: int, metrics: dict[str, Any], began: float) -> None:
+        metrics["time/step_s"] = time.perf_counter() - began  # the GRPO step time counts its validation
+        if self.trainer.config.monitor.rollouts_file and self.trainer.dist.main:
+            write_step(self.run_dir, step, self.rollouts)
+
+    def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {"reward": metrics["reward/mean"], "kl": metrics["train/kl"],
+                "healthy_call": metrics.get("state/healthy_call", 0.0)}
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {"detector": self.detector.state_dict()}
+
+
+def rollout_metrics(rollouts: Sequence[Any], update: dict[str, float], probes: ProbeAccumulator | None) -> dict[str, Any]:
+    """A GRPO step's metrics from its rollouts and the update's statistics."""
+    metrics: dict[str, Any] = reward_metrics([r.reward for r in rollouts], [r.group for r in rollouts])
+    metrics.update({f"train/{k}": v for k, v in update.items()})
+    metrics.update(structure_rates([r.trajectory for r in rollouts if r.trajectory is not None]))
+    if probes is not None:
+        metrics.update(probes.metrics())
+    metrics["rollout/truncated"] = sum(r.truncated for r in rollouts) / max(1, len(rollouts))
+    metrics["rollout/response_tokens"] = sum(len(r.completion_ids) for r in rollouts) / max(1, len(rollouts))
+    return metrics
+
+
+MODES: dict[str, type[TrainingMode]] = {"sft": SFTMode, "grpo": GRPOMode}

@@ -1,0 +1,36 @@
+"""``toolenv study STUDY.toml [--only LABEL …] [--report-only] [--force]``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from trainers.study.config import load_study
+    from trainers.study.run import run_study
+
+    path = run_study(load_study(args.study), only=args.only, report_only=args.report_only, force=args.force)
+    print(path)
+    print(path.read_text())
+    return 0
+
+
+def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
+    """Register ``toolenv study STUDY.toml [--only LABEL …] [--report-only] [--force]``."""
+    from trainers import study
+    from trainers.cli import DefaultsHelpFormatter
+
+    parser = commands.add_parser("study", help="train and evaluate a list of supervision methods; one comparison table",
+                                 description=(study.__doc__ or "").split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("study", help="the study file (TOML), e.g. recipes/study_smollm2_cpu/study.toml; its "
+                        "[study] out_dir and report_dir are relative to the current folder")
+    parser.add_argument("--only", nargs="+", metavar="LABEL",
+                        help="train and evaluate only these labels (default: every label in [study] methods)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: rebuild the table and plots from the finished runs in [study] out_dir "
+                        "(refused when a label has none)")
+    parser.add_argument("--force", action="store_true",
+                        help="write the report even when labels are unfinished or it replaces a report in "
+                        "[study] report_dir that has more finished labels")
+    parser.set_defaults(handler=_cmd_study)

@@ -1,0 +1,255 @@
+"""The study's report: one row per label from its evaluation, the two Markdown tables, the
+training curves from the RL phases' records, the weight change, and the files written to
+``report_dir`` (never replacing a report that has more finished labels)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from toolenv.structure import STATES
+from trainers.records import read_step
+from trainers.study.config import Study, structure_keys
+from trainers.study.plots import plot_study
+
+
+def finished_labels(study: Study) -> list[str]:
+    """The labels whose evaluation is done (``OUT/LABEL/eval/report.json`` exists)."""
+    return [label for label in study.labels if (study.out_dir / label / "eval" / "report.json").is_file()]
+
+
+def reported_labels(study: Study) -> list[str]:
+    """The labels with numbers in the report already in ``report_dir`` (none when there is no
+    report). A report that cannot be read is refused: it may be all that is left of a run."""
+    path = study.report_dir / "results.json"
+    if not path.exists():
+        if (study.report_dir / "results.md").exists():
+            raise ValueError(f"{study.report_dir} holds results.md but no results.json, so it cannot be compared with "
+                             "the new table; move it away or pass --force to overwrite it")
+        return []
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        return [str(row["label"]) for row in rows if row.get("id") is not None]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} is not a study report (unreadable rows); move it away or pass --force to "
+                         "overwrite it") from None
+
+
+def check_report_keeps(study: Study, finished: Sequence[str]) -> None:
+    """Refuse to replace a report with one that has fewer finished labels: the committed
+    tables were once overwritten with an empty one by a run whose out_dir did not exist."""
+    lost = [label for label in reported_labels(study) if label not in finished]
+    if lost:
+        raise ValueError(f"refusing to overwrite {study.report_dir}: it has results for {', '.join(lost)}, which "
+                         f"{study.out_dir} lacks (no LABEL/eval/report.json); run them first, point [study] out_dir "
+                         "at their runs, or pass --force to replace the table anyway")
+
+
+def _percent(value: Any) -> float | None:
+    return None if value is None else round(100.0 * float(value), 2)
+
+
+def label_row(study: Study, label: str) -> dict[str, Any]:
+    """One row of the table from the label's evaluation report (empty when not evaluated)."""
+    method = study.methods[label]
+    row: dict[str, Any] = {"label": label, "method": method.name if method else "base",
+                           "scheme": method.scheme if method else "—", "expected_id": study.expected.get(label)}
+    report_file = study.out_dir / label / "eval" / "report.json"
+    if not report_file.exists():
+        return row
+    report = json.loads(report_file.read_text())
+    summary = report.get("summary", report)
+    categories = summary.get("categories", {})
+    for category in study.evaluation.categories:
+        row[category] = _percent(categories.get(category, {}).get("accuracy"))
+    row["id"] = _percent(summary.get("overall"))
+    variants = {v["spec"]: v for v in report.get("ood", {}).get("variants", [])}
+    row["structure"] = summary.get("structure", {})
+    row["failures"] = summary.get("failures", {})
+    for column, spec in study.variants().items():
+        variant = variants.get(spec, {})
+        row[column] = _percent(variant.get("overall"))
+        row[f"structure_{column}"] = variant.get("structure", {})
+        row[f"failures_{column}"] = variant.get("failures", {})
+    return row
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
+    columns = list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["expected_id"]
+    names = {"id": "ID avg", "format_ood": f"format OOD ({study.evaluation.format_ood})",
+             "content_ood": f"content OOD ({study.evaluation.content_ood})", "expected_id": "paper ID avg"}
+    lines = [f"# Study {study.name}", "",
+             f"Accuracy (%) per method: in distribution ({study.evaluation.split} split"
+             f"{', ' + str(study.evaluation.limit) + ' tasks' if study.evaluation.limit else ''}"
+             f"{', APIs ' + ', '.join(study.evaluation.apis) if study.evaluation.apis else ''}), and the same tasks as OOD variants "
+             f"(seed {study.evaluation.ood_seed}). ID avg = unweighted mean of the categories. Source: `{study.source}`.", "",
+             "| method | scheme | " + " | ".join(names.get(c, c) for c in columns) + " |",
+             "|---|---|" + "---:|" * len(columns)]
+    for row in rows:
+        lines.append(f"| {row['label']} | {row['scheme']} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines + [""] + structure_markdown(study, rows)) + "\n"
+
+
+
+
+def structure_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The second table: how the evaluation messages were built (the paper's four structural
+    states, shares of assistant messages) and how the episodes ended, per method and column.
+    Where every score is zero this is what tells the methods apart."""
+    keys = structure_keys(study)
+    short = {"healthy_call": "call", "healthy_response": "reply", "text_pollution": "polluted", "full_collapse": "collapsed"}
+    lines = ["Structural state of the evaluation messages (share of assistant messages: healthy call / healthy "
+             "reply / text pollution / full collapse), the episodes' failure kinds, and how far the RL phases "
+             "moved the weights (||Δθ|| / ||θ||):", "",
+             "| method | " + " | ".join(f"{name} {' / '.join(short.values())}" for name, _, _ in keys)
+             + " | " + " | ".join(f"{name} failures" for name, _, _ in keys) + " | RL weight change |",
+             "|---|" + "---:|" * len(keys) + "---|" * len(keys) + "---:|"]
+    for row in rows:
+        change = row.get("rl_weight_change")
+        moved = "—" if change is None else f"{change:.1e}"
+        if "id" not in row:
+            lines.append(f"| {row['label']} | " + " | ".join("—" for _ in range(2 * len(keys))) + f" | {moved} |")
+            continue
+        shares = [" / ".join(f"{row.get(sk, {}).get(state, 0.0):.2f}" for state in short) for _, sk, _ in keys]
+        ends = [", ".join(f"{kind} {count}" for kind, count in row.get(fk, {}).items()) or "—" for _, _, fk in keys]
+        lines.append(f"| {row['label']} | " + " | ".join(shares) + " | " + " | ".join(ends) + f" | {moved} |")
+    return lines
+
+
+def policy_step_metrics(run_dir: Path, step: int) -> dict[str, float]:
+    """Reward and structural-state rates of one RL step over the *policy* rollouts only, from
+    its ``rollouts/step_N.jsonl`` records (the trainer's own metrics include OPS's substituted
+    expert rollouts, whose reward is 1 and whose messages are all healthy)."""
+    records = read_step(run_dir, step)
+    if not records:
+        return {}
+    rewards: list[float] = []
+    states: dict[str, int] = {state: 0 for state in STATES}
+    for record in records:
+        if record.get("source", "policy") == "ground_truth":
+            continue
+        rewards.append(float(record.get("reward", 0.0)))
+        for turn in record.get("turns", []):
+            for step_record in turn.get("steps", []):
+                if step_record.get("structure") in states:
+                    states[step_record["structure"]] += 1
+    messages = sum(states.values())
+    out = {"policy/reward": sum(rewards) / len(rewards)} if rewards else {}
+    if messages:
+        out.update({f"policy_state/{state}": count / messages for state, count in states.items()})
+    return out
+
+
+def training_curves(study: Study, label: str) -> list[dict[str, Any]]:
+    """The label's RL metrics rows with ``rl_step`` counted across its RL phases, plus the
+    policy-only reward and structural states of each step (:func:`policy_step_metrics`)."""
+    from trainers.monitor import read_metrics
+
+    train_dir = study.out_dir / label / "train"
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    for phase in sorted(p for p in train_dir.glob("*-rl") if p.is_dir()):
+        phase_rows = [r for r in read_metrics(phase) if r.get("step", 0) > 0 and "reward/mean" in r]
+        for r in phase_rows:
+            rows.append({**r, **policy_step_metrics(phase, int(r["step"])), "rl_step": offset + int(r["step"]),
+                         "phase": phase.name})
+        offset += max((int(r["step"]) for r in phase_rows), default=0)
+    return rows
+
+
+def _safetensors(folder: Path) -> dict[str, Any] | None:
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    weights: dict[str, Any] = {}
+    for file in files:
+        weights.update(load_file(str(file)))
+    return weights
+
+
+def rl_weight_change(study: Study, label: str) -> float | None:
+    """How far the label's RL phases moved the weights: sqrt(Σ over RL phases of
+    ||θ_end − θ_start||²) / ||θ_start|| of the first, from each phase's starting model (its
+    ``config.json`` [model] path) and its ``final/``. None where a phase is unfinished or its
+    weights are not safetensors. It tells a policy that was really updated from one whose
+    structure only varied with the sampled task (flat groups leave nothing but the KL term)."""
+    from trainers.train import model_path
+
+    train_dir = study.out_dir / label / "train"
+    phases = sorted(p for p in train_dir.glob("*-rl") if p.is_dir())
+    if not phases:
+        return None
+    squared, reference = 0.0, None
+    for phase in phases:
+        try:
+            start = model_path(json.loads((phase / "config.json").read_text())["model"]["path"])
+        except (OSError, ValueError, KeyError):
+            return None
+        before, after = _safetensors(start), _safetensors(phase / "final")
+        if before is None or after is None or set(before) != set(after):
+            return None
+        squared += sum(float(((after[k].double() - before[k].double()) ** 2).sum()) for k in before)
+        if reference is None:
+            reference = sum(float((before[k].double() ** 2).sum()) for k in before) ** 0.5
+    return squared ** 0.5 / reference if reference else None
+
+
+def write_report(study: Study, force: bool = False) -> Path:
+    """Write the table (Markdown, JSON, CSV) and the plots; returns the Markdown file. Unless
+    ``force``, a report in ``report_dir`` with finished labels this one lacks is kept (one-line
+    ``ValueError``). The files are built in a scratch folder and moved in at the end, so a
+    failure half-way leaves the old report whole."""
+    rows = [label_row(study, label) for label in study.labels]
+    if not force:
+        check_report_keeps(study, [row["label"] for row in rows if row.get("id") is not None])
+    for row in rows:
+        if study.methods[row["label"]] is not None:
+            row["rl_weight_change"] = rl_weight_change(study, row["label"])
+    final = study.report_dir
+    out = final.parent / f".{final.name}.partial"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    try:
+        _write_report_files(study, rows, out)
+        final.mkdir(parents=True, exist_ok=True)
+        for path in sorted(p for p in out.rglob("*") if p.is_file()):
+            target = final / path.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return final / "results.md"
+
+
+def _write_report_files(study: Study, rows: list[dict[str, Any]], out: Path) -> None:
+    (out / "results.md").write_text(table_markdown(study, rows))
+    curves = {label: training_curves(study, label) for label in study.labels if study.methods[label] is not None}
+    (out / "results.json").write_text(json.dumps({
+        "study": study.name, "source": study.source, "eval": asdict(study.evaluation), "expected": study.expected,
+        "methods": {label: (study.methods[label].to_dict() if study.methods[label] else None) for label in study.labels},
+        "config_overrides": study.label_overrides,
+        "rows": rows,
+        "curves": {label: [{k: v for k, v in r.items() if k in ("rl_step", "phase", "reward/mean", "policy/reward")
+                            or k.startswith(("state/", "policy_state/", "probe/"))}
+                           for r in rows_] for label, rows_ in curves.items()},
+    }, indent=1))
+    columns = ["label", "method", "scheme"] + list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["expected_id"]
+    with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_study(study, rows, curves, out / "plots")
