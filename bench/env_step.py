@@ -30,8 +30,8 @@ import toolenv  # noqa: E402,F401
 from toolenv.data import data_version, get_task, load_tasks  # noqa: E402
 from toolenv.env import BFCLEnv  # noqa: E402
 from toolenv.executor import Session, stringify  # noqa: E402
-from toolenv.formats import get_codec  # noqa: E402
 from toolenv.expert import expert_turns  # noqa: E402
+from toolenv.formats import get_codec  # noqa: E402
 
 
 def step_times(call_format: str) -> tuple[list[float], list[float], list[float]]:
@@ -90,7 +90,7 @@ def decode_step_seconds() -> float | None:
     try:
         import torch
 
-        from toolenv.models import load_model
+        from toolenv.inference import load_model
         chat_model = load_model()  # the embedded default (needs the train extra)
     except Exception as exc:  # noqa: BLE001 - reported, the rest of the bench stands
         print(f"  (no decode measurement: {exc})")

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_checker as official  # noqa: E402
 from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils  # noqa: E402
 
-from toolenv.checker import check  # noqa: E402
 from toolenv.calls import parse_python_call  # noqa: E402
+from toolenv.checker import check  # noqa: E402
 from toolenv.data import data_version, load_tasks, raw_entries  # noqa: E402
 
 _names = itertools.count()

@@ -159,7 +159,7 @@ class TravelAPI(Backend):
         ``get_flight_cost``, in its order; raises its ValueErrors."""
         if (travel_from, travel_to) not in _fares():
             raise ValueError("No available route for the given airports.")
-        for name, factor in _CLASS_FACTORS:
+        for name, factor in _CLASS_FACTORS:  # noqa: B007 (factor is read after the break)
             if travel_class == name:
                 break
         else:

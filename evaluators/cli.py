@@ -41,8 +41,16 @@ def _api_key(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from evaluators.runner import RunConfig, check_run_dir, episode_tasks, run_eval, run_meta, score_and_report, versioned
-    from toolenv.models import GenerationConfig, load_model
+    from evaluators.runner import (
+        RunConfig,
+        check_run_dir,
+        episode_tasks,
+        run_eval,
+        run_meta,
+        score_and_report,
+        versioned,
+    )
+    from toolenv.inference import GenerationConfig, load_model
 
     if args.quiet:
         _quiet_third_party()

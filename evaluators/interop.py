@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from evaluators.scoring import episode_identity, unique_episodes
-from toolenv.structure import classify
 from toolenv.calls import Call
 from toolenv.data import Task, get_task
 from toolenv.executor import keyword_call
 from toolenv.formats import get_codec
 from toolenv.formats.base import arguments_object
+from toolenv.structure import classify
 from toolenv.trajectory import Step, Trajectory, TurnRecord
 
 

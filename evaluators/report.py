@@ -13,10 +13,9 @@ import base64
 import html
 import io
 import json
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Sequence
-
-from itertools import zip_longest
 
 from evaluators.scoring import Summary, TaskScore, trajectory_task
 from toolenv import __version__

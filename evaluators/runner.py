@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from toolenv.data import CATEGORIES, SPLITS, Task, data_version, normalize_category, select_tasks
 from toolenv.env import BFCLEnv
-from toolenv.models.base import ChatModel
+from toolenv.inference import ChatModel
 from toolenv.trajectory import Trajectory, append_jsonl, read_jsonl
 
 TRAJECTORIES = "trajectories.jsonl"
@@ -242,24 +242,30 @@ def _conversation(env: BFCLEnv) -> list[dict[str, Any]]:
 
 
 def run_eval(
-    model: ChatModel,
+    model: ChatModel | Callable[[], ChatModel],
     config: RunConfig,
     out_dir: Path,
     command: str = "",
     progress: bool = True,
+    tasks: Sequence[Task] | None = None,
 ) -> list[Trajectory]:
     """Run (or resume) an evaluation into ``out_dir``; return all its trajectories.
 
+    ``model`` is a chat model, or a function making one, called only when episodes remain (a
+    finished run loads nothing). ``tasks``: play these episodes instead of the configuration's
+    selection (e.g. a study's own task list); the configuration still names the run folder.
     Everything is checked (the configuration, the task selection, the run folder) before the
     first file is written, so a bad option leaves nothing behind."""
     config = versioned(config)
-    tasks = episode_tasks(config)
+    tasks = list(tasks) if tasks is not None else episode_tasks(config)
     prepare_run_dir(out_dir, config, command)
     path = out_dir / TRAJECTORIES
     done = finished_keys(path)
     todo = [task for task in tasks if episode_key(task) not in done]
-    bar = Progress(len(tasks), len(tasks) - len(todo), progress)
-    run_episodes(model, todo, config, lambda t: (append_jsonl(path, [t]), bar.update(t.reward)))
+    if todo:
+        chat = model if isinstance(model, ChatModel) else model()
+        bar = Progress(len(tasks), len(tasks) - len(todo), progress)
+        run_episodes(chat, todo, config, lambda t: (append_jsonl(path, [t]), bar.update(t.reward)))
     wanted = {episode_key(task) for task in tasks}
     return [t for t in read_jsonl(path) if episode_key(t) in wanted]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from toolenv.checker import Verdict, check
-from toolenv.structure import STATES
 from toolenv.data import API_SHORT_NAMES, CATEGORIES, Task, get_task
+from toolenv.structure import STATES
 from toolenv.trajectory import Trajectory
 
 #: official class name → the short name the reports use (one table: toolenv.data's)

@@ -9,6 +9,14 @@ back to the canonical backends, its rewritten ground truth and scenario, and its
 ``toolenv.variants``), so ``gym.make("BFCL-Travel-v0", ood="rename_tools", ood_seed=3)`` works.
 """
 
-from ood_variants.registry import TRANSFORMS, Transform, check_spec, make_variant, make_variants, normalize_spec, parse_spec
+from ood_variants.registry import (
+    TRANSFORMS,
+    Transform,
+    check_spec,
+    make_variant,
+    make_variants,
+    normalize_spec,
+    parse_spec,
+)
 
 __all__ = ["TRANSFORMS", "Transform", "check_spec", "make_variant", "make_variants", "normalize_spec", "parse_spec"]

@@ -58,8 +58,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     from ood_variants.registry import make_variant
     from toolenv.data import get_task
-    from toolenv.formats import tool_specs
-    from toolenv.formats import PromptStyle, get_codec
+    from toolenv.formats import PromptStyle, get_codec, tool_specs
 
     if not args.ood:
         raise ValueError("ood show needs --ood SPEC, e.g. --ood rename_tools:opaque (see `toolenv ood list`)")

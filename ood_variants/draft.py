@@ -10,7 +10,6 @@ update all of these together, so no transform can leave a stale name behind.
 
 from __future__ import annotations
 
-import inspect
 import json
 import pickle
 import re
@@ -191,7 +190,7 @@ class Draft:
                 self.names[tool] = (canonical, {mapping.get(k, k): v for k, v in params.items()})
             code_like = {old: new for old, new in mapping.items() if "_" in old or old != old.lower()}
             pattern = word_pattern(code_like)
-            map_descriptions(doc, lambda text: replace_words(text, pattern, code_like))
+            map_descriptions(doc, lambda text, p=pattern, c=code_like: replace_words(text, p, c))
             self.truth = [
                 [Call(c.name, (), {mapping.get(k, k): v for k, v in c.kwargs.items()}) if c.name == tool else c for c in turn]
                 for turn in self.truth

@@ -90,7 +90,7 @@ def valid_names() -> str:
 
 
 @dataclass(frozen=True)
-class Step:
+class TransformStep:
     transform: Transform
     option: str | None
 
@@ -99,7 +99,7 @@ class Step:
         return self.transform.name + (f":{self.option}" if self.option and self.transform.fixed is None else "")
 
 
-def parse_spec(spec: str) -> tuple[Step, ...]:
+def parse_spec(spec: str) -> tuple[TransformStep, ...]:
     """The steps of a spec; a one-line ``ValueError`` listing the valid names when a name or
     option is unknown, or when two transforms of one group are composed."""
     if not isinstance(spec, str) or not spec.strip():
@@ -118,7 +118,7 @@ def parse_spec(spec: str) -> tuple[Step, ...]:
             raise ValueError(f"incompatible OOD spec {spec!r}: {groups[transform.group]!r} and {name!r} both set "
                              f"{transform.group}; use one; valid: {valid_names()}")
         groups[transform.group] = name
-        steps.append(Step(transform, transform.fixed or option))
+        steps.append(TransformStep(transform, transform.fixed or option))
     return tuple(steps)
 
 

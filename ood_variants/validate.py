@@ -17,9 +17,8 @@ import re
 from typing import Any, Mapping
 
 from toolenv.data import Task
-from toolenv.formats import tool_specs
 from toolenv.executor import Session
-from toolenv.formats import Codec
+from toolenv.formats import Codec, tool_specs
 
 
 def replay_results(task: Task) -> list[list[tuple[bool, str]]]:
@@ -47,7 +46,7 @@ def replay_problems(base: Task, variant: Task, values: Mapping[str, str] | None 
     if [len(turn) for turn in got] != [len(turn) for turn in expected]:
         return [f"{variant.id}: ground-truth shape changed"]
     for turn, (want, have) in enumerate(zip(expected, got)):
-        for index, ((ok0, text0), (ok1, text1)) in enumerate(zip(want, have)):
+        for index, ((_ok0, text0), (ok1, text1)) in enumerate(zip(want, have)):
             if not ok1:
                 problems.append(f"{variant.id} turn {turn} call {index}: error result {text1[:160]!r}")
             elif pattern is not None:

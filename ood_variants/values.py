@@ -24,8 +24,8 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable
 
-from envs._official import official_literal
 from envs import backend_class
+from envs._official import official_literal
 from ood_variants.banks import ENTITY_WORDS, PEOPLE
 from ood_variants.draft import Draft, map_strings
 

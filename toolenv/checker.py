@@ -95,10 +95,14 @@ _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxset, _REPR.maxstring, _REPR.maxother = 4, 12, 12, 12, 120, 200
 
 
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when anything was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _short(value: Any, limit: int = 300) -> str:
     """A bounded repr: a model can build arbitrarily large state, the report must stay small."""
-    text = _REPR.repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return truncate(_REPR.repr(value), limit)
 
 
 def state_differences(model: Session, truth: Session) -> tuple[StateDiff, ...]:

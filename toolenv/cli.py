@@ -13,16 +13,13 @@ import json
 import sys
 import time
 from collections import Counter
-from pathlib import Path
-from typing import NoReturn, Sequence
-
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn, Sequence
 
 from envs._official import DataError, cached_wheel_path, distribution, fetch_wheel
 from toolenv.data import CATEGORIES, load_tasks, normalize_category
 from toolenv.executor import Session
-from toolenv.models.base import ModelError, one_line
+from toolenv.inference import ModelError, one_line
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:

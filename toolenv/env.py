@@ -8,17 +8,17 @@ constructor argument and every ``info`` key an episode emits is documented there
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import gymnasium as gym
 
 from toolenv.checker import TurnChecker
-from toolenv.structure import classify
 from toolenv.data import CATEGORIES, Task, load_task_file, select_tasks
 from toolenv.executor import Session
 from toolenv.formats import Codec, PromptStyle, ToolSpec, get_codec, tool_specs
 from toolenv.formats.base import PARSE_ERROR_PREFIX
 from toolenv.spaces import AgentAction, ChatMessages, ToolText, messages_text
+from toolenv.structure import classify
 from toolenv.trajectory import Step, Trajectory, TurnRecord
 
 OBSERVATION_MODES = ("text", "messages")

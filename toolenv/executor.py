@@ -231,9 +231,6 @@ class Session:
     def execute_all(self, calls: Iterable[Call | str]) -> list[Result]:
         return [self.execute(c) if isinstance(c, Call) else self.execute_text(c) for c in calls]
 
-    def canonical(self, call: Call) -> Call:  # TEMPORARY: callers move to keyword_call
-        return keyword_call(call, self.instances)
-
     def public_state(self) -> dict[str, dict[str, Any]]:
         """Compared state of every instance: ``{class_name: {attribute: value}}``."""
         return {name: instance.public_state() for name, instance in self.instances.items()}

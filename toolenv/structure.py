@@ -1,7 +1,8 @@
 """Structural health of assistant messages: the paper's four states, format-aware.
 
-The paper (§6) sorts every assistant message into one of four states; its classifier was not
-released, so these are our operational rules, applied through the call format's own parser:
+The paper sorts every assistant message into one of four states (docs/paper-methods.md §6.2);
+its classifier was not released, so these are our operational rules, applied through the call
+format's own parser:
 
 ``healthy_call``
     The message is a tool step in which every call block decoded and nothing but whitespace

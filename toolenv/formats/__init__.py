@@ -18,11 +18,11 @@ default style is the codec's own output, unchanged.
 from __future__ import annotations
 
 from toolenv.formats.base import REVEAL_SENTENCE, Codec, ParseResult, ToolSpec, tool_specs
-from toolenv.formats.style import PromptStyle
 from toolenv.formats.hermes import HermesCodec
 from toolenv.formats.json_block import JSONBlockCodec
 from toolenv.formats.openai import OpenAICodec
 from toolenv.formats.python_list import PythonListCodec
+from toolenv.formats.style import PromptStyle
 from toolenv.formats.xml_tags import XMLCodec
 
 CODECS: dict[str, type[Codec]] = {
