@@ -58,8 +58,9 @@ def step_times(call_format: str) -> tuple[list[float], list[float], list[float]]
 
 def vector_throughput(mode: str, num_envs: int, episodes: int, call_format: str) -> float:
     kwargs = {"vector_kwargs": {"shared_memory": False}} if mode == "async" else {}
-    envs = gym.make_vec("BFCL-MultiTurn-v0", num_envs=num_envs, vectorization_mode=mode,
-                        call_format=call_format, **kwargs)
+    envs = gym.make_vec(
+        "BFCL-MultiTurn-v0", num_envs=num_envs, vectorization_mode=mode, call_format=call_format, **kwargs
+    )
     codec = get_codec(call_format)
     _, infos = envs.reset(seed=list(range(num_envs)))
     scripts = [_script(infos["task_id"][i], codec) for i in range(num_envs)]
@@ -91,6 +92,7 @@ def decode_step_seconds() -> float | None:
         import torch
 
         from toolenv.inference import load_model
+
         chat_model = load_model()  # the embedded default (needs the train extra)
     except Exception as exc:  # noqa: BLE001 - reported, the rest of the bench stands
         print(f"  (no decode measurement: {exc})")
@@ -123,8 +125,12 @@ def main() -> int:
     median_close = statistics.median(closing_steps)
     median_raw = statistics.median(raw_calls)
     print(f"env.step over 800 oracle episodes ({args.format}), {data_version()}")
-    print(f"  tool step (parse + execute + render + structure)  median {median_tool * 1e6:8.1f} µs  ({len(tool_steps)} steps)")
-    print(f"  turn-closing step (+ checker replay of the turn)   median {median_close * 1e6:8.1f} µs  ({len(closing_steps)} steps)")
+    print(
+        f"  tool step (parse + execute + render + structure)  median {median_tool * 1e6:8.1f} µs  ({len(tool_steps)} steps)"
+    )
+    print(
+        f"  turn-closing step (+ checker replay of the turn)   median {median_close * 1e6:8.1f} µs  ({len(closing_steps)} steps)"
+    )
     print(f"  the same calls straight on the backends            median {median_raw * 1e6:8.1f} µs")
     print(f"  overhead per tool step                             median {(median_tool - median_raw) * 1e6:8.1f} µs")
     for mode in ("sync", "async"):
@@ -132,8 +138,10 @@ def main() -> int:
         print(f"  make_vec {mode:<5} 2 envs: {rate:8.1f} episodes/s")
     decode = decode_step_seconds() if args.decode else None
     if decode is not None:
-        print(f"  SmolLM2-135M one decode step (500-token context): {decode * 1000:.1f} ms; "
-              f"env overhead = {100 * (median_tool - median_raw) / decode:.3f}% of it")
+        print(
+            f"  SmolLM2-135M one decode step (500-token context): {decode * 1000:.1f} ms; "
+            f"env overhead = {100 * (median_tool - median_raw) / decode:.3f}% of it"
+        )
     return 0
 
 

@@ -94,8 +94,14 @@ def ours(args: argparse.Namespace, tokenizer: Any) -> list[float]:
     model = load(args.folder)
     reference = copy.deepcopy(model).requires_grad_(False) if args.beta > 0 else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    updater = GRPOUpdater(model, optimizer, None, GRPOConfig(kl_coef=args.beta, mini_batches=1, max_grad_norm=1.0),
-                          pad_id=tokenizer.pad_token_id, reference=reference)
+    updater = GRPOUpdater(
+        model,
+        optimizer,
+        None,
+        GRPOConfig(kl_coef=args.beta, mini_batches=1, max_grad_norm=1.0),
+        pad_id=tokenizer.pad_token_id,
+        reference=reference,
+    )
     engine = HFEngine(model, tokenizer, mode=args.engine_mode)
     encoded = [prompt_ids(tokenizer, [{"role": "user", "content": p}]) for p in PROMPTS]
     times = []
@@ -103,19 +109,32 @@ def ours(args: argparse.Namespace, tokenizer: Any) -> list[float]:
         began = time.perf_counter()
         chosen = [encoded[(step * args.prompts + i) % len(encoded)] for i in range(args.prompts)]
         prompts = [ids for ids in chosen for _ in range(args.group)]
-        params = [SamplingParams(max_new_tokens=args.completion, temperature=1.0, seed=message_seed(step, g, s, 0))
-                  for g in range(args.prompts) for s in range(args.group)]
+        params = [
+            SamplingParams(max_new_tokens=args.completion, temperature=1.0, seed=message_seed(step, g, s, 0))
+            for g in range(args.prompts)
+            for s in range(args.group)
+        ]
         generations = engine.generate(prompts, params)
         rollouts = []
         for index, (ids, generation) in enumerate(zip(prompts, generations)):
             text = tokenizer.decode(generation.token_ids, skip_special_tokens=True)
-            rollouts.append(Rollout(str(index // args.group), index // args.group, index % args.group, list(ids),
-                                    list(generation.token_ids), [1] * len(generation.token_ids), list(generation.logprobs),
-                                    reward_of(text), None))  # type: ignore[arg-type]
+            rollouts.append(
+                Rollout(
+                    str(index // args.group),
+                    index // args.group,
+                    index % args.group,
+                    list(ids),
+                    list(generation.token_ids),
+                    [1] * len(generation.token_ids),
+                    list(generation.logprobs),
+                    reward_of(text),
+                    None,
+                )
+            )  # type: ignore[arg-type]
         updater.step(rollouts)
         engine.sync_weights(model)
         times.append(time.perf_counter() - began)
-    return times[args.warmup:]
+    return times[args.warmup :]
 
 
 def trl(args: argparse.Namespace, tokenizer: Any) -> list[float]:
@@ -124,7 +143,9 @@ def trl(args: argparse.Namespace, tokenizer: Any) -> list[float]:
     from trl import GRPOConfig, GRPOTrainer
 
     rows = args.prompts * (args.warmup + args.steps)
-    dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}] for i in range(rows)]})
+    dataset = Dataset.from_dict(
+        {"prompt": [[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}] for i in range(rows)]}
+    )
 
     def reward(completions: list[Any], **kwargs: Any) -> list[float]:
         return [reward_of(c[0]["content"] if isinstance(c, list) else c) for c in completions]
@@ -140,16 +161,40 @@ def trl(args: argparse.Namespace, tokenizer: Any) -> list[float]:
 
     with tempfile.TemporaryDirectory() as out:
         config = GRPOConfig(
-            output_dir=out, use_cpu=not args.cuda, bf16=False, per_device_train_batch_size=args.prompts * args.group,
-            num_generations=args.group, max_completion_length=args.completion, max_steps=args.warmup + args.steps,
-            learning_rate=args.lr, weight_decay=0.0, lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0,
-            beta=args.beta, epsilon=0.2, loss_type="dapo", scale_rewards="group", temperature=1.0, num_iterations=1,
-            logging_steps=1000, save_strategy="no", report_to="none", disable_tqdm=True, seed=0,
+            output_dir=out,
+            use_cpu=not args.cuda,
+            bf16=False,
+            per_device_train_batch_size=args.prompts * args.group,
+            num_generations=args.group,
+            max_completion_length=args.completion,
+            max_steps=args.warmup + args.steps,
+            learning_rate=args.lr,
+            weight_decay=0.0,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            max_grad_norm=1.0,
+            beta=args.beta,
+            epsilon=0.2,
+            loss_type="dapo",
+            scale_rewards="group",
+            temperature=1.0,
+            num_iterations=1,
+            logging_steps=1000,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            seed=0,
         )
-        trainer = GRPOTrainer(model=str(args.folder), reward_funcs=reward, args=config, train_dataset=dataset,
-                              processing_class=tokenizer, callbacks=[Timer()])
+        trainer = GRPOTrainer(
+            model=str(args.folder),
+            reward_funcs=reward,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=[Timer()],
+        )
         trainer.train()
-    return times[args.warmup:]
+    return times[args.warmup :]
 
 
 def multi_turn(args: argparse.Namespace, tokenizer: Any) -> tuple[float, int]:
@@ -160,15 +205,30 @@ def multi_turn(args: argparse.Namespace, tokenizer: Any) -> tuple[float, int]:
     from trainers.config import config_from_dict
     from trainers.train import Trainer
 
-    config = config_from_dict({
-        "run": {"mode": "grpo", "out_dir": tempfile.mkdtemp(), "seed": 1, "progress": False},
-        "optim": {"lr": args.lr, "warmup_steps": 0},
-        "grpo": {"steps": 2, "prompts_per_step": args.prompts, "n": args.group, "mini_batches": 1, "kl_coef": args.beta},
-        "rollout": {"max_new_tokens": args.completion, "max_messages": 4, "max_response_tokens": 2048},
-        "monitor": {"val_every": 0, "rollouts_file": False},
-    })
-    tasks = [get_task(t) for t in ("multi_turn_miss_func_105", "multi_turn_base_100", "multi_turn_miss_param_105",
-                                   "multi_turn_miss_func_146")]
+    config = config_from_dict(
+        {
+            "run": {"mode": "grpo", "out_dir": tempfile.mkdtemp(), "seed": 1, "progress": False},
+            "optim": {"lr": args.lr, "warmup_steps": 0},
+            "grpo": {
+                "steps": 2,
+                "prompts_per_step": args.prompts,
+                "n": args.group,
+                "mini_batches": 1,
+                "kl_coef": args.beta,
+            },
+            "rollout": {"max_new_tokens": args.completion, "max_messages": 4, "max_response_tokens": 2048},
+            "monitor": {"val_every": 0, "rollouts_file": False},
+        }
+    )
+    tasks = [
+        get_task(t)
+        for t in (
+            "multi_turn_miss_func_105",
+            "multi_turn_base_100",
+            "multi_turn_miss_param_105",
+            "multi_turn_miss_func_146",
+        )
+    ]
     trainer = Trainer(config, load(args.folder), tokenizer, tasks=tasks)
     torch.manual_seed(0)
     began = time.perf_counter()
@@ -189,9 +249,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--beta", type=float, default=1e-4)
     parser.add_argument("--lr", type=float, default=1e-6)
-    parser.add_argument("--engine-mode", choices=("cached", "batched"), default="batched",
-                        help="our HFEngine mode: batched (one padded batch, as TRL generates; the default here) "
-                             "or cached (one sequence at a time with KV reuse, the rollout default on CPU)")
+    parser.add_argument(
+        "--engine-mode",
+        choices=("cached", "batched"),
+        default="batched",
+        help="our HFEngine mode: batched (one padded batch, as TRL generates; the default here) "
+        "or cached (one sequence at a time with KV reuse, the rollout default on CPU)",
+    )
     parser.add_argument("--multi-turn", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -207,18 +271,26 @@ def main() -> None:
     tokenizer = smollm2_tokenizer()
     scratch = tempfile.TemporaryDirectory()
     args.folder = model_folder(args.model, tokenizer, Path(scratch.name))
-    print(f"workload: {args.model}, {args.prompts} prompts x {args.group} samples x {args.completion} new tokens, "
-          f"beta {args.beta}, engine mode {args.engine_mode}, {torch.get_num_threads()} torch thread(s), {'cuda' if args.cuda else 'cpu'}")
+    print(
+        f"workload: {args.model}, {args.prompts} prompts x {args.group} samples x {args.completion} new tokens, "
+        f"beta {args.beta}, engine mode {args.engine_mode}, {torch.get_num_threads()} torch thread(s), {'cuda' if args.cuda else 'cpu'}"
+    )
     mine = ours(args, tokenizer)
     theirs = trl(args, tokenizer)
     ours_median, trl_median = statistics.median(mine), statistics.median(theirs)
-    print(f"toolenv GRPO step: median {ours_median:.3f} s over {len(mine)} steps ({', '.join(f'{t:.2f}' for t in mine)})")
-    print(f"TRL GRPOTrainer step: median {trl_median:.3f} s over {len(theirs)} steps ({', '.join(f'{t:.2f}' for t in theirs)})")
+    print(
+        f"toolenv GRPO step: median {ours_median:.3f} s over {len(mine)} steps ({', '.join(f'{t:.2f}' for t in mine)})"
+    )
+    print(
+        f"TRL GRPOTrainer step: median {trl_median:.3f} s over {len(theirs)} steps ({', '.join(f'{t:.2f}' for t in theirs)})"
+    )
     print(f"ratio TRL / toolenv: {trl_median / ours_median:.2f}x (above 1: toolenv is faster)")
     if args.multi_turn:
         per_step, tokens = multi_turn(args, tokenizer)
-        print(f"toolenv multi-turn BFCL step (no TRL equivalent): {per_step:.2f} s/step, "
-              f"{tokens} completion tokens per rollout (observations included)")
+        print(
+            f"toolenv multi-turn BFCL step (no TRL equivalent): {per_step:.2f} s/step, "
+            f"{tokens} completion tokens per rollout (observations included)"
+        )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,12 @@ from toolenv.env import BFCLEnv  # noqa: E402
 from toolenv.expert import expert_actions  # noqa: E402
 
 SPECS = (
-    "rename_tools", "rename_params", "shuffle_schema", "rewrite_descriptions", "add_distractors", "perturb_values",
+    "rename_tools",
+    "rename_params",
+    "shuffle_schema",
+    "rewrite_descriptions",
+    "add_distractors",
+    "perturb_values",
     "rename_tools+shuffle_schema+python_list_format",
     "perturb_values+add_distractors:near_duplicate+yaml_docs+tools_in_user+json_results",
 )
@@ -97,7 +102,9 @@ def main() -> int:
         jsonl_dir, full_dir = Path(folder) / "jsonl", Path(folder) / "full"
         timings = {
             "generate in memory": best(lambda: in_memory(tasks), args.repeat, "generate in memory"),
-            "write JSONL": best(lambda: generate(jsonl_dir, tasks, SPECS, SEED, tables=False), args.repeat, "write JSONL"),
+            "write JSONL": best(
+                lambda: generate(jsonl_dir, tasks, SPECS, SEED, tables=False), args.repeat, "write JSONL"
+            ),
         }
         name = "write JSONL + HF dataset + Parquet"
         timings[name] = once(lambda: generate(full_dir, tasks, SPECS, SEED, tables=True), name)
@@ -108,18 +115,35 @@ def main() -> int:
         timings["oracle episodes"] = once(lambda: outcome.update(passed=episodes(variants)), "oracle episodes")
         passed = outcome["passed"]
     generation = timings["generate in memory"]
-    print(f"OOD generation, {len(tasks)} tasks x {len(SPECS)} specs = {count} variants, {data_version()}, "
-          f"Python {platform.python_version()}, best of {args.repeat}")
+    print(
+        f"OOD generation, {len(tasks)} tasks x {len(SPECS)} specs = {count} variants, {data_version()}, "
+        f"Python {platform.python_version()}, best of {args.repeat}"
+    )
     print(f"  {'step':<36} {'wall s':>8} {'CPU s':>8} {'ms/variant':>11} {'vs generation':>14}")
     for name, seconds in timings.items():
-        print(f"  {name:<36} {seconds:>8.2f} {CPU[name]:>8.2f} {1000 * seconds / count:>11.3f} {seconds / generation:>13.2f}x")
+        print(
+            f"  {name:<36} {seconds:>8.2f} {CPU[name]:>8.2f} {1000 * seconds / count:>11.3f} {seconds / generation:>13.2f}x"
+        )
     print(f"  JSONL size {size / 1e6:.1f} MB; oracle reward 1.0 on {passed}/{count} variant episodes")
-    print(f"  generating a variant costs {generation / timings['oracle episodes']:.0%} of playing its oracle episode; "
-          f"goal: all {count} in under 10 s -> {'met' if timings['write JSONL'] < 10 else 'NOT met'} "
-          f"({timings['write JSONL']:.1f} s with JSONL)")
+    print(
+        f"  generating a variant costs {generation / timings['oracle episodes']:.0%} of playing its oracle episode; "
+        f"goal: all {count} in under 10 s -> {'met' if timings['write JSONL'] < 10 else 'NOT met'} "
+        f"({timings['write JSONL']:.1f} s with JSONL)"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"variants": count, "specs": list(SPECS), "seconds": timings, "cpu_seconds": CPU,
-                                               "jsonl_bytes": size, "oracle_passed": passed}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "variants": count,
+                    "specs": list(SPECS),
+                    "seconds": timings,
+                    "cpu_seconds": CPU,
+                    "jsonl_bytes": size,
+                    "oracle_passed": passed,
+                },
+                indent=2,
+            )
+        )
     return 0 if passed == count else 1
 
 

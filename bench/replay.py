@@ -50,7 +50,9 @@ def official_pass(tasks: list, tag: str) -> int:
         config, classes = task.initial_config, list(task.involved_classes)
         for turn in task.ground_truth:
             _, model = execute(list(turn), config, classes, f"bench{tag}", task.id, task.long_context, True)
-            _, truth = execute(list(turn), config, classes, f"bench{tag}_ground_truth", task.id, task.long_context, True)
+            _, truth = execute(
+                list(turn), config, classes, f"bench{tag}_ground_truth", task.id, task.long_context, True
+            )
             for name, instance in truth.items():
                 if _public(instance) != _public(model[name]):
                     mismatches += 1

@@ -38,8 +38,16 @@ from toolenv.inference.types import Generation, SamplingParams  # noqa: E402
 from trainers.rollout import Budgets, RolloutDriver, default_env_factory  # noqa: E402
 
 #: BFCL base tasks with the shortest prompts (about 2,300 SmolLM2 tokens with the hermes prompt)
-TASKS = ["multi_turn_base_105", "multi_turn_base_146", "multi_turn_base_116", "multi_turn_base_115",
-         "multi_turn_base_120", "multi_turn_base_135", "multi_turn_base_142", "multi_turn_base_127"]
+TASKS = [
+    "multi_turn_base_105",
+    "multi_turn_base_146",
+    "multi_turn_base_116",
+    "multi_turn_base_115",
+    "multi_turn_base_120",
+    "multi_turn_base_135",
+    "multi_turn_base_142",
+    "multi_turn_base_127",
+]
 
 
 class Recorder:
@@ -62,10 +70,13 @@ class Recorder:
 
 def run_driver(engine: Any, args: argparse.Namespace) -> tuple[float, int, Recorder, list[Any]]:
     recorder = Recorder(engine)
-    driver = RolloutDriver(recorder, env_factory=default_env_factory("hermes"),
-                           sampling=SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
-                           budgets=Budgets(max_total_tokens=args.max_total_tokens, max_messages=args.max_messages),
-                           seed=args.seed)
+    driver = RolloutDriver(
+        recorder,
+        env_factory=default_env_factory("hermes"),
+        sampling=SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
+        budgets=Budgets(max_total_tokens=args.max_total_tokens, max_messages=args.max_messages),
+        seed=args.seed,
+    )
     start = time.perf_counter()
     rollouts = driver.rollouts(TASKS[: args.tasks], n=args.samples)
     elapsed = time.perf_counter() - start
@@ -78,14 +89,18 @@ def run_raw_vllm(engine: Any, rounds: list[tuple[list[list[int]], list[SamplingP
     tokens = 0
     start = time.perf_counter()
     for prompts, params in rounds:
-        outputs = engine.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts],
-                                      [engine.sampling_params(p) for p in params], use_tqdm=False)
+        outputs = engine.llm.generate(
+            [TokensPrompt(prompt_token_ids=p) for p in prompts],
+            [engine.sampling_params(p) for p in params],
+            use_tqdm=False,
+        )
         tokens += sum(len(o.outputs[0].token_ids) for o in outputs)
     return time.perf_counter() - start, tokens
 
 
-def run_raw_hf(model: Any, tokenizer: Any, rounds: list[tuple[list[list[int]], list[SamplingParams]]],
-               stop_ids: list[int]) -> tuple[float, int]:
+def run_raw_hf(
+    model: Any, tokenizer: Any, rounds: list[tuple[list[list[int]], list[SamplingParams]]], stop_ids: list[int]
+) -> tuple[float, int]:
     import torch
 
     tokens = 0
@@ -97,9 +112,17 @@ def run_raw_hf(model: Any, tokenizer: Any, rounds: list[tuple[list[list[int]], l
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         torch.manual_seed(params[0].seed)
         with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max(p.max_new_tokens for p in params),
-                                 do_sample=params[0].temperature > 0, temperature=params[0].temperature or None,
-                                 top_p=None, top_k=None, eos_token_id=stop_ids, pad_token_id=pad)
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max(p.max_new_tokens for p in params),
+                do_sample=params[0].temperature > 0,
+                temperature=params[0].temperature or None,
+                top_p=None,
+                top_k=None,
+                eos_token_id=stop_ids,
+                pad_token_id=pad,
+            )
         for row in out[:, width:].tolist():  # count up to and including the first stop token
             count = len(row)
             for k, token in enumerate(row):
@@ -113,8 +136,13 @@ def run_raw_hf(model: Any, tokenizer: Any, rounds: list[tuple[list[list[int]], l
 def machine() -> dict[str, Any]:
     import torch
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     try:
         import vllm
 
@@ -150,16 +178,27 @@ def main() -> None:
 
     path = ensure_smollm2()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    results: dict[str, Any] = {"data_version": data_version(), "machine": machine(), "model": "SmolLM2-135M-Instruct",
-                               "settings": {k: v for k, v in vars(args).items() if k != "json"}, "runs": {}}
-    print(f"rollout bench: {args.tasks} tasks × {args.samples} samples, ≤{args.max_messages} messages of "
-          f"≤{args.max_new_tokens} tokens, T={args.temperature}; {results['data_version']}")
+    results: dict[str, Any] = {
+        "data_version": data_version(),
+        "machine": machine(),
+        "model": "SmolLM2-135M-Instruct",
+        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "runs": {},
+    }
+    print(
+        f"rollout bench: {args.tasks} tasks × {args.samples} samples, ≤{args.max_messages} messages of "
+        f"≤{args.max_new_tokens} tokens, T={args.temperature}; {results['data_version']}"
+    )
     print(f"  machine: {results['machine']}")
     rounds = None
 
     def record(name: str, seconds: float, tokens: int, extra: dict[str, Any] | None = None) -> None:
-        results["runs"][name] = {"seconds": round(seconds, 3), "tokens": tokens, "tokens_per_s": round(tokens / seconds, 2),
-                                 **(extra or {})}
+        results["runs"][name] = {
+            "seconds": round(seconds, 3),
+            "tokens": tokens,
+            "tokens_per_s": round(tokens / seconds, 2),
+            **(extra or {}),
+        }
         print(f"  {name:<18} {tokens:6d} tokens in {seconds:7.2f} s  = {tokens / seconds:7.2f} tokens/s", flush=True)
 
     if "vllm" in wanted:
@@ -168,7 +207,7 @@ def main() -> None:
         times: dict[str, list[tuple[float, int]]] = {"driver": [], "raw": []}
         rollouts: list[Any] = []
         for repeat in range(args.repeats):  # alternate the order: the shared machine's load drifts
-            for phase in (("driver", "raw") if repeat % 2 == 0 else ("raw", "driver")):
+            for phase in ("driver", "raw") if repeat % 2 == 0 else ("raw", "driver"):
                 engine.llm.reset_prefix_cache()
                 if phase == "driver":
                     seconds, tokens, recorder, rollouts = run_driver(engine, args)
@@ -197,7 +236,9 @@ def main() -> None:
         model = model or AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         from toolenv.inference.template import stop_token_ids
 
-        record("raw hf generate", *run_raw_hf(model, tokenizer, rounds, stop_token_ids(tokenizer, model.generation_config)))
+        record(
+            "raw hf generate", *run_raw_hf(model, tokenizer, rounds, stop_token_ids(tokenizer, model.generation_config))
+        )
     runs = results["runs"]
 
     def ratio(a: str, b: str) -> None:

@@ -41,15 +41,19 @@ def trajectories(tasks: list) -> list[list[list[list[str]]]]:
 
 
 def ours(tasks: list, runs: list) -> list[bool]:
-    return [check(task, [[[parse_python_call(c) for c in step] for step in turn] for turn in run]).passed
-            for task, run in zip(tasks, runs)]
+    return [
+        check(task, [[[parse_python_call(c) for c in step] for step in turn] for turn in run]).passed
+        for task, run in zip(tasks, runs)
+    ]
 
 
 def theirs(tasks: list, runs: list, entries: dict) -> list[bool]:
     verdicts = []
     for task, run in zip(tasks, runs):
         name = f"benchscore{next(_names)}"
-        result = official.multi_turn_checker(run, [list(t) for t in task.ground_truth], entries[task.id], task.bfcl_category, name)
+        result = official.multi_turn_checker(
+            run, [list(t) for t in task.ground_truth], entries[task.id], task.bfcl_category, name
+        )
         verdicts.append(bool(result["valid"]))
     return verdicts
 
@@ -65,7 +69,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     tasks = load_tasks()
-    entries = {e["id"]: e for category in ("base", "miss_func", "miss_param", "long_context") for e in raw_entries(category)}
+    entries = {
+        e["id"]: e for category in ("base", "miss_func", "miss_param", "long_context") for e in raw_entries(category)
+    }
     runs = trajectories(tasks)
     our_times, their_times = [], []
     for _ in range(args.repeat + 1):

@@ -51,8 +51,9 @@ def _signature(class_name: str, tool: str) -> inspect.Signature:
     return inspect.signature(getattr(backend_class(class_name), tool))
 
 
-def bind_arguments(tool: str, args: Sequence[Any], kwargs: Mapping[str, Any],
-                   classes: Iterable[str]) -> dict[str, Any] | None:
+def bind_arguments(
+    tool: str, args: Sequence[Any], kwargs: Mapping[str, Any], classes: Iterable[str]
+) -> dict[str, Any] | None:
     """The keyword arguments of ``tool(*args, **kwargs)``, positional ones bound to their
     parameter names by the method's signature (``sort('a.txt')`` -> ``{'file_name': 'a.txt'}``);
     None when no class in ``classes`` has the tool or the arguments do not fit its signature."""

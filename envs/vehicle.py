@@ -87,6 +87,7 @@ _DISTANCE_BY_PAIR: dict[tuple[str, str], float] = {
     pair: km for a, b, km in _ROAD_DISTANCES for pair in ((a, b), (b, a))
 }
 
+
 @lru_cache(maxsize=1)
 def _field_defaults() -> tuple[tuple[str, str, Any], ...]:
     """(attribute, scenario key, official default) for every loaded field, in loading order.

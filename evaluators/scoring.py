@@ -36,9 +36,14 @@ class TaskScore:
 
     def to_dict(self) -> dict[str, Any]:
         row = {
-            "task_id": self.task_id, "category": self.category, "primary_api": self.primary_api,
-            "involved": list(self.involved), "num_turns": self.num_turns, "passed": self.verdict.passed,
-            "failure": self.verdict.failure, "failed_turn": self.verdict.failed_turn,
+            "task_id": self.task_id,
+            "category": self.category,
+            "primary_api": self.primary_api,
+            "involved": list(self.involved),
+            "num_turns": self.num_turns,
+            "passed": self.verdict.passed,
+            "failure": self.verdict.failure,
+            "failed_turn": self.verdict.failed_turn,
         }
         if self.ood:  # only variant rows carry these, so in-distribution rows stay as they were
             row.update(ood=self.ood, ood_seed=self.ood_seed)
@@ -66,9 +71,15 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "tasks": self.tasks, "overall": self.overall, "overall_bfcl": self.overall_bfcl,
-            "categories": self.categories, "by_api": self.by_api, "by_turns": self.by_turns,
-            "failures": self.failures, "structure": self.structure, "assistant_messages": self.messages,
+            "tasks": self.tasks,
+            "overall": self.overall,
+            "overall_bfcl": self.overall_bfcl,
+            "categories": self.categories,
+            "by_api": self.by_api,
+            "by_turns": self.by_turns,
+            "failures": self.failures,
+            "structure": self.structure,
+            "assistant_messages": self.messages,
         }
 
 
@@ -87,8 +98,16 @@ def trajectory_task(trajectory: Trajectory) -> Task:
 def score_trajectory(trajectory: Trajectory, task: Task | None = None) -> TaskScore:
     task = task or trajectory_task(trajectory)
     verdict = check(task, trajectory.model_turns())
-    return TaskScore(task.id, task.category, task.primary_class, task.involved_classes, len(task.turns), verdict,
-                     task.ood_spec, task.ood_seed if task.ood_spec else 0)
+    return TaskScore(
+        task.id,
+        task.category,
+        task.primary_class,
+        task.involved_classes,
+        len(task.turns),
+        verdict,
+        task.ood_spec,
+        task.ood_seed if task.ood_spec else 0,
+    )
 
 
 EpisodeIdentity = tuple[str, int, str]
@@ -134,7 +153,9 @@ def summarize(scores: Sequence[TaskScore], trajectories: Iterable[Trajectory] = 
     summary.categories = {c: _rate(by_category[c]) for c in CATEGORIES if c in by_category}
     present = [v["accuracy"] for v in summary.categories.values()]
     summary.overall = sum(present) / len(present) if present else 0.0
-    summary.overall_bfcl = sum(summary.categories.get(c, {"accuracy": 0.0})["accuracy"] for c in CATEGORIES) / len(CATEGORIES)
+    summary.overall_bfcl = sum(summary.categories.get(c, {"accuracy": 0.0})["accuracy"] for c in CATEGORIES) / len(
+        CATEGORIES
+    )
     summary.by_api = {k: _rate(v) for k, v in sorted(by_api.items())}
     summary.by_turns = {k: _rate(v) for k, v in sorted(by_turns.items(), key=lambda kv: int(kv[0]))}
     summary.failures = dict(Counter(r.verdict.failure or "passed" for r in scores).most_common())
@@ -163,18 +184,30 @@ def ood_comparison(
         categories = {}
         for category, values in summary.categories.items():
             base = in_distribution.categories.get(category, {}).get("accuracy")
-            categories[category] = {"accuracy": values["accuracy"], "drop": None if base is None else base - values["accuracy"]}
+            categories[category] = {
+                "accuracy": values["accuracy"],
+                "drop": None if base is None else base - values["accuracy"],
+            }
         paired = [row for row in scores if row.task_id in passed]
-        rows.append({
-            "spec": spec, "tasks": summary.tasks, "overall": summary.overall,
-            "drop": in_distribution.overall - summary.overall, "categories": categories,
-            "lost": sum(passed[r.task_id] and not r.verdict.passed for r in paired),
-            "gained": sum(r.verdict.passed and not passed[r.task_id] for r in paired),
-            "failures": summary.failures, "structure": summary.structure,
-        })
+        rows.append(
+            {
+                "spec": spec,
+                "tasks": summary.tasks,
+                "overall": summary.overall,
+                "drop": in_distribution.overall - summary.overall,
+                "categories": categories,
+                "lost": sum(passed[r.task_id] and not r.verdict.passed for r in paired),
+                "gained": sum(r.verdict.passed and not passed[r.task_id] for r in paired),
+                "failures": summary.failures,
+                "structure": summary.structure,
+            }
+        )
     return {
         "seeds": list(seeds),
-        "in_distribution": {"tasks": in_distribution.tasks, "overall": in_distribution.overall,
-                            "categories": {c: {"accuracy": v["accuracy"]} for c, v in in_distribution.categories.items()}},
+        "in_distribution": {
+            "tasks": in_distribution.tasks,
+            "overall": in_distribution.overall,
+            "categories": {c: {"accuracy": v["accuracy"]} for c, v in in_distribution.categories.items()},
+        },
         "variants": rows,
     }

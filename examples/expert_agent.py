@@ -1,6 +1,6 @@
-"""An oracle agent: replays each task's ground truth through the environment (reward 1.0).
+"""The expert agent: replays each task's ground truth through the environment (reward 1.0).
 
-    python examples/expert_agent.py [--env BFCL-Travel-v0] [--format hermes] [--episodes 5]
+python examples/expert_agent.py [--env BFCL-Travel-v0] [--format hermes] [--episodes 5]
 """
 
 from __future__ import annotations

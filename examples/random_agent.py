@@ -32,14 +32,18 @@ def main() -> None:
         steps, done = 0, False
         while not done:
             if rng.random() < 0.5:
-                tool = rng.choice(info.get("tools") or env.unwrapped.tools and [t.openai() for t in env.unwrapped.tools])
+                tool = rng.choice(
+                    info.get("tools") or env.unwrapped.tools and [t.openai() for t in env.unwrapped.tools]
+                )
                 action = env.unwrapped.codec.render_calls([Call(tool["function"]["name"], (), {})])
             else:
                 action = env.action_space.sample()
             obs, reward, terminated, truncated, step_info = env.step(action)
             steps += 1
             done = terminated or truncated
-        print(f"{step_info['task_id']:<32} steps {steps:>3} reward {reward} structure of last message: {step_info['structure']}")
+        print(
+            f"{step_info['task_id']:<32} steps {steps:>3} reward {reward} structure of last message: {step_info['structure']}"
+        )
     env.close()
 
 

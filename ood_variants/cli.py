@@ -35,8 +35,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from toolenv.data import CATEGORIES, normalize_category, select_tasks
 
     if not args.ood:  # not argparse's required=: the hidden alias --variants must satisfy it too
-        raise ValueError("ood generate needs --ood SPEC [SPEC …], e.g. --ood rename_tools+shuffle_schema "
-                         "(see `toolenv ood list`)")
+        raise ValueError(
+            "ood generate needs --ood SPEC [SPEC …], e.g. --ood rename_tools+shuffle_schema (see `toolenv ood list`)"
+        )
     specs = [normalize_spec(spec) for spec in args.ood]  # one-line errors before any work
     categories = [normalize_category(c) for c in (args.categories or CATEGORIES)]
     tasks = select_tasks(categories, args.split)
@@ -44,13 +45,24 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     def progress(spec: str, number: int, total: int) -> None:
         if not args.quiet and (number % 100 == 0 or number == total):
-            print(f"\r  {spec}: {number}/{total} tasks", end="\n" if number == total else "", file=sys.stderr, flush=True)
+            print(
+                f"\r  {spec}: {number}/{total} tasks", end="\n" if number == total else "", file=sys.stderr, flush=True
+            )
 
-    manifest = generate(args.out, tasks, specs, args.ood_seed, {"categories": categories, "split": args.split},
-                        tables=not args.jsonl_only, progress=progress)
+    manifest = generate(
+        args.out,
+        tasks,
+        specs,
+        args.ood_seed,
+        {"categories": categories, "split": args.split},
+        tables=not args.jsonl_only,
+        progress=progress,
+    )
     seconds = time.perf_counter() - started
-    print(f"{manifest['total']} variant tasks ({len(specs)} specs x {len(tasks)} tasks, seed {args.ood_seed}) "
-          f"written to {args.out} in {seconds:.1f} s")
+    print(
+        f"{manifest['total']} variant tasks ({len(specs)} specs x {len(tasks)} tasks, seed {args.ood_seed}) "
+        f"written to {args.out} in {seconds:.1f} s"
+    )
     print(json.dumps({"counts": manifest["counts"], "jsonl_sha256": manifest["jsonl_sha256"]}, indent=2))
     return 0
 
@@ -98,36 +110,57 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     from toolenv.data import CATEGORIES, SPLITS, TASK_ID_EXAMPLE
     from toolenv.formats import CODECS
 
-    ood = commands.add_parser("ood", help="OOD variants of the tasks: list transforms, generate sets, show one",
-                              formatter_class=_HelpFormatter)
+    ood = commands.add_parser(
+        "ood",
+        help="OOD variants of the tasks: list transforms, generate sets, show one",
+        formatter_class=_HelpFormatter,
+    )
     sub = ood.add_subparsers(dest="ood_command", required=True)
 
-    listing = sub.add_parser("list", help="the transforms, their options and what they change",
-                             formatter_class=_HelpFormatter)
+    listing = sub.add_parser(
+        "list", help="the transforms, their options and what they change", formatter_class=_HelpFormatter
+    )
     listing.set_defaults(handler=_cmd_list)
 
-    gen = sub.add_parser("generate", help="write variant tasks as JSON Lines, a HF dataset and Parquet, with a manifest",
-                         formatter_class=_HelpFormatter)
-    gen.add_argument("--ood", nargs="+", metavar="SPEC",
-                     help="required: OOD variant specs such as rename_tools+shuffle_schema or python_list_format "
-                          "(see `toolenv ood list`), one variant set per spec")
+    gen = sub.add_parser(
+        "generate",
+        help="write variant tasks as JSON Lines, a HF dataset and Parquet, with a manifest",
+        formatter_class=_HelpFormatter,
+    )
+    gen.add_argument(
+        "--ood",
+        nargs="+",
+        metavar="SPEC",
+        help="required: OOD variant specs such as rename_tools+shuffle_schema or python_list_format "
+        "(see `toolenv ood list`), one variant set per spec",
+    )
     _hidden_alias(gen, "--variants", "ood", nargs="+", metavar="SPEC")
     gen.add_argument("--ood-seed", type=int, default=0, help="seed of the OOD variants")
     _hidden_alias(gen, "--seed", "ood_seed", type=int)
-    gen.add_argument("--categories", nargs="+", metavar="CATEGORY",
-                     help=f"categories to vary (default: all four, {', '.join(CATEGORIES)})")
+    gen.add_argument(
+        "--categories",
+        nargs="+",
+        metavar="CATEGORY",
+        help=f"categories to vary (default: all four, {', '.join(CATEGORIES)})",
+    )
     gen.add_argument("--split", default="all", help=f"{', '.join(SPLITS)} (train/test: the paper's split)")
     gen.add_argument("--out", required=True, help="output folder (required)")
-    gen.add_argument("--jsonl-only", action="store_true", help="skip the datasets/Parquet outputs (no 'datasets' needed)")
+    gen.add_argument(
+        "--jsonl-only", action="store_true", help="skip the datasets/Parquet outputs (no 'datasets' needed)"
+    )
     gen.add_argument("--quiet", action="store_true", help="no progress on stderr")
     gen.set_defaults(handler=_cmd_generate)
 
-    show = sub.add_parser("show", help="one task's prompt and ground truth before and after a variant",
-                          formatter_class=_HelpFormatter)
-    show.add_argument("--ood", metavar="SPEC", help="required: the OOD variant spec, e.g. rename_tools:opaque+yaml_docs")
+    show = sub.add_parser(
+        "show", help="one task's prompt and ground truth before and after a variant", formatter_class=_HelpFormatter
+    )
+    show.add_argument(
+        "--ood", metavar="SPEC", help="required: the OOD variant spec, e.g. rename_tools:opaque+yaml_docs"
+    )
     _hidden_alias(show, "--variant", "ood", metavar="SPEC")
-    show.add_argument("--task", default="multi_turn_base_0", metavar="TASK_ID",
-                      help=f"the task id, e.g. {TASK_ID_EXAMPLE}")
+    show.add_argument(
+        "--task", default="multi_turn_base_0", metavar="TASK_ID", help=f"the task id, e.g. {TASK_ID_EXAMPLE}"
+    )
     show.add_argument("--ood-seed", type=int, default=0, help="seed of the OOD variant")
     _hidden_alias(show, "--seed", "ood_seed", type=int)
     show.add_argument("--format", default="hermes", help=f"the training call format ({', '.join(CODECS)})")

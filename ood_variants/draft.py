@@ -192,7 +192,10 @@ class Draft:
             pattern = word_pattern(code_like)
             map_descriptions(doc, lambda text, p=pattern, c=code_like: replace_words(text, p, c))
             self.truth = [
-                [Call(c.name, (), {mapping.get(k, k): v for k, v in c.kwargs.items()}) if c.name == tool else c for c in turn]
+                [
+                    Call(c.name, (), {mapping.get(k, k): v for k, v in c.kwargs.items()}) if c.name == tool else c
+                    for c in turn
+                ]
                 for turn in self.truth
             ]
         self.changed |= {"docs", "names", "truth"}
@@ -201,7 +204,8 @@ class Draft:
 
     def name_map(self) -> NameMap | None:
         identity = all(
-            tool == canonical and all(k == v for k, v in params.items()) for tool, (canonical, params) in self.names.items()
+            tool == canonical and all(k == v for k, v in params.items())
+            for tool, (canonical, params) in self.names.items()
         )
         return None if identity else NameMap(self.names)
 
@@ -213,10 +217,12 @@ class Draft:
             id=base.id,
             category=base.category,
             turns=tuple(tuple(Message(m["role"], m["content"]) for m in turn) for turn in self.turns)
-            if "turns" in self.changed else base.turns,
+            if "turns" in self.changed
+            else base.turns,
             involved_classes=base.involved_classes,
             ground_truth=tuple(tuple(call.to_python() for call in turn) for turn in self.truth)
-            if "truth" in self.changed else base.ground_truth,
+            if "truth" in self.changed
+            else base.ground_truth,
             held_out=tuple((index, tuple(names)) for index, names in self.held_out),
             data_version=base.data_version,
             initial_config_json=json.dumps(self.config) if "config" in self.changed else base.initial_config_json,

@@ -69,17 +69,20 @@ def dataset_row(task: Task) -> dict[str, Any]:
 def row_task(row: dict[str, Any]) -> Task:
     """The task of a :func:`dataset_row`."""
     return Task(
-        id=row["id"], category=row["category"],
+        id=row["id"],
+        category=row["category"],
         turns=tuple(tuple(Message(m["role"], m["content"]) for m in turn) for turn in row["turns"]),
         involved_classes=tuple(row["involved_classes"]),
         ground_truth=tuple(tuple(turn) for turn in row["ground_truth"]),
         held_out=tuple((int(k), tuple(v)) for k, v in json.loads(row["held_out"]).items()),
-        data_version=row["data_version"], initial_config_json=row["initial_config"],
+        data_version=row["data_version"],
+        initial_config_json=row["initial_config"],
         excluded_function=tuple(row["excluded_function"]),
         tool_docs_json=row["tool_docs"] if row["own_tool_docs"] else "",
         name_map_json="" if row["name_map"] == "{}" else row["name_map"],
         format_json="" if row["format"] == "{}" else row["format"],
-        ood_spec=row["ood_spec"], ood_seed=int(row["ood_seed"]),
+        ood_spec=row["ood_spec"],
+        ood_seed=int(row["ood_seed"]),
     )
 
 
@@ -87,8 +90,10 @@ def _require_datasets() -> Any:
     try:
         import datasets
     except ImportError:
-        raise ValueError("writing a Hugging Face dataset needs the 'datasets' package "
-                         "(pip install datasets, or the toolenv 'ood' extra); or pass --jsonl-only") from None
+        raise ValueError(
+            "writing a Hugging Face dataset needs the 'datasets' package "
+            "(pip install datasets, or the toolenv 'ood' extra); or pass --jsonl-only"
+        ) from None
     return datasets
 
 
@@ -151,7 +156,11 @@ def load_variant_tasks(path: str | Path) -> list[Task]:
         source = source / JSONL
     if source.suffix == ".parquet" or (source.is_dir() and (source / "dataset_info.json").exists()):
         datasets = _require_datasets()
-        table = datasets.Dataset.from_parquet(str(source)) if source.suffix == ".parquet" else datasets.load_from_disk(str(source))
+        table = (
+            datasets.Dataset.from_parquet(str(source))
+            if source.suffix == ".parquet"
+            else datasets.load_from_disk(str(source))
+        )
         return [row_task(row) for row in table]
     return load_task_file(source)
 
@@ -172,4 +181,3 @@ def verify(out_dir: str | Path) -> list[str]:
 def spec_slug(spec: str) -> str:
     """A file-system friendly name of a spec (``rename_tools:opaque+xml_format`` → ``rename_tools-opaque__xml_format``)."""
     return normalize_spec(spec).replace("+", "__").replace(":", "-")
-

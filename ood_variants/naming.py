@@ -49,7 +49,9 @@ def synonym_words(name: str, rng: random.Random) -> list[str]:
 
 
 def valid(name: str, taken: Collection[str]) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name) and name not in taken and name not in canonical_tool_names()
+    return (
+        name.isidentifier() and not keyword.iskeyword(name) and name not in taken and name not in canonical_tool_names()
+    )
 
 
 def tool_name(name: str, style: str, rng: random.Random, taken: Collection[str]) -> str:
@@ -67,7 +69,9 @@ def tool_name(name: str, style: str, rng: random.Random, taken: Collection[str])
         else:  # synonym
             candidate = join(synonym_words(name, rng), "snake")
         if attempt >= 4:
-            candidate = join([candidate, rng.choice(FILLER_WORDS)], "snake" if style not in ("camel", "pascal") else style)
+            candidate = join(
+                [candidate, rng.choice(FILLER_WORDS)], "snake" if style not in ("camel", "pascal") else style
+            )
         if candidate != name and valid(candidate, taken):
             return candidate
     return _numbered(name, taken)
@@ -82,8 +86,15 @@ def param_name(name: str, style: str, rng: random.Random, taken: Collection[str]
         else:
             candidate = join([rng.choice(WORD_SYNONYMS[w]) if w in WORD_SYNONYMS else w for w in words(name)], "snake")
         if attempt >= 4:
-            candidate = join([candidate, rng.choice(("value", "arg", "input"))], "camel" if style == "camel" else "snake")
-        if candidate != name and candidate.isidentifier() and not keyword.iskeyword(candidate) and candidate not in taken:
+            candidate = join(
+                [candidate, rng.choice(("value", "arg", "input"))], "camel" if style == "camel" else "snake"
+            )
+        if (
+            candidate != name
+            and candidate.isidentifier()
+            and not keyword.iskeyword(candidate)
+            and candidate not in taken
+        ):
             return candidate
     return _numbered(name + "_arg", taken)
 

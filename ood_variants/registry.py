@@ -46,39 +46,95 @@ class Transform:
 
 def _registry() -> dict[str, Transform]:
     items = [
-        Transform("rename_tools", "content", "tool_names", "new tool names (synonyms, paraphrase, opaque codes, naming styles)",
-                  t.rename_tools, TOOL_STYLES),
-        Transform("rename_params", "content", "param_names", "new parameter names (synonyms, opaque codes, camelCase)",
-                  t.rename_params, PARAM_STYLES),
-        Transform("shuffle_schema", "content", "schema_order", "tool, parameter, JSON key, required and enum order shuffled",
-                  t.shuffle_schema),
-        Transform("rewrite_descriptions", "content", "descriptions", "descriptions paraphrased, truncated or dropped",
-                  t.rewrite_descriptions, ("paraphrase", "truncate", "drop")),
-        Transform("add_distractors", "content", "distractors", "non-callable extra tools (other APIs or near-duplicates)",
-                  t.add_distractors, ("other_api", "near_duplicate")),
-        Transform("perturb_values", "content", "values", "file/folder and user names replaced in scenario, turns and ground truth",
-                  perturb_values),
+        Transform(
+            "rename_tools",
+            "content",
+            "tool_names",
+            "new tool names (synonyms, paraphrase, opaque codes, naming styles)",
+            t.rename_tools,
+            TOOL_STYLES,
+        ),
+        Transform(
+            "rename_params",
+            "content",
+            "param_names",
+            "new parameter names (synonyms, opaque codes, camelCase)",
+            t.rename_params,
+            PARAM_STYLES,
+        ),
+        Transform(
+            "shuffle_schema",
+            "content",
+            "schema_order",
+            "tool, parameter, JSON key, required and enum order shuffled",
+            t.shuffle_schema,
+        ),
+        Transform(
+            "rewrite_descriptions",
+            "content",
+            "descriptions",
+            "descriptions paraphrased, truncated or dropped",
+            t.rewrite_descriptions,
+            ("paraphrase", "truncate", "drop"),
+        ),
+        Transform(
+            "add_distractors",
+            "content",
+            "distractors",
+            "non-callable extra tools (other APIs or near-duplicates)",
+            t.add_distractors,
+            ("other_api", "near_duplicate"),
+        ),
+        Transform(
+            "perturb_values",
+            "content",
+            "values",
+            "file/folder and user names replaced in scenario, turns and ground truth",
+            perturb_values,
+        ),
         Transform("call_format", "format", "call_format", "another call format (codec)", t.call_format, tuple(CODECS)),
-        Transform("doc_style", "format", "docs", "tool docs written as JSON, YAML-like text or Python signatures",
-                  t.doc_style, ("json", "yaml", "python")),
-        Transform("tools_in_user", "format", "tools_in", "tools in the first user message, not the system prompt",
-                  t.tools_in_user),
-        Transform("result_style", "format", "results", "tool results wrapped as JSON, plain text or tags",
-                  t.result_style, ("json", "plain", "tagged")),
+        Transform(
+            "doc_style",
+            "format",
+            "docs",
+            "tool docs written as JSON, YAML-like text or Python signatures",
+            t.doc_style,
+            ("json", "yaml", "python"),
+        ),
+        Transform(
+            "tools_in_user",
+            "format",
+            "tools_in",
+            "tools in the first user message, not the system prompt",
+            t.tools_in_user,
+        ),
+        Transform(
+            "result_style",
+            "format",
+            "results",
+            "tool results wrapped as JSON, plain text or tags",
+            t.result_style,
+            ("json", "plain", "tagged"),
+        ),
     ]
     registry = {item.name: item for item in items}
     # fixed-style aliases: the names users reach for first
     aliases = {f"{'python_list' if c == 'python' else c}_format": ("call_format", c) for c in CODECS}
     aliases.update({f"{s}_docs": ("doc_style", s) for s in ("json", "yaml", "python")})
     aliases.update({f"{s}_results": ("result_style", s) for s in ("json", "plain", "tagged")})
-    aliases.update({"paraphrase_descriptions": ("rewrite_descriptions", "paraphrase"),
-                    "truncate_descriptions": ("rewrite_descriptions", "truncate"),
-                    "drop_descriptions": ("rewrite_descriptions", "drop"),
-                    "opaque_tool_names": ("rename_tools", "opaque")})
+    aliases.update(
+        {
+            "paraphrase_descriptions": ("rewrite_descriptions", "paraphrase"),
+            "truncate_descriptions": ("rewrite_descriptions", "truncate"),
+            "drop_descriptions": ("rewrite_descriptions", "drop"),
+            "opaque_tool_names": ("rename_tools", "opaque"),
+        }
+    )
     for alias, (target, option) in aliases.items():
         base = registry[target]
-        registry[alias] = Transform(alias, base.kind, base.group, f"{base.summary.split(' (')[0]}: {option}",
-                                    base.apply, base.options, option)
+        registry[alias] = Transform(
+            alias, base.kind, base.group, f"{base.summary.split(' (')[0]}: {option}", base.apply, base.options, option
+        )
     return registry
 
 
@@ -113,10 +169,14 @@ def parse_spec(spec: str) -> tuple[TransformStep, ...]:
             raise ValueError(f"unknown OOD transform {name!r} in {spec!r}; valid: {valid_names()}")
         if option is not None and (transform.fixed is not None or option not in transform.options):
             allowed = "none" if transform.fixed is not None or not transform.options else "|".join(transform.options)
-            raise ValueError(f"unknown option {option!r} for OOD transform {name!r} (options: {allowed}); valid: {valid_names()}")
+            raise ValueError(
+                f"unknown option {option!r} for OOD transform {name!r} (options: {allowed}); valid: {valid_names()}"
+            )
         if transform.group in groups:
-            raise ValueError(f"incompatible OOD spec {spec!r}: {groups[transform.group]!r} and {name!r} both set "
-                             f"{transform.group}; use one; valid: {valid_names()}")
+            raise ValueError(
+                f"incompatible OOD spec {spec!r}: {groups[transform.group]!r} and {name!r} both set "
+                f"{transform.group}; use one; valid: {valid_names()}"
+            )
         groups[transform.group] = name
         steps.append(TransformStep(transform, transform.fixed or option))
     return tuple(steps)

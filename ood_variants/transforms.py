@@ -24,6 +24,7 @@ ALL_CLASSES = tuple(BACKEND_MODULES)
 
 # -- names -------------------------------------------------------------------------------------
 
+
 def rename_tools(draft: Draft, rng: random.Random, style: str) -> None:
     """Every tool (distractors too) gets a new name in ``style``; descriptions follow."""
     current = [doc["name"] for doc in draft.docs]
@@ -60,6 +61,7 @@ def rename_params(draft: Draft, rng: random.Random, style: str) -> None:
 
 
 # -- schema order ------------------------------------------------------------------------------
+
 
 def _shuffled_dict(value: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     keys = list(value)
@@ -145,6 +147,7 @@ def rewrite_descriptions(draft: Draft, rng: random.Random, style: str) -> None:
 
 # -- distractors -------------------------------------------------------------------------------
 
+
 def add_distractors(draft: Draft, rng: random.Random, style: str) -> None:
     """Non-callable extra tools: from APIs the task does not involve (``other_api``), or
     near-duplicates of the task's tools under new names (``near_duplicate``). The ground truth
@@ -152,8 +155,11 @@ def add_distractors(draft: Draft, rng: random.Random, style: str) -> None:
     taken = {doc["name"] for doc in draft.docs}
     if style == "other_api":
         pool = [text for cls in ALL_CLASSES if cls not in draft.base.involved_classes for text in canonical_docs(cls)]
-        extra = [doc for doc in map(json.loads, rng.sample(pool, min(len(pool), rng.randint(3, 6))))
-                 if doc["name"] not in taken]
+        extra = [
+            doc
+            for doc in map(json.loads, rng.sample(pool, min(len(pool), rng.randint(3, 6))))
+            if doc["name"] not in taken
+        ]
     else:
         hidden = draft.hidden
         candidates = [doc for doc in draft.docs if doc["name"] in draft.names and doc["name"] not in hidden]
@@ -178,6 +184,7 @@ def add_distractors(draft: Draft, rng: random.Random, style: str) -> None:
 
 # -- format ------------------------------------------------------------------------------------
 
+
 def call_format(draft: Draft, rng: random.Random, style: str) -> None:
     draft.format["call_format"] = style
 
@@ -192,5 +199,3 @@ def tools_in_user(draft: Draft, rng: random.Random, style: str | None) -> None:
 
 def result_style(draft: Draft, rng: random.Random, style: str) -> None:
     draft.format["results"] = style
-
-

@@ -34,8 +34,12 @@ def _undo(values: Mapping[str, str]) -> "re.Pattern[str] | None":
     return re.compile(r"(?<![\w.\-])(" + "|".join(map(re.escape, ordered)) + r")(?![\w\-]|\.\w)")
 
 
-def replay_problems(base: Task, variant: Task, values: Mapping[str, str] | None = None,
-                    expected: list[list[tuple[bool, str]]] | None = None) -> list[str]:
+def replay_problems(
+    base: Task,
+    variant: Task,
+    values: Mapping[str, str] | None = None,
+    expected: list[list[tuple[bool, str]]] | None = None,
+) -> list[str]:
     """What is wrong with the variant's replay (empty: nothing). ``values``: the replacements
     made (original → new); ``expected``: the base replay, if already computed."""
     expected = expected if expected is not None else replay_results(base)
@@ -52,7 +56,9 @@ def replay_problems(base: Task, variant: Task, values: Mapping[str, str] | None 
             elif pattern is not None:
                 text1 = pattern.sub(lambda m: inverse[m.group(1)], text1)
             if ok1 and text1 != text0:
-                problems.append(f"{variant.id} turn {turn} call {index}: result differs: {text0[:120]!r} vs {text1[:120]!r}")
+                problems.append(
+                    f"{variant.id} turn {turn} call {index}: result differs: {text0[:120]!r} vs {text1[:120]!r}"
+                )
     return problems + value_problems(base, variant, values or {})
 
 
@@ -74,7 +80,8 @@ def _only_names(old: str, new: str, names: set[str]) -> bool:
     file-like token (``'file1.txt, jasper.txt'``, ``'document/temp'``); not a sentence."""
     old_tokens, new_tokens = _SEPARATORS.split(old), _SEPARATORS.split(new)
     return len(old_tokens) == len(new_tokens) and all(
-        b in names or (a == b and ("." in a or not a)) for a, b in zip(old_tokens, new_tokens))
+        b in names or (a == b and ("." in a or not a)) for a, b in zip(old_tokens, new_tokens)
+    )
 
 
 def value_problems(base: Task, variant: Task, values: Mapping[str, str]) -> list[str]:
@@ -95,8 +102,10 @@ def value_problems(base: Task, variant: Task, values: Mapping[str, str]) -> list
                 # (a quote may lose its final stop or gain escapes in the user's text: BFCL's data)
                 if old == new or new.rstrip(".!? ") in turns or _only_names(old, new, names):
                     continue
-                problems.append(f"{variant.id} turn {turn}: ground-truth value {old[:80]!r} became {new[:80]!r}, "
-                                "which the user never states")
+                problems.append(
+                    f"{variant.id} turn {turn}: ground-truth value {old[:80]!r} became {new[:80]!r}, "
+                    "which the user never states"
+                )
     return problems
 
 

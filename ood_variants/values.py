@@ -127,8 +127,12 @@ def _rename_file_system(node: Any, replace: Any) -> Any:
     """The file-system scenario with entry names replaced; file contents are data and stay as
     they are (``wc``, ``du`` and ``diff`` results then stay what they were)."""
     if isinstance(node, dict):
-        return {replace(k) if isinstance(k, str) else k: (v if k == "content" and isinstance(v, str) else _rename_file_system(v, replace))
-                for k, v in node.items()}
+        return {
+            replace(k) if isinstance(k, str) else k: (
+                v if k == "content" and isinstance(v, str) else _rename_file_system(v, replace)
+            )
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_rename_file_system(v, replace) for v in node]
     return node
@@ -142,8 +146,9 @@ def perturb_values(draft: Draft, rng: random.Random, style: str | None) -> None:
     content_words = set(re.findall(r"[\w.\-]+", _file_contents(draft.config)))
     people = [name for name in _message_people(draft) if _safe(name, truth_strings) and name not in content_words]
     candidates = list(dict.fromkeys(_file_system_names(draft.config) + _twitter_users(draft.config)))
-    candidates = [name for name in candidates
-                  if _safe(name, truth_strings) and name not in people and name not in content_words]
+    candidates = [
+        name for name in candidates if _safe(name, truth_strings) and name not in people and name not in content_words
+    ]
     if not candidates and not people:
         return
     if people and "user_map" not in (draft.config.get("MessageAPI") or {}):
@@ -162,11 +167,15 @@ def perturb_values(draft: Draft, rng: random.Random, style: str | None) -> None:
     def replace(value: str) -> str:
         return pattern.sub(lambda m: mapping[m.group(1)], value)
 
-    draft.config = {cls: _rename_file_system(value, replace) if cls == "GorillaFileSystem" else map_strings(value, replace)
-                    for cls, value in draft.config.items()}
+    draft.config = {
+        cls: _rename_file_system(value, replace) if cls == "GorillaFileSystem" else map_strings(value, replace)
+        for cls, value in draft.config.items()
+    }
     draft.turns = [[{**m, "content": replace(m["content"])} for m in turn] for turn in draft.turns]
     # values only: the keys are parameter names (perhaps renamed to a word that is also a name)
-    draft.truth = [[type(c)(c.name, (), {k: map_strings(v, replace) for k, v in c.kwargs.items()}) for c in turn]
-                   for turn in draft.truth]
+    draft.truth = [
+        [type(c)(c.name, (), {k: map_strings(v, replace) for k, v in c.kwargs.items()}) for c in turn]
+        for turn in draft.truth
+    ]
     draft.values.update(mapping)
     draft.changed |= {"config", "turns", "truth"}

@@ -31,8 +31,11 @@ class ExpertModel(ChatModel):
     def next_action(self, messages: Sequence[dict[str, Any]]) -> Any:
         system = messages[0]["content"] if messages[0]["role"] == "system" else ""
         first_user = next(m["content"] for m in messages if m["role"] == "user")
-        task = next(t for (classes, text), t in self._by_start.items()
-                    if text == first_user and all(f'"{name}"' in system for name in self._tools[classes]))
+        task = next(
+            t
+            for (classes, text), t in self._by_start.items()
+            if text == first_user and all(f'"{name}"' in system for name in self._tools[classes])
+        )
         done = sum(1 for m in messages if m["role"] == "assistant")
         if self.fail_every and task.index % self.fail_every == 0:
             return "I cannot help with that."

@@ -57,8 +57,12 @@ def random_literal(rng: random.Random, kind: str | None, depth: int = 0) -> Any:
     if kind is None or rng.random() < 0.08:
         kind = rng.choice(["string", "integer", "float", "boolean", "array", "dict", "null"])
     if kind == "string":
-        return rng.choice(["", "a", "..", "/", "alex", "USD", "2026-01-01", "economy", "START", "NVDA"]) if rng.random() < 0.5 else "".join(
-            rng.choice(string.ascii_letters + string.digits + " ._-/'\"") for _ in range(rng.randint(0, 12))
+        return (
+            rng.choice(["", "a", "..", "/", "alex", "USD", "2026-01-01", "economy", "START", "NVDA"])
+            if rng.random() < 0.5
+            else "".join(
+                rng.choice(string.ascii_letters + string.digits + " ._-/'\"") for _ in range(rng.randint(0, 12))
+            )
         )
     if kind == "integer":
         return rng.choice([0, 1, -1, 2, 5, 10, 100, 12345, rng.randint(-1000, 100000)])
@@ -67,7 +71,9 @@ def random_literal(rng: random.Random, kind: str | None, depth: int = 0) -> Any:
     if kind == "boolean":
         return rng.random() < 0.5
     if kind in ("array", "tuple") and depth < 2:
-        return [random_literal(rng, None if rng.random() < 0.3 else "string", depth + 1) for _ in range(rng.randint(0, 3))]
+        return [
+            random_literal(rng, None if rng.random() < 0.3 else "string", depth + 1) for _ in range(rng.randint(0, 3))
+        ]
     if kind == "dict" and depth < 2:
         keys = [random_literal(rng, rng.choice(["string", "integer"])) for _ in range(rng.randint(0, 2))]
         return {key: random_literal(rng, None, depth + 1) for key in keys if isinstance(key, (str, int))}

@@ -142,7 +142,9 @@ def canonical(value: Any, _depth: int = 0) -> Any:
     if kind is random.Random:
         return ("Random", value.getstate())
     if hasattr(value, "__dict__"):
-        attrs = [(k, canonical(v, _depth + 1)) for k, v in vars(value).items() if not k.startswith("_") and k != "parent"]
+        attrs = [
+            (k, canonical(v, _depth + 1)) for k, v in vars(value).items() if not k.startswith("_") and k != "parent"
+        ]
         return ("object", kind.__name__, attrs)
     return (kind.__name__, repr(value))
 
@@ -215,7 +217,9 @@ def call_both(ours: Any, theirs: Any, name: str, *args: Any, **kwargs: Any) -> s
     return outcomes[0]
 
 
-def run_ours(class_name: str, calls: Sequence[str], config: dict | None = None, long_context: bool = False) -> tuple[Any, list[str]]:
+def run_ours(
+    class_name: str, calls: Sequence[str], config: dict | None = None, long_context: bool = False
+) -> tuple[Any, list[str]]:
     """A fresh one-class :class:`~toolenv.executor.Session` and our result texts for ``calls``."""
     from toolenv.executor import Session
 
@@ -223,7 +227,9 @@ def run_ours(class_name: str, calls: Sequence[str], config: dict | None = None, 
     return session, [result.text for result in session.execute_all(calls)]
 
 
-def compare_with_official(class_name: str, calls: Sequence[str], config: dict | None = None, long_context: bool = False) -> list[str]:
+def compare_with_official(
+    class_name: str, calls: Sequence[str], config: dict | None = None, long_context: bool = False
+) -> list[str]:
     """Run ``calls`` on both engines; assert identical results, state and RNG state; return ours."""
     import copy
 

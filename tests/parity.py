@@ -50,7 +50,9 @@ def replay_both(task: Task, turns: list[list[str]] | None = None) -> tuple[int, 
             calls += len(turn)
             for call, a, b in zip(turn, mine, official):
                 if a != b:
-                    mismatches.append(Mismatch(task.id, index, f"{call}\n    ours:     {a[:400]!r}\n    official: {b[:400]!r}"))
+                    mismatches.append(
+                        Mismatch(task.id, index, f"{call}\n    ours:     {a[:400]!r}\n    official: {b[:400]!r}")
+                    )
             for class_name, instance in theirs.instances.items():
                 for problem in state_differences(ours.instances[class_name], instance):
                     mismatches.append(Mismatch(task.id, index, f"{class_name} state: {problem}"))

@@ -28,10 +28,19 @@ def tiny_qwen(seed: int = 0) -> Any:
     torch.set_num_threads(1)
     tok = tokenizer()
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
-                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id)
+    config = Qwen2Config(
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     model = Qwen2ForCausalLM(config)
     model.train(False)
     return model
@@ -56,9 +65,14 @@ class ScriptEnv:
         self.received: list[str] = []
         self.trajectory = _Trajectory()
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         self.received = []
-        first = [{"role": "system", "content": self.system}, {"role": "user", "content": f"Task {self.task_id}: do it."}]
+        first = [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": f"Task {self.task_id}: do it."},
+        ]
         self.trajectory = _Trajectory(list(first))
         return [dict(m) for m in first], {"tools": []}
 
@@ -68,8 +82,11 @@ class ScriptEnv:
         k = len(self.received)
         if k >= self.steps:
             return [], self.reward, True, False, {}
-        new = ([{"role": "tool", "name": "f", "content": f"result {k} of {self.task_id}"}] if k % 2
-               else [{"role": "user", "content": f"Next request {k}."}])
+        new = (
+            [{"role": "tool", "name": "f", "content": f"result {k} of {self.task_id}"}]
+            if k % 2
+            else [{"role": "user", "content": f"Next request {k}."}]
+        )
         self.trajectory.messages.extend(new)
         return new, 0.0, False, False, {}
 

@@ -70,7 +70,9 @@ def cwd_chain(instance: Any) -> list[Any]:
     return names
 
 
-def run_both(calls: list[tuple[str, dict[str, Any]]], config: dict | None = None, long_context: bool = False) -> list[str]:
+def run_both(
+    calls: list[tuple[str, dict[str, Any]]], config: dict | None = None, long_context: bool = False
+) -> list[str]:
     """Run the calls on both; every result, the state and the current directory must agree."""
     ours, theirs = pair(config, long_context)
     results = []
@@ -115,7 +117,10 @@ def test_root_is_named_after_first_key_and_default_is_slash() -> None:
     ]
 
 
-@pytest.mark.parametrize("config", [SCENARIO, {"root": {"r": {"type": "directory", "contents": {"a.txt": {"type": "file", "content": "x"}}}}}])
+@pytest.mark.parametrize(
+    "config",
+    [SCENARIO, {"root": {"r": {"type": "directory", "contents": {"a.txt": {"type": "file", "content": "x"}}}}}],
+)
 def test_long_context_loading_matches_official(config: dict) -> None:
     ours, theirs = pair(config, long_context=True)
     assert not state_differences(ours, theirs)
@@ -145,13 +150,31 @@ def test_long_context_filler_clash_raises_like_official() -> None:
 
 
 def test_navigation_quirks() -> None:
-    results = run_both([
-        c("cd", folder="docs/inner"), c("cd", folder="/docs"), c("cd", folder="docs/"), c("pwd"),
-        c("cd", folder="inner//"), c("pwd"), c("cd", folder="../"), c("cd", folder="."), c("cd", folder=""),
-        c("pwd"), c("cd", folder="log.txt"), c("cd", folder="nope"), c("cd", folder=".."),
-        c("find", path="/docs/"), c("find", path="docs//inner"), c("find", path=""), c("find", name="t"),
-        c("find", path=None), c("find", name=3), c("cd", folder=None), c("ls", a=True),
-    ])
+    results = run_both(
+        [
+            c("cd", folder="docs/inner"),
+            c("cd", folder="/docs"),
+            c("cd", folder="docs/"),
+            c("pwd"),
+            c("cd", folder="inner//"),
+            c("pwd"),
+            c("cd", folder="../"),
+            c("cd", folder="."),
+            c("cd", folder=""),
+            c("pwd"),
+            c("cd", folder="log.txt"),
+            c("cd", folder="nope"),
+            c("cd", folder=".."),
+            c("find", path="/docs/"),
+            c("find", path="docs//inner"),
+            c("find", path=""),
+            c("find", name="t"),
+            c("find", path=None),
+            c("find", name=3),
+            c("cd", folder=None),
+            c("ls", a=True),
+        ]
+    )
     assert results[0].startswith('{"error": "cd: docs/inner: Unsupported path.')
     assert results[2] == '{"current_working_directory": "docs"}'  # the name only, not a path
     assert results[3] == '{"current_working_directory": "/workspace/docs"}'  # root name included
@@ -159,72 +182,147 @@ def test_navigation_quirks() -> None:
 
 
 def test_file_operation_quirks() -> None:
-    results = run_both([
-        c("echo", content="printed", file_name=""), c("echo", content="new\ntext", file_name="log.txt"),
-        c("echo", content="x", file_name="missing"), c("echo", content="x", file_name="docs"),
-        c("echo", content=["not", "text"], file_name="data.csv"), c("cat", file_name="data.csv"),
-        c("wc", file_name="data.csv"), c("du"), c("cat", file_name="docs"), c("cat", file_name="a|b"),
-        c("touch", file_name="new.txt"), c("touch", file_name="new.txt"), c("mkdir", dir_name="x:y"),
-        c("mkdir", dir_name=""), c("mkdir", dir_name=["l"]), c("touch", file_name=None),
-        c("tail", file_name="log.txt", lines=0), c("tail", file_name="log.txt", lines=-1),
-        c("tail", file_name="log.txt", lines=1.5), c("tail", file_name="log.txt", lines=99.5),
-        c("wc", file_name="log.txt", mode="x"), c("grep", file_name="log.txt", pattern=1),
-    ])
+    results = run_both(
+        [
+            c("echo", content="printed", file_name=""),
+            c("echo", content="new\ntext", file_name="log.txt"),
+            c("echo", content="x", file_name="missing"),
+            c("echo", content="x", file_name="docs"),
+            c("echo", content=["not", "text"], file_name="data.csv"),
+            c("cat", file_name="data.csv"),
+            c("wc", file_name="data.csv"),
+            c("du"),
+            c("cat", file_name="docs"),
+            c("cat", file_name="a|b"),
+            c("touch", file_name="new.txt"),
+            c("touch", file_name="new.txt"),
+            c("mkdir", dir_name="x:y"),
+            c("mkdir", dir_name=""),
+            c("mkdir", dir_name=["l"]),
+            c("touch", file_name=None),
+            c("tail", file_name="log.txt", lines=0),
+            c("tail", file_name="log.txt", lines=-1),
+            c("tail", file_name="log.txt", lines=1.5),
+            c("tail", file_name="log.txt", lines=99.5),
+            c("wc", file_name="log.txt", mode="x"),
+            c("grep", file_name="log.txt", pattern=1),
+        ]
+    )
     assert results[0] == '{"terminal_output": "printed"}'
     assert results[3] == "Error during execution: 'Directory' object has no attribute '_write'"
     assert results[16] == '{"last_lines": "new\\ntext"}'
 
 
 def test_diff_sort_du() -> None:
-    results = run_both([
-        c("cd", folder="docs"), c("touch", file_name="b.txt"), c("echo", content="b\nX\nc\nextra", file_name="b.txt"),
-        c("diff", file_name1="notes.txt", file_name2="b.txt"), c("diff", file_name1="notes.txt", file_name2="inner"),
-        c("sort", file_name="notes.txt"), c("du"), c("du", human_readable=True), c("cd", folder=".."),
-        c("touch", file_name="big"), c("echo", content="é" * 100_000, file_name="big"), c("du", human_readable=True),
-    ])
+    results = run_both(
+        [
+            c("cd", folder="docs"),
+            c("touch", file_name="b.txt"),
+            c("echo", content="b\nX\nc\nextra", file_name="b.txt"),
+            c("diff", file_name1="notes.txt", file_name2="b.txt"),
+            c("diff", file_name1="notes.txt", file_name2="inner"),
+            c("sort", file_name="notes.txt"),
+            c("du"),
+            c("du", human_readable=True),
+            c("cd", folder=".."),
+            c("touch", file_name="big"),
+            c("echo", content="é" * 100_000, file_name="big"),
+            c("du", human_readable=True),
+        ]
+    )
     assert results[3] == '{"diff_lines": "- a\\n+ X"}'  # pairwise, the extra line is ignored
     assert results[6] == '{"disk_usage": "16 bytes"}'  # the current directory only
     assert results[11] == '{"disk_usage": "195.35 KB"}'
 
 
 def test_move_copy_remove_quirks() -> None:
-    results = run_both([
-        c("rm", file_name="docs"), c("ls"), c("rmdir", dir_name="log.txt"), c("mkdir", dir_name="d"),
-        c("mkdir", dir_name="e"), c("cd", folder="e"), c("touch", file_name="f"), c("cd", folder=".."),
-        c("cp", source="e", destination="e2"), c("cd", folder="e2"), c("echo", content="shared", file_name="f"),
-        c("cd", folder=".."), c("cd", folder="e"), c("cat", file_name="f"),  # cp shares the File objects
-        c("cd", folder=".."), c("mv", source="e", destination="d"), c("cd", folder="d"), c("cd", folder="e"),
-        c("mkdir", dir_name="g"), c("cd", folder="g"), c("pwd"), c("cd", folder=".."), c("cd", folder=".."),
-        c("pwd"),  # the children of a moved directory keep their old parent
-        c("cd", folder=".."), c("cp", source="data.csv", destination="d"), c("cp", source="data.csv", destination="d"),
-        c("cp", source="e2", destination="d"), c("cp", source="e2", destination="d"),
-        c("mv", source="data.csv", destination="d"), c("mv", source="data.csv", destination="d/x"),
-        c("mv", source="log.txt", destination="renamed"), c("cp", source="renamed", destination="log.txt"),
-        c("mv", source="d", destination="renamed"), c("rmdir", dir_name="d"), c("rmdir", dir_name="nope"), c("ls"),
-    ])
-    assert results[0] == "{\"result\": \"'docs' removed\"}"
+    results = run_both(
+        [
+            c("rm", file_name="docs"),
+            c("ls"),
+            c("rmdir", dir_name="log.txt"),
+            c("mkdir", dir_name="d"),
+            c("mkdir", dir_name="e"),
+            c("cd", folder="e"),
+            c("touch", file_name="f"),
+            c("cd", folder=".."),
+            c("cp", source="e", destination="e2"),
+            c("cd", folder="e2"),
+            c("echo", content="shared", file_name="f"),
+            c("cd", folder=".."),
+            c("cd", folder="e"),
+            c("cat", file_name="f"),  # cp shares the File objects
+            c("cd", folder=".."),
+            c("mv", source="e", destination="d"),
+            c("cd", folder="d"),
+            c("cd", folder="e"),
+            c("mkdir", dir_name="g"),
+            c("cd", folder="g"),
+            c("pwd"),
+            c("cd", folder=".."),
+            c("cd", folder=".."),
+            c("pwd"),  # the children of a moved directory keep their old parent
+            c("cd", folder=".."),
+            c("cp", source="data.csv", destination="d"),
+            c("cp", source="data.csv", destination="d"),
+            c("cp", source="e2", destination="d"),
+            c("cp", source="e2", destination="d"),
+            c("mv", source="data.csv", destination="d"),
+            c("mv", source="data.csv", destination="d/x"),
+            c("mv", source="log.txt", destination="renamed"),
+            c("cp", source="renamed", destination="log.txt"),
+            c("mv", source="d", destination="renamed"),
+            c("rmdir", dir_name="d"),
+            c("rmdir", dir_name="nope"),
+            c("ls"),
+        ]
+    )
+    assert results[0] == '{"result": "\'docs\' removed"}'
     assert results[13] == '{"file_content": "shared"}'
     assert results[26] == "Error during execution: File 'data.csv' already exists in directory 'd'."
     assert results[28] == "Error during execution: Directory 'e2' already exists in directory 'd'."
 
 
 def test_moved_directory_shares_its_contents_with_the_old_object() -> None:
-    results = run_both([
-        c("mkdir", dir_name="d"), c("mkdir", dir_name="e"), c("cd", folder="e"), c("mkdir", dir_name="g"),
-        c("cd", folder=".."), c("mv", source="e", destination="d"), c("cd", folder="d"), c("cd", folder="e"),
-        c("cd", folder="g"), c("cd", folder=".."),  # back in the detached original "e"
-        c("mkdir", dir_name="z"), c("cd", folder=".."), c("pwd"), c("cd", folder="d"), c("cd", folder="e"), c("ls"),
-    ])
+    results = run_both(
+        [
+            c("mkdir", dir_name="d"),
+            c("mkdir", dir_name="e"),
+            c("cd", folder="e"),
+            c("mkdir", dir_name="g"),
+            c("cd", folder=".."),
+            c("mv", source="e", destination="d"),
+            c("cd", folder="d"),
+            c("cd", folder="e"),
+            c("cd", folder="g"),
+            c("cd", folder=".."),  # back in the detached original "e"
+            c("mkdir", dir_name="z"),
+            c("cd", folder=".."),
+            c("pwd"),
+            c("cd", folder="d"),
+            c("cd", folder="e"),
+            c("ls"),
+        ]
+    )
     assert results[12] == '{"current_working_directory": "/workspace"}'
     assert results[15] == '{"current_directory_content": ["g", "z"]}'
 
 
 def test_dot_entries_act_on_the_current_directory() -> None:
     dot = [c("mkdir", dir_name=".")]
-    results = run_both(dot + [
-        c("ls", a=True), c("ls"), c("cat", file_name="."), c("rmdir", dir_name="."),
-        c("echo", content="x", file_name="."), c("wc", file_name="."), c("rm", file_name="."), c("ls", a=True),
-    ])
+    results = run_both(
+        dot
+        + [
+            c("ls", a=True),
+            c("ls"),
+            c("cat", file_name="."),
+            c("rmdir", dir_name="."),
+            c("echo", content="x", file_name="."),
+            c("wc", file_name="."),
+            c("rm", file_name="."),
+            c("ls", a=True),
+        ]
+    )
     assert results[3] == '{"error": "cat: \'.\': Is a directory"}'
     # copying or moving "." copies/moves the current directory into itself (one cycle each)
     run_both(dot + [c("cp", source=".", destination="copy"), c("ls", a=True), c("cd", folder="copy"), c("pwd")])
@@ -260,7 +358,19 @@ def test_depth_limits_raise_the_reference_recursion_error() -> None:
 
 def test_directory_copied_into_itself_is_a_cycle() -> None:
     session = Session(["GorillaFileSystem"], {"GorillaFileSystem": copy.deepcopy(SCENARIO)})
-    texts = [r.text for r in session.execute_all(["cp(source='docs', destination='docs')", "find()", "du()", "cd(folder='docs')", "cd(folder='docs')", "pwd()"])]
+    texts = [
+        r.text
+        for r in session.execute_all(
+            [
+                "cp(source='docs', destination='docs')",
+                "find()",
+                "du()",
+                "cd(folder='docs')",
+                "cd(folder='docs')",
+                "pwd()",
+            ]
+        )
+    ]
     assert texts[0] == "{\"result\": \"'docs' copied to 'docs/docs'\"}"
     assert texts[1] == "Error during execution: maximum recursion depth exceeded while calling a Python object"
     assert texts[2] == "Error during execution: maximum recursion depth exceeded"
@@ -270,15 +380,24 @@ def test_directory_copied_into_itself_is_a_cycle() -> None:
 def test_exponential_tree_is_refused_quickly() -> None:
     calls = ["mkdir(dir_name='A')", "cd(folder='A')", "touch(file_name='f')", "cd(folder='..')"]
     for _ in range(40):  # each round doubles the number of paths through shared sub-directories
-        calls += ["cp(source='A', destination='B')", "mkdir(dir_name='N')", "mv(source='A', destination='N')",
-                  "mv(source='B', destination='N')", "mv(source='N', destination='A')"]
+        calls += [
+            "cp(source='A', destination='B')",
+            "mkdir(dir_name='N')",
+            "mv(source='A', destination='N')",
+            "mv(source='B', destination='N')",
+            "mv(source='N', destination='A')",
+        ]
     session = Session(["GorillaFileSystem"], {})
     session.execute_all(calls)
     started = time.perf_counter()
     texts = [r.text for r in session.execute_all(["find()", "find(name='nothing')", "du()", "du(human_readable=True)"])]
     text = repr(session.instances["GorillaFileSystem"].root)  # a checker may print the state
     assert time.perf_counter() - started < 2.0
-    assert texts == ['{"error": "find: \'.\': too many entries to list"}'] * 2 + ['{"error": "du: too many entries to measure"}'] * 2
+    assert (
+        texts
+        == ['{"error": "find: \'.\': too many entries to list"}'] * 2
+        + ['{"error": "du: too many entries to measure"}'] * 2
+    )
     assert len(text) == fs._REPR_MAX_CHARS + 1 and text.startswith("<Directory: /, Parent: None, Contents: {'A': ")
 
 

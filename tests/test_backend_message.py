@@ -23,20 +23,34 @@ def compare_with_official(calls: list[str], config: dict | None = None) -> list[
 
 def test_public_state_order_and_defaults() -> None:
     api = MessageAPI()
-    assert list(api.public_state()) == ["generated_ids", "user_count", "user_map", "inbox", "message_count", "current_user"]
+    assert list(api.public_state()) == [
+        "generated_ids",
+        "user_count",
+        "user_map",
+        "inbox",
+        "message_count",
+        "current_user",
+    ]
     assert api.generated_ids == set() and api.user_map["Daniel"] == "USR004" and len(api.inbox) == 3
     MessageAPI().inbox.append({"USR001": "x"})
     assert len(MessageAPI().inbox) == 3  # defaults are never shared
 
 
 def test_message_ids_are_seeded_unique_and_nested() -> None:
-    _, out = run(["message_login(user_id='USR001')",
-                  "send_message(receiver_id='USR002', message='hi')",
-                  "send_message(receiver_id='USR003', message='yo')"])
+    _, out = run(
+        [
+            "message_login(user_id='USR001')",
+            "send_message(receiver_id='USR002', message='hi')",
+            "send_message(receiver_id='USR003', message='yo')",
+        ]
+    )
     rng = random.Random(200191)
     first, second = rng.randint(10000, 99999), rng.randint(10000, 99999)
-    assert json.loads(out[1]) == {"sent_status": True, "message_id": {"new_id": first},
-                                  "message": "Message sent to 'USR002' successfully."}
+    assert json.loads(out[1]) == {
+        "sent_status": True,
+        "message_id": {"new_id": first},
+        "message": "Message sent to 'USR002' successfully.",
+    }
     assert json.loads(out[2])["message_id"] == {"new_id": second}
 
 
@@ -114,9 +128,16 @@ def test_scenario_shapes_match_official() -> None:
         "current_user": "USR001",
         "random_seed": 3,
     }
-    calls = ["view_messages_sent()", "get_message_stats()", "search_messages(keyword='a')",
-             "add_contact(user_name='Kim')", "add_contact(user_name='Lee')",
-             "delete_message(receiver_id='USR001')", "send_message(receiver_id='USR005', message='ok')"]
+    calls = [
+        "view_messages_sent()",
+        "get_message_stats()",
+        "search_messages(keyword='a')",
+        "add_contact(user_name='Kim')",
+        "add_contact(user_name='Lee')",
+        "delete_message(receiver_id='USR001')",
+        "send_message(receiver_id='USR005', message='ok')",
+    ]
     compare_with_official(calls, config)
-    compare_with_official(["get_message_stats()", "delete_message(receiver_id='x')"],
-                          {"inbox": [{}], "current_user": "USR002"})
+    compare_with_official(
+        ["get_message_stats()", "delete_message(receiver_id='x')"], {"inbox": [{}], "current_user": "USR002"}
+    )

@@ -53,7 +53,9 @@ def test_create_priority_checks_and_returned_reference() -> None:
 
 
 def test_edit_close_resolve_and_filters() -> None:
-    ours, theirs = pair({"ticket_queue": [{"id": 7, "title": "a", "status": "Open", "created_by": "u"}], "ticket_counter": 8})
+    ours, theirs = pair(
+        {"ticket_queue": [{"id": 7, "title": "a", "status": "Open", "created_by": "u"}], "ticket_counter": 8}
+    )
     call_both(ours, theirs, "get_user_tickets", 5)  # not logged in
     call_both(ours, theirs, "ticket_login", "u", "p")
     call_both(ours, theirs, "get_ticket", 7.0)  # found by ==

@@ -12,8 +12,15 @@ from tests.oracle import call_both, official_pair, require_official, state_diffe
 
 OFFICIAL_MODULE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code.trading_bot"
 PUBLIC = [
-    "orders", "account_info", "authenticated", "market_status", "order_counter",
-    "stocks", "watch_list", "transaction_history", "long_context",
+    "orders",
+    "account_info",
+    "authenticated",
+    "market_status",
+    "order_counter",
+    "stocks",
+    "watch_list",
+    "transaction_history",
+    "long_context",
 ]
 
 
@@ -35,8 +42,19 @@ def test_defaults_attribute_order_and_independent_copies() -> None:
 
 
 def test_digit_string_order_ids_become_ints() -> None:
-    config = {"orders": {"7": {"id": 7, "order_type": "Buy", "symbol": "AAPL", "price": 1.0, "amount": 1, "status": "Open"},
-                         "x1": {"id": "x1", "order_type": "Sell", "symbol": "GOOG", "price": 2.0, "amount": 2, "status": "Completed"}}}
+    config = {
+        "orders": {
+            "7": {"id": 7, "order_type": "Buy", "symbol": "AAPL", "price": 1.0, "amount": 1, "status": "Open"},
+            "x1": {
+                "id": "x1",
+                "order_type": "Sell",
+                "symbol": "GOOG",
+                "price": 2.0,
+                "amount": 2,
+                "status": "Completed",
+            },
+        }
+    }
     ours, theirs = pair(config)
     assert list(ours.orders) == [7, "x1"]
     call_both(ours, theirs, "get_order_details", 7)
@@ -51,9 +69,16 @@ def test_orders_balance_is_checked_but_never_deducted() -> None:
     call_both(ours, theirs, "place_order", "Buy", "ZETA", 22.09, 3)  # not logged in
     call_both(ours, theirs, "trading_login", "u", "p")
     call_both(ours, theirs, "trading_login", "u", "p")  # already logged in
-    for args in [("Buy", "ZETA", 22.09, 5), ("buy", "ZETA", 22.09, 4), ("SELL", "AAPL", 10, 1000),
-                 ("Buy", "XXXX", 1, 1), ("Buy", "ZETA", 0, 1), ("Buy", "ZETA", 2.5, 2.9), (5, "ZETA", 1, 1),
-                 ("Buy", "ZETA", "1", 1)]:
+    for args in [
+        ("Buy", "ZETA", 22.09, 5),
+        ("buy", "ZETA", 22.09, 4),
+        ("SELL", "AAPL", 10, 1000),
+        ("Buy", "XXXX", 1, 1),
+        ("Buy", "ZETA", 0, 1),
+        ("Buy", "ZETA", 2.5, 2.9),
+        (5, "ZETA", 1, 1),
+        ("Buy", "ZETA", "1", 1),
+    ]:
         call_both(ours, theirs, "place_order", *args)
     assert ours.account_info["balance"] == 100
     assert ours.orders[12446 + 1]["status"] == "Open"  # the reply said "Pending"
@@ -72,7 +97,14 @@ def test_transactions_use_the_seeded_clock_and_market_gate() -> None:
     for amount in (5, 10**9, 0.25):
         call_both(ours, theirs, "withdraw_funds", amount)
     assert len(ours.transaction_history) == 5
-    for start, end in [(None, None), ("2024-09-01", "2024-09-03"), ("2024-09-02", None), ("", "2024-09-01"), ("bad", None), (5, None)]:
+    for start, end in [
+        (None, None),
+        ("2024-09-01", "2024-09-03"),
+        ("2024-09-02", None),
+        ("", "2024-09-01"),
+        ("bad", None),
+        (5, None),
+    ]:
         call_both(ours, theirs, "get_transaction_history", start, end)
     call_both(ours, theirs, "fund_account", "5")  # raises TypeError
     call_both(ours, theirs, "trading_logout")
@@ -107,10 +139,22 @@ def test_watch_list_and_lookups() -> None:
 
 
 def test_long_context_injection_stays_out_of_state() -> None:
-    ours, theirs = pair({"authenticated": True, "transaction_history": [
-        {"type": "deposit", "amount": 1.0, "timestamp": "2024-09-01 11:00:00"}]}, long_context=True)
-    filler_sizes = {name: len(official_literal("long_context.py", name)) for name in (
-        "WATCH_LIST_EXTENSION", "TECHNOLOGY_EXTENSION", "AUTOMOBILE_EXTENSION", "TRANSACTION_HISTORY_EXTENSION")}
+    ours, theirs = pair(
+        {
+            "authenticated": True,
+            "transaction_history": [{"type": "deposit", "amount": 1.0, "timestamp": "2024-09-01 11:00:00"}],
+        },
+        long_context=True,
+    )
+    filler_sizes = {
+        name: len(official_literal("long_context.py", name))
+        for name in (
+            "WATCH_LIST_EXTENSION",
+            "TECHNOLOGY_EXTENSION",
+            "AUTOMOBILE_EXTENSION",
+            "TRANSACTION_HISTORY_EXTENSION",
+        )
+    }
     for _ in range(2):  # repeated calls must not grow anything
         watch = call_both(ours, theirs, "get_watchlist")
         assert watch.startswith("['NVDA', ")  # a bare list, not a dict

@@ -94,7 +94,9 @@ def test_token_checks_and_card_quirks() -> None:
     call_both(ours, theirs, "book_flight", token, "c1", "2024-01-01", "SFO", "HND", "economy")  # no route
     call_both(ours, theirs, "set_budget_limit", token, "600")  # fare is 400
     # Quirk: the card balance, not the fare, is compared with the budget limit.
-    assert "less than budget" in call_both(ours, theirs, "book_flight", token, "c1", "2024-01-01", "SFO", "LAX", "economy")
+    assert "less than budget" in call_both(
+        ours, theirs, "book_flight", token, "c1", "2024-01-01", "SFO", "LAX", "economy"
+    )
     call_both(ours, theirs, "purchase_insurance", token, "a", "nope", 500, "c1")
     call_both(ours, theirs, "purchase_insurance", token, "a", "nope", "5", "c1")  # TypeError
 
@@ -129,8 +131,15 @@ def test_flight_cost_table_factors_and_errors() -> None:
         for travel_class in ("economy", "business", "first"):
             call_both(ours, theirs, "get_flight_cost", "SFO", "LAX", date, travel_class)
     assert ours.get_flight_cost("SFO", "LAX", "2024-01-02", "first") == {"travel_cost_list": [1000.0]}  # 200*5*1
-    for args in (("SFO", "XXX", "2024", "economy"), ("SFO", "LAX", "2024", "coach"), (["SFO"], "LAX", "1", "first"),
-                 ("SFO", "LAX", "2024", ["first"]), ("SFO", "LAX", 5, "first"), ("SFO", "LAX", [1], "first"), ("SFO", "LAX", "²", "first")):
+    for args in (
+        ("SFO", "XXX", "2024", "economy"),
+        ("SFO", "LAX", "2024", "coach"),
+        (["SFO"], "LAX", "1", "first"),
+        ("SFO", "LAX", "2024", ["first"]),
+        ("SFO", "LAX", 5, "first"),
+        ("SFO", "LAX", [1], "first"),
+        ("SFO", "LAX", "²", "first"),
+    ):
         call_both(ours, theirs, "get_flight_cost", *args)
 
 
@@ -138,8 +147,16 @@ def test_exchange_rate_and_airports() -> None:
     ours, theirs = pair()
     assert ours.compute_exchange_rate("USD", "JPY", 2) == {"exchanged_value": 220.0}
     assert ours.compute_exchange_rate("EUR", "USD", 10) == {"exchanged_value": 12.5}
-    for args in (("USD", "EUR", 3), ("GBP", "USD", 1.234), ("USD", "USD", 1), ("USD", "RMB", "ab"), ("USD", "EUR", "ab"),
-                 ("JPY", "USD", [1]), (["USD"], "RMB", 1), ("RMB", "USD", 10 ** 400)):
+    for args in (
+        ("USD", "EUR", 3),
+        ("GBP", "USD", 1.234),
+        ("USD", "USD", 1),
+        ("USD", "RMB", "ab"),
+        ("USD", "EUR", "ab"),
+        ("JPY", "USD", [1]),
+        (["USD"], "RMB", 1),
+        ("RMB", "USD", 10**400),
+    ):
         call_both(ours, theirs, "compute_exchange_rate", *args)
     call_both(ours, theirs, "list_all_airports")
     for location in ("Tokyo", "Paris", "Atlantis", ["Tokyo"]):
@@ -153,8 +170,13 @@ def test_age_uses_the_private_date_source(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(travel, "_today", lambda: datetime(2030, 6, 15))
     verify = api.verify_traveler_information
     assert verify("Ada", "Byron", "2012-06-15", "US1") == {"verification_status": True}  # 18 today
-    assert verify("Ada", "Byron", "2012-06-16", "US1")["verification_failure"] == "Traveler must be at least 18 years old."
-    assert verify("Ada", "Byron", "2012-06-14", "UK1")["verification_failure"] == "Passport must be issued by the United States."
+    assert (
+        verify("Ada", "Byron", "2012-06-16", "US1")["verification_failure"] == "Traveler must be at least 18 years old."
+    )
+    assert (
+        verify("Ada", "Byron", "2012-06-14", "UK1")["verification_failure"]
+        == "Passport must be issued by the United States."
+    )
     assert "YYYY-MM-DD" in verify("Ada", "Byron", "2012-13-01", "US1")["verification_failure"]
     # Quirk: no space between the sentences; the stored names are echoed.
     assert verify("Bob", "Byron", "x", "y")["verification_failure"] == (
@@ -174,12 +196,17 @@ def test_verify_against_official_with_real_clock() -> None:
 
 
 def test_long_context_injection_and_results(restore_official_long_context: None) -> None:
-    config = {"credit_card_list": {"1234567812345678": {"balance": 7.0}}, "booking_record": {"booking_901": {"card_id": "q"}}}
+    config = {
+        "credit_card_list": {"1234567812345678": {"balance": 7.0}},
+        "booking_record": {"booking_901": {"card_id": "q"}},
+    }
     ours, theirs = pair(config, long_context=True)
     assert ours.credit_card_list["1234567812345678"] == {"balance": 7.0}  # existing keys win
     assert len(ours.credit_card_list) == 22 and len(ours.booking_record) == 16
     token = login(ours, theirs)
-    costs = json.loads(call_both(ours, theirs, "get_flight_cost", "LAX", "SFO", "2024-01-03", "first"))["travel_cost_list"]
+    costs = json.loads(call_both(ours, theirs, "get_flight_cost", "LAX", "SFO", "2024-01-03", "first"))[
+        "travel_cost_list"
+    ]
     assert len(costs) == 153
     booked = call_both(ours, theirs, "book_flight", token, "2345678923456789", "2024-01-03", "LAX", "SFO", "economy")
     assert '"booking_901"' in booked  # the whole record is returned in long context

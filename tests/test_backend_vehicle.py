@@ -27,11 +27,26 @@ def compare_with_official(calls: list[str], config: dict | None = None, long_con
 def test_public_state_order_and_defaults() -> None:
     car = VehicleControlAPI()
     assert list(car.public_state()) == [
-        "fuelLevel", "batteryVoltage", "engine_state", "remainingUnlockedDoors", "doorStatus",
-        "acTemperature", "fanSpeed", "acMode", "humidityLevel", "headLightStatus",
-        "parkingBrakeStatus", "brakePedalStatus", "distanceToNextVehicle", "cruiseStatus",
-        "destination", "frontLeftTirePressure", "frontRightTirePressure", "rearLeftTirePressure",
-        "rearRightTirePressure", "long_context",
+        "fuelLevel",
+        "batteryVoltage",
+        "engine_state",
+        "remainingUnlockedDoors",
+        "doorStatus",
+        "acTemperature",
+        "fanSpeed",
+        "acMode",
+        "humidityLevel",
+        "headLightStatus",
+        "parkingBrakeStatus",
+        "brakePedalStatus",
+        "distanceToNextVehicle",
+        "cruiseStatus",
+        "destination",
+        "frontLeftTirePressure",
+        "frontRightTirePressure",
+        "rearLeftTirePressure",
+        "rearRightTirePressure",
+        "long_context",
     ]
     assert car.fuelLevel == 0.0 and type(car.fanSpeed) is int and car.destination == "None"
     other = VehicleControlAPI()
@@ -42,8 +57,16 @@ def test_public_state_order_and_defaults() -> None:
 def test_config_keys_map_to_attributes_and_doors_are_recounted() -> None:
     car = VehicleControlAPI()
     doors = dict(LOCKED, rear_right="unlocked")
-    car.load_scenario({"engineState": "running", "remainingUnlockedDoors": 4, "doorStatus": doors,
-                       "parkingBrakeForce": 7.0, "slopeAngle": 3.0, "brakePedalForce": 1000.0})
+    car.load_scenario(
+        {
+            "engineState": "running",
+            "remainingUnlockedDoors": 4,
+            "doorStatus": doors,
+            "parkingBrakeForce": 7.0,
+            "slopeAngle": 3.0,
+            "brakePedalForce": 1000.0,
+        }
+    )
     assert car.engine_state == "running"
     assert car.remainingUnlockedDoors == 1  # recomputed, the config value is ignored
     assert "parkingBrakeForce" not in car.public_state() and car._parkingBrakeForce == 7.0
@@ -62,7 +85,9 @@ def test_start_engine_stop_quirk_and_full_brake() -> None:
         "displayCarStatus(option='engine')",
     ]
     _, out = run(calls)
-    assert out[0].startswith('{"error": "All doors must be locked before starting the engine. Here are the unlocked doors: driver, passenger')
+    assert out[0].startswith(
+        '{"error": "All doors must be locked before starting the engine. Here are the unlocked doors: driver, passenger'
+    )
     assert out[3] == '{"error": "Must press the brake fully before starting the engine."}'
     assert out[4] == '{"brakePedalStatus": "pressed", "brakePedalForce": 1000.0}'
     assert out[5] == '{"engineState": "running", "fuelLevel": 0.0, "batteryVoltage": 12.6}'
@@ -71,15 +96,18 @@ def test_start_engine_stop_quirk_and_full_brake() -> None:
 
 
 def test_int_and_float_echoes() -> None:
-    _, out = run([
-        "fillFuelTank(fuelAmount=10)",
-        "adjustClimateControl(temperature=68, unit='fahrenheit')",
-        "displayCarStatus(option='climate')",
-        "setCruiseControl(speed=60, activate=True, distanceToNextVehicle=100)",
-        "liter_to_gallon(liter=10)",
-        "estimate_drive_feasibility_by_mileage(distance=200)",
-        "setHeadlights(mode='auto')",
-    ], {"engineState": "running"})
+    _, out = run(
+        [
+            "fillFuelTank(fuelAmount=10)",
+            "adjustClimateControl(temperature=68, unit='fahrenheit')",
+            "displayCarStatus(option='climate')",
+            "setCruiseControl(speed=60, activate=True, distanceToNextVehicle=100)",
+            "liter_to_gallon(liter=10)",
+            "estimate_drive_feasibility_by_mileage(distance=200)",
+            "setHeadlights(mode='auto')",
+        ],
+        {"engineState": "running"},
+    )
     assert out[0] == '{"fuelLevel": 10.0}'
     assert out[1] == '{"currentACTemperature": 68, "climateMode": "auto", "humidityLevel": 50.0}'
     assert json.loads(out[2])["currentACTemperature"] == 20.0
@@ -91,8 +119,10 @@ def test_int_and_float_echoes() -> None:
 def test_rng_sequence_matches_a_seeded_random() -> None:
     _, out = run(["get_current_speed()", "get_outside_temperature_from_google()"])
     rng = random.Random(141053)
-    assert out == [json.dumps({"currentSpeed": rng.uniform(0.0, 120.0)}),
-                   json.dumps({"outsideTemperature": rng.uniform(-10.0, 40.0)})]
+    assert out == [
+        json.dumps({"currentSpeed": rng.uniform(0.0, 120.0)}),
+        json.dumps({"outsideTemperature": rng.uniform(-10.0, 40.0)}),
+    ]
 
 
 def test_long_context_weather_is_per_instance() -> None:
@@ -123,24 +153,44 @@ QUIRK_CALLS = [
     "setCruiseControl(speed='x', activate=True, distanceToNextVehicle=None)",
     "setCruiseControl(speed=63, activate=True, distanceToNextVehicle='12.5')",
     "setCruiseControl(speed=65, activate=False, distanceToNextVehicle=3)",
-    "fillFuelTank(fuelAmount=-1)", "fillFuelTank(fuelAmount=51)", "fillFuelTank(fuelAmount='a')",
-    "fillFuelTank(fuelAmount=49.5)", "fillFuelTank(fuelAmount=True)",
-    "pressBrakePedal(pedalPosition=0)", "pressBrakePedal(pedalPosition=2)", "pressBrakePedal(pedalPosition=0.25)",
-    "activateParkingBrake(mode='release')", "activateParkingBrake(mode=['engage'])",
-    "activateParkingBrake(mode='engage')", "displayCarStatus(option='parkingBrake')",
-    "displayCarStatus(option='brakePedal')", "displayCarStatus(option=['doors'])",
-    "displayCarStatus(option='doors')", "displayCarStatus(option='fuel')",
-    "setHeadlights(mode=['on'])", "setHeadlights(mode='on')",
-    "estimate_distance(cityA='08540', cityB='94704')", "estimate_distance(cityA=['x'], cityB={'a': 1})",
+    "fillFuelTank(fuelAmount=-1)",
+    "fillFuelTank(fuelAmount=51)",
+    "fillFuelTank(fuelAmount='a')",
+    "fillFuelTank(fuelAmount=49.5)",
+    "fillFuelTank(fuelAmount=True)",
+    "pressBrakePedal(pedalPosition=0)",
+    "pressBrakePedal(pedalPosition=2)",
+    "pressBrakePedal(pedalPosition=0.25)",
+    "activateParkingBrake(mode='release')",
+    "activateParkingBrake(mode=['engage'])",
+    "activateParkingBrake(mode='engage')",
+    "displayCarStatus(option='parkingBrake')",
+    "displayCarStatus(option='brakePedal')",
+    "displayCarStatus(option=['doors'])",
+    "displayCarStatus(option='doors')",
+    "displayCarStatus(option='fuel')",
+    "setHeadlights(mode=['on'])",
+    "setHeadlights(mode='on')",
+    "estimate_distance(cityA='08540', cityB='94704')",
+    "estimate_distance(cityA=['x'], cityB={'a': 1})",
     "estimate_distance(cityA='94016', cityB='94016')",
-    "get_zipcode_based_on_city(city='Sunset Valley')", "get_zipcode_based_on_city(city=[1])",
-    "liter_to_gallon(liter='3')", "gallon_to_liter(gallon=[1])", "gallon_to_liter(gallon=2)",
+    "get_zipcode_based_on_city(city='Sunset Valley')",
+    "get_zipcode_based_on_city(city=[1])",
+    "liter_to_gallon(liter='3')",
+    "gallon_to_liter(gallon=[1])",
+    "gallon_to_liter(gallon=2)",
     "estimate_drive_feasibility_by_mileage(distance='far')",
-    "set_navigation(destination=5)", "set_navigation(destination='1 Main St, Rivermist, CA')",
-    "check_tire_pressure()", "find_nearest_tire_shop()", "display_log(messages=['a', 1])",
-    "get_outside_temperature_from_weather_com()", "get_current_speed()",
-    "get_outside_temperature_from_google()", "releaseBrakePedal()",
-    "startEngine(ignitionMode='START', extra=1)", "startEngine()",
+    "set_navigation(destination=5)",
+    "set_navigation(destination='1 Main St, Rivermist, CA')",
+    "check_tire_pressure()",
+    "find_nearest_tire_shop()",
+    "display_log(messages=['a', 1])",
+    "get_outside_temperature_from_weather_com()",
+    "get_current_speed()",
+    "get_outside_temperature_from_google()",
+    "releaseBrakePedal()",
+    "startEngine(ignitionMode='START', extra=1)",
+    "startEngine()",
     "adjustClimateControl(1, 'celsius', 2, 'auto', 5)",
 ]
 
@@ -151,16 +201,33 @@ def test_quirks_match_official(long_context: bool) -> None:
 
 
 def test_official_configs_and_odd_pressures_match_official() -> None:
-    config = {"frontLeftTirePressure": 30, "frontRightTirePressure": 35.5, "rearLeftTirePressure": 29,
-              "rearRightTirePressure": 41, "random_seed": 7, "engineState": "running"}
-    compare_with_official(["check_tire_pressure()", "get_current_speed()", "get_current_speed()",
-                           "setCruiseControl(speed=120, activate=True, distanceToNextVehicle=1e400)"], config)
+    config = {
+        "frontLeftTirePressure": 30,
+        "frontRightTirePressure": 35.5,
+        "rearLeftTirePressure": 29,
+        "rearRightTirePressure": 41,
+        "random_seed": 7,
+        "engineState": "running",
+    }
+    compare_with_official(
+        [
+            "check_tire_pressure()",
+            "get_current_speed()",
+            "get_current_speed()",
+            "setCruiseControl(speed=120, activate=True, distanceToNextVehicle=1e400)",
+        ],
+        config,
+    )
 
 
 def test_hostile_numbers_return_quickly() -> None:
     big = "9" * 4000
-    _, out = run([f"adjustClimateControl(temperature={big}, unit='fahrenheit')",
-                  f"setCruiseControl(speed={big}, activate=True, distanceToNextVehicle=1)",
-                  f"liter_to_gallon(liter={big})"])
+    _, out = run(
+        [
+            f"adjustClimateControl(temperature={big}, unit='fahrenheit')",
+            f"setCruiseControl(speed={big}, activate=True, distanceToNextVehicle=1)",
+            f"liter_to_gallon(liter={big})",
+        ]
+    )
     assert all(text.startswith("Error during execution: ") for text in out)
     assert canonical(VehicleControlAPI().public_state())  # still constructible

@@ -12,13 +12,52 @@ from toolenv.calls import MAX_CALL_TEXT, Call, CallSyntaxError, parse_python_cal
 from toolenv.data import load_tasks
 
 identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True).filter(
-    lambda s: s not in {"None", "True", "False", "and", "or", "not", "if", "else", "in", "is", "for", "lambda",
-                        "def", "class", "return", "yield", "from", "import", "as", "with", "while", "try", "except",
-                        "finally", "raise", "pass", "break", "continue", "del", "global", "nonlocal", "assert",
-                        "async", "await", "elif"}
+    lambda s: (
+        s
+        not in {
+            "None",
+            "True",
+            "False",
+            "and",
+            "or",
+            "not",
+            "if",
+            "else",
+            "in",
+            "is",
+            "for",
+            "lambda",
+            "def",
+            "class",
+            "return",
+            "yield",
+            "from",
+            "import",
+            "as",
+            "with",
+            "while",
+            "try",
+            "except",
+            "finally",
+            "raise",
+            "pass",
+            "break",
+            "continue",
+            "del",
+            "global",
+            "nonlocal",
+            "assert",
+            "async",
+            "await",
+            "elif",
+        }
+    )
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=30),
     st.floats(allow_nan=False, allow_infinity=False),
 )
 literals = st.recursive(

@@ -36,8 +36,12 @@ def toolenv(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished oracle run, an empty run, a run with a corrupt run.json, BFCL files and TOMLs."""
     root = tmp_path_factory.mktemp("cli")
-    run_eval(ExpertModel(fail_every=2), RunConfig(model="oracle", categories=("base",), limit=4), root / "run",
-             progress=False)
+    run_eval(
+        ExpertModel(fail_every=2),
+        RunConfig(model="oracle", categories=("base",), limit=4),
+        root / "run",
+        progress=False,
+    )
     empty = root / "empty_run"
     shutil.copytree(root / "run", empty)
     (empty / "trajectories.jsonl").write_text("")
@@ -45,12 +49,14 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(root / "run", corrupt)
     (corrupt / "run.json").write_text("{not json")
     (root / "bfcl_corrupt").mkdir()
-    (root / "bfcl_corrupt" / "BFCL_v4_multi_turn_base_result.json").write_text('{"id": "multi_turn_base_0", "result": [[\n')
+    (root / "bfcl_corrupt" / "BFCL_v4_multi_turn_base_result.json").write_text(
+        '{"id": "multi_turn_base_0", "result": [[\n'
+    )
     (root / "bfcl_single").mkdir()
     (root / "bfcl_single" / "BFCL_v4_simple_result.json").write_text('{"id": "simple_0", "result": "x"}\n')
     (root / "a_file").write_text("not a folder")
     (root / "empty.toml").write_text("")
-    (root / "no_mode.toml").write_text("[model]\npath = \"x\"\n")
+    (root / "no_mode.toml").write_text('[model]\npath = "x"\n')
     (root / "bad.toml").write_text("[run\n")
     return root
 
@@ -74,8 +80,20 @@ BAD_INPUT = [
     (["eval", "--model", "{tmp}", "--out", "{tmp}/new"], "no transformers model at"),
     (["eval", "--endpoint", "ftp://host/v1", "--model", "m", "--out", "{tmp}/new"], "not an http(s) URL"),
     (["eval", "--endpoint", "http://127.0.0.1:9/v1", "--out", "{tmp}/new"], "an endpoint needs --model"),
-    (["eval", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--api-key-env", "TOOLENV_NO_SUCH_VAR",
-      "--out", "{tmp}/new"], "TOOLENV_NO_SUCH_VAR"),
+    (
+        [
+            "eval",
+            "--endpoint",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "m",
+            "--api-key-env",
+            "TOOLENV_NO_SUCH_VAR",
+            "--out",
+            "{tmp}/new",
+        ],
+        "TOOLENV_NO_SUCH_VAR",
+    ),
     (["eval", "--categories", "base", "--limit", "3", "--out", "{tmp}/run"], "holds a run with another configuration"),
     (["eval", "--out", "{tmp}/a_file"], "is a file, not a run folder"),
     (["eval", "--out", "{tmp}/corrupt_run"], "corrupt_run/run.json is not valid JSON"),
@@ -98,7 +116,10 @@ BAD_INPUT = [
     (["data"], "required"),
     (["no-such-command"], "invalid choice"),
     (["ood", "show", "--task", "5", "--ood", "rename_tools"], "multi_turn_base_5"),
-    (["ood", "generate", "--ood", "shuffle_schema", "--categories", "bogus", "--out", "{tmp}/new"], "unknown category 'bogus'"),
+    (
+        ["ood", "generate", "--ood", "shuffle_schema", "--categories", "bogus", "--out", "{tmp}/new"],
+        "unknown category 'bogus'",
+    ),
     (["train", "{tmp}/missing.toml"], "missing.toml"),
     (["train", "{tmp}/bad.toml"], "bad.toml"),
     (["train", "{tmp}/empty.toml"], "mode"),
@@ -123,8 +144,20 @@ def test_a_refused_eval_leaves_nothing_that_blocks_the_corrected_command(tmp_pat
     "holds a run with another configuration"."""
     out = tmp_path / "run"
     with FakeOpenAIServer(ExpertModel()) as server:
-        base = ["eval", "--endpoint", server.url, "--model", "oracle", "--categories", "base", "--limit", "2",
-                "--out", str(out), "--quiet"]
+        base = [
+            "eval",
+            "--endpoint",
+            server.url,
+            "--model",
+            "oracle",
+            "--categories",
+            "base",
+            "--limit",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
         assert toolenv(*base, "--split", "tst").returncode == 2
         assert not out.exists()
         done = toolenv(*base, "--split", "test")
@@ -172,9 +205,27 @@ def test_endpoint_api_key_is_sent_and_never_written(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with _HeaderServer() as server:
         done = subprocess.run(
-            [*TOOLENV, "eval", "--endpoint", server.url, "--model", "m", "--categories", "base", "--limit", "1",
-             "--api-key-env", "MY_SERVER_KEY", "--out", str(out)],
-            capture_output=True, text=True, env={**ENV, "MY_SERVER_KEY": key}, timeout=300)
+            [
+                *TOOLENV,
+                "eval",
+                "--endpoint",
+                server.url,
+                "--model",
+                "m",
+                "--categories",
+                "base",
+                "--limit",
+                "1",
+                "--api-key-env",
+                "MY_SERVER_KEY",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            env={**ENV, "MY_SERVER_KEY": key},
+            timeout=300,
+        )
     assert done.returncode == 0, done.stderr
     assert server.headers and all(h.get("Authorization") == f"Bearer {key}" for h in server.headers)
     assert key not in done.stdout + done.stderr
@@ -189,8 +240,22 @@ def test_endpoint_timeout_is_configurable(tmp_path: Path) -> None:
 
     with ChatServer(slow) as server:
         started = time.monotonic()
-        done = toolenv("eval", "--endpoint", server.url, "--model", "m", "--categories", "base", "--limit", "1",
-                       "--timeout", "0.3", "--out", str(tmp_path / "run"), "--quiet")
+        done = toolenv(
+            "eval",
+            "--endpoint",
+            server.url,
+            "--model",
+            "m",
+            "--categories",
+            "base",
+            "--limit",
+            "1",
+            "--timeout",
+            "0.3",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        )
         elapsed = time.monotonic() - started
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "did not answer within 0.3 s" in done.stderr, done.stderr
@@ -206,9 +271,14 @@ def _parsers(parser: argparse.ArgumentParser, path: str = "toolenv"):
 
 
 def test_every_argument_of_every_command_has_help() -> None:
-    missing = [f"{path}: {action.dest}" for path, parser in _parsers(build_parser()) for action in parser._actions
-               if not isinstance(action, argparse._SubParsersAction) and not (action.help or "").strip()
-               and action.help is not argparse.SUPPRESS]
+    missing = [
+        f"{path}: {action.dest}"
+        for path, parser in _parsers(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction)
+        and not (action.help or "").strip()
+        and action.help is not argparse.SUPPRESS
+    ]
     assert missing == []
 
 

@@ -51,7 +51,7 @@ def test_held_out_functions_only_in_miss_func() -> None:
     for task in load_tasks():
         if task.category == "miss_func":
             assert len(task.held_out) == 1
-            (turn, names), = task.held_out
+            ((turn, names),) = task.held_out
             assert task.turns[turn] == () and names
             initial = {d["name"] for d in task.tool_docs()}
             assert not initial & set(names)
@@ -129,7 +129,8 @@ def test_wheel_cache_fetch_verify_and_corruption(tmp_path: Path, monkeypatch: py
 def test_cli_reports_bad_input_in_one_line() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "toolenv.cli", "replay", "--categories", "nope"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "unknown category 'nope'" in done.stderr
@@ -139,9 +140,16 @@ def test_cli_reports_bad_input_in_one_line() -> None:
 
 #: the short names the reports use (evaluators.scoring.API_NAMES), written out here rather than
 #: imported so that a drift between the two tables fails this test
-REPORT_NAMES = {"file_system": "GorillaFileSystem", "vehicle": "VehicleControlAPI", "trading": "TradingBot",
-                "travel": "TravelAPI", "twitter": "TwitterAPI", "message": "MessageAPI", "ticket": "TicketAPI",
-                "math": "MathAPI"}
+REPORT_NAMES = {
+    "file_system": "GorillaFileSystem",
+    "vehicle": "VehicleControlAPI",
+    "trading": "TradingBot",
+    "travel": "TravelAPI",
+    "twitter": "TwitterAPI",
+    "message": "MessageAPI",
+    "ticket": "TicketAPI",
+    "math": "MathAPI",
+}
 
 
 def test_apis_accept_the_reports_short_names_in_any_case() -> None:
@@ -170,15 +178,20 @@ def test_an_empty_selection_names_the_filters_that_produced_it() -> None:
         select_tasks("base", "test", apis=["math"], task_ids=["multi_turn_base_0"])  # 0 is a train index
     message = str(info.value)
     assert "\n" not in message and "the task selection is empty" in message
-    assert all(part in message for part in ("categories=base", "split=test", "apis=MathAPI", "task_ids=multi_turn_base_0"))
+    assert all(
+        part in message for part in ("categories=base", "split=test", "apis=MathAPI", "task_ids=multi_turn_base_0")
+    )
 
 
-@pytest.mark.parametrize(("task_id", "message"), [
-    ("5", "unknown task '5'; a task id looks like multi_turn_base_5"),
-    ("base_5", "unknown task 'base_5'; a task id looks like multi_turn_base_5"),
-    ("multi_turn_base_x", "a task id looks like multi_turn_base_5"),
-    ("multi_turn_base_999", "no task with id 'multi_turn_base_999'; base holds multi_turn_base_0"),
-])
+@pytest.mark.parametrize(
+    ("task_id", "message"),
+    [
+        ("5", "unknown task '5'; a task id looks like multi_turn_base_5"),
+        ("base_5", "unknown task 'base_5'; a task id looks like multi_turn_base_5"),
+        ("multi_turn_base_x", "a task id looks like multi_turn_base_5"),
+        ("multi_turn_base_999", "no task with id 'multi_turn_base_999'; base holds multi_turn_base_0"),
+    ],
+)
 def test_get_task_says_what_a_task_id_looks_like(task_id: str, message: str) -> None:
     with pytest.raises(DataError) as info:
         get_task(task_id)

@@ -23,9 +23,11 @@ def model():
 
 def prompts() -> list[list[int]]:
     tok = tokenizer()
-    texts = ["<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n",
-             "<|im_start|>system\nYou are a tool caller.<|im_end|>\n<|im_start|>user\nList files in /tmp please<|im_end|>\n<|im_start|>assistant\n",
-             "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n"]
+    texts = [
+        "<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\nYou are a tool caller.<|im_end|>\n<|im_start|>user\nList files in /tmp please<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n",
+    ]
     return [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
@@ -42,9 +44,14 @@ def recomputed_logprobs(model, prompt: list[int], ids: list[int], params: Sampli
 
 
 @pytest.mark.parametrize("mode", ["cached", "batched"])
-@pytest.mark.parametrize("params", [SamplingParams(max_new_tokens=12, temperature=0.7, seed=3),
-                                    SamplingParams(max_new_tokens=12, temperature=0.0),
-                                    SamplingParams(max_new_tokens=12, temperature=1.3, top_k=50, top_p=0.9, seed=5)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(max_new_tokens=12, temperature=0.7, seed=3),
+        SamplingParams(max_new_tokens=12, temperature=0.0),
+        SamplingParams(max_new_tokens=12, temperature=1.3, top_k=50, top_p=0.9, seed=5),
+    ],
+)
 def test_logprobs_equal_a_recomputed_forward_pass_at_the_sampling_temperature(model, mode, params) -> None:
     engine = HFEngine(model, tokenizer(), mode=mode)
     for prompt, generation in zip(prompts(), engine.generate(prompts(), params)):
@@ -65,10 +72,17 @@ def test_cached_and_batched_modes_sample_the_same_tokens(model) -> None:
 def test_greedy_equals_transformers_generate(model) -> None:
     tok = tokenizer()
     engine = HFEngine(model, tok, mode="cached", stop_ids=[tok.eos_token_id])
-    for prompt, generation in zip(prompts(), engine.generate(prompts(), SamplingParams(max_new_tokens=10, temperature=0))):
+    for prompt, generation in zip(
+        prompts(), engine.generate(prompts(), SamplingParams(max_new_tokens=10, temperature=0))
+    ):
         with torch.no_grad():
-            reference = model.generate(torch.tensor([prompt]), max_new_tokens=10, do_sample=False,
-                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[0, len(prompt):].tolist()
+            reference = model.generate(
+                torch.tensor([prompt]),
+                max_new_tokens=10,
+                do_sample=False,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+            )[0, len(prompt) :].tolist()
         assert generation.token_ids == reference
 
 
@@ -101,7 +115,13 @@ def test_prefix_cache_reuse_gives_what_a_fresh_engine_gives(model) -> None:
     engine = HFEngine(model, tok, mode="cached", stop_ids=[10**6])
     p = prompts()[1]
     first = engine.generate([p], params)[0]
-    longer = p + first.token_ids + tok("<|im_end|>\n<|im_start|>user\nmore<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    longer = (
+        p
+        + first.token_ids
+        + tok("<|im_end|>\n<|im_start|>user\nmore<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)[
+            "input_ids"
+        ]
+    )
     branch = p + first.token_ids[:4]
     reused = engine.generate([longer, branch], params)
     assert len(engine._caches) >= 1
@@ -153,12 +173,16 @@ class _FakeLLM:
     def __init__(self, **kwargs) -> None:
         _FakeLLM.made.append(kwargs)
         self.prompts: list[list[int]] = []
-        self.llm_engine = type("E", (), {"model_config": type("C", (), {"hf_config": type("H", (), {"eos_token_id": 2})()})()})()
+        self.llm_engine = type(
+            "E", (), {"model_config": type("C", (), {"hf_config": type("H", (), {"eos_token_id": 2})()})()}
+        )()
 
     def generate(self, prompts, params, use_tqdm=False):
         self.prompts = [list(p["prompt_token_ids"]) for p in prompts]
         hello = tokenizer()("Hello!", add_special_tokens=False)["input_ids"] + [2]
-        sample = type("S", (), {"token_ids": hello, "logprobs": [{t: type("L", (), {"logprob": -0.1})()} for t in hello]})()
+        sample = type(
+            "S", (), {"token_ids": hello, "logprobs": [{t: type("L", (), {"logprob": -0.1})()} for t in hello]}
+        )()
         return [type("O", (), {"outputs": [sample]})() for _ in prompts]
 
 
@@ -190,8 +214,10 @@ def test_vllm_chat_model_renders_with_the_shared_template_and_keeps_the_empty_re
     long = [{"role": "user", "content": "word " * 400}]
     assert chat.generate([short, long]) == ["Hello!", ""]
     tool_as_user = [dict(m, role="user") if m["role"] == "tool" else m for m in short]
-    expected = tokenizer()(tokenizer().apply_chat_template(tool_as_user, add_generation_prompt=True, tokenize=False),
-                           add_special_tokens=False)["input_ids"]
+    expected = tokenizer()(
+        tokenizer().apply_chat_template(tool_as_user, add_generation_prompt=True, tokenize=False),
+        add_special_tokens=False,
+    )["input_ids"]
     assert chat.engine.llm.prompts == [expected]
 
 
@@ -213,7 +239,12 @@ def test_transformers_chat_model_leaves_the_tokenizer_it_is_given_alone(model) -
 def test_engine_names_and_the_model_path_resolver(tmp_path) -> None:
     from toolenv.inference import ModelError, canonical_engine, check_model_files, model_path, resolve_model
 
-    assert [canonical_engine(n) for n in ("hf", "transformers", "vllm", "vllm-cpu")] == ["transformers", "transformers", "vllm", "vllm"]
+    assert [canonical_engine(n) for n in ("hf", "transformers", "vllm", "vllm-cpu")] == [
+        "transformers",
+        "transformers",
+        "vllm",
+        "vllm",
+    ]
     with pytest.raises(EngineError, match="unknown engine 'tgi'"):
         canonical_engine("tgi")
     for error in (ValueError, ModelError):  # the trainer reports ValueError, the evaluation ModelError

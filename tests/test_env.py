@@ -62,7 +62,7 @@ def test_oracle_scores_one_on_all_800_tasks(call_format: str) -> None:
 def test_messages_mode_and_reveal_turn() -> None:
     env = BFCLEnv(categories=["miss_func"], call_format="openai", observation_mode="messages")
     task = get_task("multi_turn_miss_func_0")
-    (reveal_turn, names), = task.held_out
+    ((reveal_turn, names),) = task.held_out
     obs, info = env.reset(options={"task_id": task.id})
     assert [m["role"] for m in obs] == ["system", "user"]
     assert all(name not in json.dumps(info["tools"]) for name in names)
@@ -74,7 +74,9 @@ def test_messages_mode_and_reveal_turn() -> None:
         if terminated:
             break
     assert reward == 1.0
-    reveal = [o for o in seen if o and o[0]["role"] == "user" and "I have updated some more functions" in o[0]["content"]]
+    reveal = [
+        o for o in seen if o and o[0]["role"] == "user" and "I have updated some more functions" in o[0]["content"]
+    ]
     assert len(reveal) == 1 and all(name in reveal[0][0]["content"] for name in names)
     tool_messages = [m for o in seen for m in o if m["role"] == "tool"]
     assert tool_messages and all(m["tool_call_id"].startswith("call_") for m in tool_messages)
@@ -96,8 +98,11 @@ def test_turn_verdicts_are_reported_when_turns_close() -> None:
     assert info["structure"] == "healthy_response"
 
 
-@given(actions=st.lists(st.one_of(st.text(max_size=200), st.sampled_from(REFUSED[:40])), min_size=1, max_size=30),
-       fmt=st.sampled_from(list(CODECS)), index=st.integers(0, 799))
+@given(
+    actions=st.lists(st.one_of(st.text(max_size=200), st.sampled_from(REFUSED[:40])), min_size=1, max_size=30),
+    fmt=st.sampled_from(list(CODECS)),
+    index=st.integers(0, 799),
+)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_and_hostile_actions_never_crash(actions: list[str], fmt: str, index: int) -> None:
     env = BFCLEnv(call_format=fmt, max_steps_per_turn=5)
@@ -122,9 +127,14 @@ def _scripted(task_id: str, codec, rng: random.Random) -> list:
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_vector_env_equals_serial_runs(mode: str) -> None:
     num_envs, episodes_wanted = 4, 200 if mode == "async" else 40
-    envs = gym.make_vec("BFCL-MultiTurn-v0", num_envs=num_envs, vectorization_mode=mode,
-                        vector_kwargs={"shared_memory": False} if mode == "async" else {},
-                        call_format="python", categories=["base", "miss_param"])
+    envs = gym.make_vec(
+        "BFCL-MultiTurn-v0",
+        num_envs=num_envs,
+        vectorization_mode=mode,
+        vector_kwargs={"shared_memory": False} if mode == "async" else {},
+        call_format="python",
+        categories=["base", "miss_param"],
+    )
     codec = get_codec("python")
     rng = random.Random(7)
     _, infos = envs.reset(seed=[11, 12, 13, 14])

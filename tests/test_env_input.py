@@ -30,8 +30,14 @@ def tool_calls_message(*calls: tuple[str, Any], content: str | None = None) -> d
         "role": "assistant",
         "content": content,
         "tool_calls": [
-            {"id": f"call_{name}_{index}", "type": "function",
-             "function": {"name": name, "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}}
+            {
+                "id": f"call_{name}_{index}",
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+                },
+            }
             for index, (name, arguments) in enumerate(calls)
         ],
         "reasoning_content": "list the folder first",  # an extra field a server may add
@@ -58,7 +64,11 @@ def test_a_tool_calls_dict_runs_its_calls_in_every_format(call_format: str) -> N
     assert [call["name"] for call in info["calls"]] == ["cd", "ls"]
     assert info["step"] == 1 and not terminated and not truncated and reward == 0.0
     reference = _openai_step(env, action)
-    assert (info["calls"], info["results"], info["parse"]) == (reference["calls"], reference["results"], reference["parse"])
+    assert (info["calls"], info["results"], info["parse"]) == (
+        reference["calls"],
+        reference["results"],
+        reference["parse"],
+    )
     assert "turn_verdict" not in info  # a tool step: the user turn goes on
 
 
@@ -76,17 +86,23 @@ def test_dict_actions_play_a_whole_episode_to_reward_one_in_every_format(call_fo
 
 
 @pytest.mark.parametrize("call_format", list(CODECS))
-@pytest.mark.parametrize("tool_calls", [
-    "cd(folder='document')",
-    [{"id": "x", "type": "function", "function": {"arguments": "{}"}}],
-    [{"id": "x", "type": "function", "function": {"name": "cd", "arguments": "{not json"}}],
-    [{"id": "x", "type": "function", "function": {"name": "cd", "arguments": "[1]"}}],
-    [None, 3, "ls"],
-], ids=["not-a-list", "no-name", "arguments-not-json", "arguments-not-object", "entries-not-objects"])
+@pytest.mark.parametrize(
+    "tool_calls",
+    [
+        "cd(folder='document')",
+        [{"id": "x", "type": "function", "function": {"arguments": "{}"}}],
+        [{"id": "x", "type": "function", "function": {"name": "cd", "arguments": "{not json"}}],
+        [{"id": "x", "type": "function", "function": {"name": "cd", "arguments": "[1]"}}],
+        [None, 3, "ls"],
+    ],
+    ids=["not-a-list", "no-name", "arguments-not-json", "arguments-not-object", "entries-not-objects"],
+)
 def test_malformed_tool_calls_come_back_as_error_results_in_every_format(call_format: str, tool_calls: Any) -> None:
     env = BFCLEnv(call_format=call_format, observation_mode="messages")
     env.reset(options={"task_id": TASK})
-    obs, reward, terminated, truncated, info = env.step({"role": "assistant", "content": None, "tool_calls": tool_calls})
+    obs, reward, terminated, truncated, info = env.step(
+        {"role": "assistant", "content": None, "tool_calls": tool_calls}
+    )
     assert info["parse"]["status"] == "invalid" and info["parse"]["errors"] and info["calls"] == []
     assert info["structure"] == "text_pollution"
     assert obs and all("could not be decoded" in m["content"] for m in obs) and env.observation_space.contains(obs)
@@ -108,7 +124,10 @@ def test_the_trajectory_records_a_dict_action_as_it_was_sent(call_format: str) -
     reply = {"role": "assistant", "content": "Done."}
     env.step(reply)
     assert env.trajectory.turns[0].steps[-1].raw == reply
-    assert reply in env.trajectory.messages and {"role": "assistant", "content": "Done.", "tool_calls": None} not in env.trajectory.messages
+    assert (
+        reply in env.trajectory.messages
+        and {"role": "assistant", "content": "Done.", "tool_calls": None} not in env.trajectory.messages
+    )
     json.dumps(env.trajectory.to_dict())
 
 
@@ -159,8 +178,17 @@ def test_the_class_docstring_documents_every_argument_info_key_and_attribute() -
     unwrapped.reset(options={"task_id": TASK})
     public = {name for name in vars(unwrapped) if not name.startswith("_")}
     assert public - documented == set(), "public attributes missing from the BFCLEnv docstring"
-    for section in ("Action Space", "Observation Space", "Rewards", "Starting State", "Episode End", "Arguments",
-                    "Info", "Attributes", "Version History"):
+    for section in (
+        "Action Space",
+        "Observation Space",
+        "Rewards",
+        "Starting State",
+        "Episode End",
+        "Arguments",
+        "Info",
+        "Attributes",
+        "Version History",
+    ):
         assert f"## {section}" in doc, section
     assert "terminated" in doc and "truncated" in doc
 

@@ -47,8 +47,21 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     """Kill the runner mid-run (SIGKILL), start it again: the trajectories and the report equal
     those of an uninterrupted run, with nothing lost or doubled."""
     with FakeOpenAIServer(ExpertModel(fail_every=4)) as server:
-        base = [*TOOLENV, "eval", "--endpoint", server.url, "--model", "oracle", "--categories", "base",
-                "--limit", "16", "--batch-size", "2", "--quiet"]
+        base = [
+            *TOOLENV,
+            "eval",
+            "--endpoint",
+            server.url,
+            "--model",
+            "oracle",
+            "--categories",
+            "base",
+            "--limit",
+            "16",
+            "--batch-size",
+            "2",
+            "--quiet",
+        ]
         subprocess.run([*base, "--out", str(tmp_path / "straight")], check=True, capture_output=True)
         killed = tmp_path / "killed"
         process = subprocess.Popen([*base, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -63,7 +76,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path: Path) -> None:
         subprocess.run([*base, "--out", str(killed)], check=True, capture_output=True)
 
     def outcome(folder: Path) -> tuple:
-        trajectories = sorted((t.to_dict() for t in read_jsonl(folder / "trajectories.jsonl")), key=lambda t: t["task_id"])
+        trajectories = sorted(
+            (t.to_dict() for t in read_jsonl(folder / "trajectories.jsonl")), key=lambda t: t["task_id"]
+        )
         report = json.loads((folder / "report.json").read_text())
         return trajectories, report["summary"], report["tasks"]
 
@@ -83,9 +98,14 @@ def test_export_to_bfcl_format_and_score_back(tmp_path: Path) -> None:
 def test_official_fc_and_error_records_are_scored(tmp_path: Path) -> None:
     task = get_task("multi_turn_base_0")
     # FC records carry keyword arguments only
-    fc_steps = [[[{c.name: json.dumps(dict(keyword_call(c, task.involved_classes).kwargs))} for c in turn]] if turn else []
-                for turn in task.ground_truth_calls]
-    records = [{"id": task.id, "result": fc_steps}, {"id": "multi_turn_base_1", "result": "Error during inference: boom"}]
+    fc_steps = [
+        [[{c.name: json.dumps(dict(keyword_call(c, task.involved_classes).kwargs))} for c in turn]] if turn else []
+        for turn in task.ground_truth_calls
+    ]
+    records = [
+        {"id": task.id, "result": fc_steps},
+        {"id": "multi_turn_base_1", "result": "Error during inference: boom"},
+    ]
     path = tmp_path / "BFCL_v4_multi_turn_base_result.json"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     verdicts = {t.task_id: score_trajectory(t).verdict for t in read_bfcl_results([path])}
@@ -98,7 +118,10 @@ def test_official_fc_and_error_records_are_scored(tmp_path: Path) -> None:
     [
         (["eval", "--categories", "nope", "--out", "{tmp}/x"], "unknown category 'nope'"),
         (["eval", "--model", "{tmp}/missing-model", "--out", "{tmp}/x"], "no transformers model at"),
-        (["eval", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--limit", "1", "--out", "{tmp}/x"], "cannot reach endpoint"),
+        (
+            ["eval", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--limit", "1", "--out", "{tmp}/x"],
+            "cannot reach endpoint",
+        ),
         (["eval", "--format", "yaml", "--out", "{tmp}/x"], "unknown call format 'yaml'"),
         (["score", "{tmp}/corrupt", "--bfcl-results"], "not valid JSON"),
         (["score", "{tmp}/nothing"], "holds no trajectories.jsonl"),
@@ -106,8 +129,14 @@ def test_official_fc_and_error_records_are_scored(tmp_path: Path) -> None:
 )
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "corrupt").mkdir()
-    (tmp_path / "corrupt" / "BFCL_v4_multi_turn_base_result.json").write_text('{"id": "multi_turn_base_0", "result": [[\n')
-    done = subprocess.run([*TOOLENV, *[a.replace("{tmp}", str(tmp_path)) for a in args]], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    (tmp_path / "corrupt" / "BFCL_v4_multi_turn_base_result.json").write_text(
+        '{"id": "multi_turn_base_0", "result": [[\n'
+    )
+    done = subprocess.run(
+        [*TOOLENV, *[a.replace("{tmp}", str(tmp_path)) for a in args]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr

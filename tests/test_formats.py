@@ -13,7 +13,10 @@ from toolenv.calls import Call
 from toolenv.formats import CODECS, get_codec
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.text(max_size=40),
     st.floats(allow_nan=False, allow_infinity=False),
 )
 json_values = st.recursive(
@@ -21,9 +24,7 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=10,
 )
-keyword_calls = st.builds(
-    Call, identifiers, st.just(()), st.dictionaries(identifiers, json_values, max_size=4)
-)
+keyword_calls = st.builds(Call, identifiers, st.just(()), st.dictionaries(identifiers, json_values, max_size=4))
 
 
 @pytest.mark.parametrize("name", list(CODECS))
@@ -152,7 +153,9 @@ MALFORMED_TOOL_CALLS = [
 
 
 @pytest.mark.parametrize("name", list(CODECS))
-@pytest.mark.parametrize(("case", "tool_calls", "message"), MALFORMED_TOOL_CALLS, ids=[c[0] for c in MALFORMED_TOOL_CALLS])
+@pytest.mark.parametrize(
+    ("case", "tool_calls", "message"), MALFORMED_TOOL_CALLS, ids=[c[0] for c in MALFORMED_TOOL_CALLS]
+)
 def test_malformed_tool_calls_are_error_results_in_every_format(name: str, case: str, tool_calls, message: str) -> None:
     parsed = get_codec(name).parse({"role": "assistant", "content": "x", "tool_calls": tool_calls})
     assert parsed.attempted and parsed.status == "invalid" and not parsed.calls

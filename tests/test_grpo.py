@@ -67,8 +67,14 @@ def test_advantage_matches_numpy(groups: list[list[float]]) -> None:
 
 
 def _terms(advantage: float, ratio: float, clip_c: float | None = 3.0) -> tuple[float, float]:
-    loss, clipped = policy_loss_terms(torch.tensor([math.log(ratio)], dtype=torch.float64), torch.zeros(1, dtype=torch.float64),
-                                      torch.tensor([advantage], dtype=torch.float64), 0.2, 0.2, clip_c)
+    loss, clipped = policy_loss_terms(
+        torch.tensor([math.log(ratio)], dtype=torch.float64),
+        torch.zeros(1, dtype=torch.float64),
+        torch.tensor([advantage], dtype=torch.float64),
+        0.2,
+        0.2,
+        clip_c,
+    )
     return float(loss[0]), float(clipped[0])
 
 
@@ -137,7 +143,9 @@ def test_token_mean() -> None:
 # -- masks and batching --------------------------------------------------------------------
 
 
-def _rollout(prompt: list[int], completion: list[int], mask: list[int], reward: float, group: int = 0, sample: int = 0) -> Rollout:
+def _rollout(
+    prompt: list[int], completion: list[int], mask: list[int], reward: float, group: int = 0, sample: int = 0
+) -> Rollout:
     return Rollout("t", group, sample, prompt, completion, mask, [0.0] * len(completion), reward, None)  # type: ignore[arg-type]
 
 
@@ -181,10 +189,21 @@ def _group(rewards: list[float], seed: int = 0, length: int = 6) -> list[Rollout
     return rollouts
 
 
-def _updater(model, lr: float = 1e-3, kl_coef: float = 0.0, reference=None, micro_batch_tokens: int = 4096,
-             weight_decay: float = 0.0, sgd: bool = False, **overrides) -> GRPOUpdater:
-    optimizer = (torch.optim.SGD(model.parameters(), lr=lr) if sgd
-                 else torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay))
+def _updater(
+    model,
+    lr: float = 1e-3,
+    kl_coef: float = 0.0,
+    reference=None,
+    micro_batch_tokens: int = 4096,
+    weight_decay: float = 0.0,
+    sgd: bool = False,
+    **overrides,
+) -> GRPOUpdater:
+    optimizer = (
+        torch.optim.SGD(model.parameters(), lr=lr)
+        if sgd
+        else torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    )
     config = GRPOConfig(kl_coef=kl_coef, micro_batch_tokens=micro_batch_tokens, **overrides)
     return GRPOUpdater(model, optimizer, None, config, pad_id=2, reference=reference)
 
@@ -249,7 +268,8 @@ def test_token_mean_over_the_mini_batch_by_hand() -> None:
 
 def test_loss_ignores_the_micro_batch_split() -> None:
     rollouts = _group([1.0, 0.0, 0.5, 0.0], seed=7) + [
-        _rollout(PROMPT, [500, 501, 502, 503, 504, 505, 506, 507, 2], [1, 1, 0, 0, 1, 1, 1, 1, 1], 1.0, 0, 4)]
+        _rollout(PROMPT, [500, 501, 502, 503, 504, 505, 506, 507, 2], [1, 1, 0, 0, 1, 1, 1, 1, 1], 1.0, 0, 4)
+    ]
     results = []
     for budget in (100_000, 1):  # one micro-batch, or one sequence per micro-batch
         model = tiny_qwen2(seed=8)
@@ -267,8 +287,12 @@ def test_observation_tokens_get_no_gradient_signal() -> None:
     # with the same context, a rollout whose masked tail differs must give the same update
     model_a, model_b = tiny_qwen2(seed=9), tiny_qwen2(seed=9)
     base = _group([1.0, 0.0], seed=10)
-    tail_a = [_rollout(r.prompt_ids, r.completion_ids + [11, 12], r.loss_mask + [0, 0], r.reward, 0, r.sample) for r in base]
-    tail_b = [_rollout(r.prompt_ids, r.completion_ids + [13, 14], r.loss_mask + [0, 0], r.reward, 0, r.sample) for r in base]
+    tail_a = [
+        _rollout(r.prompt_ids, r.completion_ids + [11, 12], r.loss_mask + [0, 0], r.reward, 0, r.sample) for r in base
+    ]
+    tail_b = [
+        _rollout(r.prompt_ids, r.completion_ids + [13, 14], r.loss_mask + [0, 0], r.reward, 0, r.sample) for r in base
+    ]
     _updater(model_a, lr=1.0, sgd=True).step(tail_a)
     _updater(model_b, lr=1.0, sgd=True).step(tail_b)
     for p, q in zip(model_a.parameters(), model_b.parameters()):

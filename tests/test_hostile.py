@@ -96,6 +96,7 @@ HEAVY_BUT_LITERAL = [
 @contextmanager
 def hang_guard(seconds: int = 60) -> Iterator[None]:
     """Fail (rather than hang CI) if a call never returns; this is not a speed assertion."""
+
     def on_alarm(signum: int, frame: object) -> None:
         raise TimeoutError(f"no answer within {seconds} s: the executor hung")
 

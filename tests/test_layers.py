@@ -43,8 +43,12 @@ def imported_modules(source: str, module: str) -> list[tuple[int, str]]:
             else:
                 name = node.module or ""
             found.append((node.lineno, name))
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             if called in ("import_module", "__import__"):
@@ -56,8 +60,11 @@ def violations(source: str, module: str) -> list[str]:
     """The imports of ``module`` that reach a layer it may not import."""
     layer = module.split(".")[0]
     allowed = ALLOWED[layer]
-    return [f"{module}:{line} imports {name}" for line, name in imported_modules(source, module)
-            if name.split(".")[0] in PROJECT and name.split(".")[0] not in allowed]
+    return [
+        f"{module}:{line} imports {name}"
+        for line, name in imported_modules(source, module)
+        if name.split(".")[0] in PROJECT and name.split(".")[0] not in allowed
+    ]
 
 
 def product_modules() -> list[tuple[str, Path]]:
@@ -78,13 +85,16 @@ def test_no_module_imports_a_layer_above_it() -> None:
     assert found == []
 
 
-@pytest.mark.parametrize("source", [
-    "from evaluators.runner import run_eval\n",
-    "def f():\n    import trainers.train\n",
-    "def f():\n    from ood_variants import make_variant\n",
-    "import importlib\nimportlib.import_module('evaluators.scoring')\n",
-    "from ..trainers import grpo\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from evaluators.runner import run_eval\n",
+        "def f():\n    import trainers.train\n",
+        "def f():\n    from ood_variants import make_variant\n",
+        "import importlib\nimportlib.import_module('evaluators.scoring')\n",
+        "from ..trainers import grpo\n",
+    ],
+)
 def test_an_upward_import_is_caught(source: str) -> None:
     assert violations(source, "toolenv.example") != []
 
@@ -102,6 +112,7 @@ def test_the_readme_states_what_this_test_enforces() -> None:
 
 # -- the structure report (`python -m tests.test_layers`): the package import graph and the
 # -- longest functions, measured from the code, for notes and reviews ------------------------
+
 
 def package_graph() -> dict[tuple[str, str], int]:
     """``(importing package, imported package) -> number of imports``, across packages only."""

@@ -61,8 +61,16 @@ def test_probe_probabilities_are_read_at_the_right_positions() -> None:
     assert spec is not None
     model = tiny_qwen2(seed=1)
     rollouts = [
-        _rollout([*O, 39428, 9, 2, 198, 1, 520, 9531, 198, *O, 2], [1] * 9 + [0] * 5 + [1] * 7, [1, 9690, 198, 314, 2, 198, 1, 520, 9531, 198]),
-        _rollout([300, 2, 198, 1, 520, 9531, 198, *O, *O, 2], [1, 1] + [0] * 5 + [1] * 13, [1, 9690, 198, 2, 198, 1, 520, 9531, 198, 5, 6, 7]),
+        _rollout(
+            [*O, 39428, 9, 2, 198, 1, 520, 9531, 198, *O, 2],
+            [1] * 9 + [0] * 5 + [1] * 7,
+            [1, 9690, 198, 314, 2, 198, 1, 520, 9531, 198],
+        ),
+        _rollout(
+            [300, 2, 198, 1, 520, 9531, 198, *O, *O, 2],
+            [1, 1] + [0] * 5 + [1] * 13,
+            [1, 9690, 198, 2, 198, 1, 520, 9531, 198, 5, 6, 7],
+        ),
     ]
     probes = ProbeAccumulator(spec, rollouts)
     updater = GRPOUpdater(model, torch.optim.SGD(model.parameters(), lr=0.0), None, GRPOConfig(kl_coef=0.0), pad_id=2)
@@ -102,10 +110,16 @@ def _trajectory(states: list[list[str]], reward: float = 0.0, category: str = "b
 
 
 def test_structure_rates() -> None:
-    rates = structure_rates([_trajectory([["healthy_call", "healthy_response"], ["full_collapse"]]),
-                             _trajectory([["healthy_call"]])])
-    assert rates == {"state/healthy_call": 0.5, "state/healthy_response": 0.25, "state/text_pollution": 0.0,
-                     "state/full_collapse": 0.25, "state/messages": 4.0}
+    rates = structure_rates(
+        [_trajectory([["healthy_call", "healthy_response"], ["full_collapse"]]), _trajectory([["healthy_call"]])]
+    )
+    assert rates == {
+        "state/healthy_call": 0.5,
+        "state/healthy_response": 0.25,
+        "state/text_pollution": 0.0,
+        "state/full_collapse": 0.25,
+        "state/messages": 4.0,
+    }
     assert structure_rates([])["state/messages"] == 0.0
 
 
@@ -140,8 +154,18 @@ def test_metrics_writer_truncates_on_resume(tmp_path: Any) -> None:
 def test_plots(tmp_path: Any) -> None:
     writer = MetricsWriter(tmp_path)
     for step in range(4):
-        writer.write(step, {"reward/mean": 0.1 * step, "val/base": 0.2, "state/healthy_call": 0.5, "probe/p_eot": 0.01 * step,
-                            "train/kl": 0.001, "train/lr": 1e-6, **({"warning": "p_eot"} if step == 3 else {})})
+        writer.write(
+            step,
+            {
+                "reward/mean": 0.1 * step,
+                "val/base": 0.2,
+                "state/healthy_call": 0.5,
+                "probe/p_eot": 0.01 * step,
+                "train/kl": 0.001,
+                "train/lr": 1e-6,
+                **({"warning": "p_eot"} if step == 3 else {}),
+            },
+        )
     written = plot_run(tmp_path)
     assert {p.name for p in written} == {"reward.png", "structure.png", "probes.png", "optimisation.png", "lr.png"}
     assert all(p.stat().st_size > 1000 for p in written)

@@ -38,15 +38,24 @@ EXPLICIT = [f"{name}:{option}" for name in BASE_NAMES for option in TRANSFORMS[n
 #: compositions of two and three that use every transform at least once (call formats other
 #: than hermes, the training format, so the oracle in the env runs in the variant's format)
 PAIRS = [
-    "rename_tools+rename_params", "shuffle_schema+add_distractors", "perturb_values+rewrite_descriptions",
-    "rename_tools:opaque+python_list_format", "add_distractors:near_duplicate+rename_tools",
-    "rename_params:opaque+yaml_docs", "perturb_values+tools_in_user", "shuffle_schema+json_results",
-    "rename_tools+add_distractors:other_api", "rename_params:synonym+perturb_values",
+    "rename_tools+rename_params",
+    "shuffle_schema+add_distractors",
+    "perturb_values+rewrite_descriptions",
+    "rename_tools:opaque+python_list_format",
+    "add_distractors:near_duplicate+rename_tools",
+    "rename_params:opaque+yaml_docs",
+    "perturb_values+tools_in_user",
+    "shuffle_schema+json_results",
+    "rename_tools+add_distractors:other_api",
+    "rename_params:synonym+perturb_values",
 ]
 TRIPLES = [
-    "rename_tools+shuffle_schema+python_list_format", "add_distractors+rename_tools:camel+rename_params",
-    "perturb_values+rename_params+xml_format", "rewrite_descriptions:drop+shuffle_schema+python_docs",
-    "rename_tools:paraphrase+perturb_values+openai_format", "add_distractors:other_api+tagged_results+json_block_format",
+    "rename_tools+shuffle_schema+python_list_format",
+    "add_distractors+rename_tools:camel+rename_params",
+    "perturb_values+rename_params+xml_format",
+    "rewrite_descriptions:drop+shuffle_schema+python_docs",
+    "rename_tools:paraphrase+perturb_values+openai_format",
+    "add_distractors:other_api+tagged_results+json_block_format",
 ]
 SEEDS = (0, 1, 2)
 
@@ -105,9 +114,16 @@ def play_oracle(env: BFCLEnv, task_id: str) -> tuple[float, dict]:
     raise AssertionError("the episode did not end")
 
 
-@pytest.mark.parametrize("spec", ["rename_tools+shuffle_schema+python_list_format", "perturb_values+rename_params:opaque+xml_format",
-                                  "add_distractors+rename_tools:opaque+openai_format", "rewrite_descriptions+tools_in_user+json_block_format",
-                                  "perturb_values+add_distractors:near_duplicate+yaml_docs"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "rename_tools+shuffle_schema+python_list_format",
+        "perturb_values+rename_params:opaque+xml_format",
+        "add_distractors+rename_tools:opaque+openai_format",
+        "rewrite_descriptions+tools_in_user+json_block_format",
+        "perturb_values+add_distractors:near_duplicate+yaml_docs",
+    ],
+)
 def test_oracle_through_the_real_env_scores_one_on_all_800_variants(spec: str) -> None:
     env = BFCLEnv(ood=spec, ood_seed=5)
     failures = []
@@ -185,13 +201,25 @@ def test_same_spec_and_seed_give_byte_identical_variants_and_other_seeds_differ(
 
 def test_spec_spelling_does_not_change_the_variant() -> None:
     task = TASKS[3]
-    assert make_variant(task, " rename_tools + shuffle_schema", 2).to_dict() == make_variant(task, "rename_tools+shuffle_schema", 2).to_dict()
+    assert (
+        make_variant(task, " rename_tools + shuffle_schema", 2).to_dict()
+        == make_variant(task, "rename_tools+shuffle_schema", 2).to_dict()
+    )
 
 
 def test_official_tasks_and_default_codecs_are_untouched() -> None:
     task = TASKS[0]
-    assert set(task.to_dict()) == {"id", "category", "turns", "involved_classes", "initial_config", "ground_truth",
-                                   "held_out", "excluded_function", "data_version"}
+    assert set(task.to_dict()) == {
+        "id",
+        "category",
+        "turns",
+        "involved_classes",
+        "initial_config",
+        "ground_truth",
+        "held_out",
+        "excluded_function",
+        "data_version",
+    }
     assert task.name_map is None and task.format_options == {} and not task.is_variant
     for name in CODECS:
         assert get_codec(name).style.is_default
@@ -212,13 +240,16 @@ def oracle_calls(task) -> list[list[list]]:
     return [[list(calls)] if calls else [] for calls in task.ground_truth_calls]
 
 
-@pytest.mark.parametrize(("spec", "fragment"), [
-    ("rename_toolz", "unknown OOD transform 'rename_toolz'"),
-    ("rename_tools:weird", "unknown option 'weird'"),
-    ("python_list_format+xml_format", "incompatible OOD spec"),
-    ("rename_tools+rename_tools:opaque", "incompatible OOD spec"),
-    ("", "empty OOD spec"),
-])
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("rename_toolz", "unknown OOD transform 'rename_toolz'"),
+        ("rename_tools:weird", "unknown option 'weird'"),
+        ("python_list_format+xml_format", "incompatible OOD spec"),
+        ("rename_tools+rename_tools:opaque", "incompatible OOD spec"),
+        ("", "empty OOD spec"),
+    ],
+)
 def test_bad_specs_give_one_line_errors_listing_the_valid_names(spec: str, fragment: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_spec(spec)
@@ -231,7 +262,9 @@ def test_bad_specs_give_one_line_errors_listing_the_valid_names(spec: str, fragm
 
 def test_banks_never_produce_a_canonical_tool_name() -> None:
     canonical = canonical_tool_names()
-    alternatives = {a for alts in WORD_SYNONYMS.values() for a in alts} | {a for alts in NAME_SYNONYMS.values() for a in alts}
+    alternatives = {a for alts in WORD_SYNONYMS.values() for a in alts} | {
+        a for alts in NAME_SYNONYMS.values() for a in alts
+    }
     assert not alternatives & canonical
     words = {w for _, alts in PHRASES for alt in alts for w in alt.replace("\\1", " ").split()}
     assert not words & canonical

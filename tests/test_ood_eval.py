@@ -106,31 +106,76 @@ def test_a_run_without_ood_keeps_its_old_configuration_form() -> None:
 def test_cli_eval_with_ood_through_an_endpoint(tmp_path: Path) -> None:
     config = RunConfig(model="m", categories=("base",), limit=2, ood=("rename_params:opaque",), ood_seed=2)
     with FakeOpenAIServer(VariantOracle(episode_tasks(config))) as server:  # type: ignore[arg-type]
-        done = subprocess.run([*TOOLENV, "eval", "--endpoint", server.url, "--model", "m", "--categories", "base",
-                               "--limit", "2", "--ood", "rename_params:opaque", "--ood-seed", "2", "--quiet",
-                               "--out", str(tmp_path / "run")], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                *TOOLENV,
+                "eval",
+                "--endpoint",
+                server.url,
+                "--model",
+                "m",
+                "--categories",
+                "base",
+                "--limit",
+                "2",
+                "--ood",
+                "rename_params:opaque",
+                "--ood-seed",
+                "2",
+                "--quiet",
+                "--out",
+                str(tmp_path / "run"),
+            ],
+            capture_output=True,
+            text=True,
+        )
     assert done.returncode == 0, done.stderr
     assert "| `rename_params:opaque` | 2 | 100.00% | +0.00 |" in done.stdout
     rescored = subprocess.run([*TOOLENV, "score", str(tmp_path / "run")], capture_output=True, text=True)
     assert rescored.returncode == 0 and "| `rename_params:opaque` | 2 | 100.00% | +0.00 |" in rescored.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["eval", "--ood", "rename_toolz", "--out", "{tmp}/x"], "unknown OOD transform 'rename_toolz'"),
-    (["eval", "--ood", "xml_format+openai_format", "--out", "{tmp}/x"], "incompatible OOD spec"),
-    (["ood", "generate", "--variants", "shuffle_schema", "nope", "--out", "{tmp}/x"], "unknown OOD transform 'nope'"),
-    (["ood", "generate", "--variants", "shuffle_schema", "--categories", "bogus", "--out", "{tmp}/x"], "unknown category 'bogus'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--ood", "rename_toolz", "--out", "{tmp}/x"], "unknown OOD transform 'rename_toolz'"),
+        (["eval", "--ood", "xml_format+openai_format", "--out", "{tmp}/x"], "incompatible OOD spec"),
+        (
+            ["ood", "generate", "--variants", "shuffle_schema", "nope", "--out", "{tmp}/x"],
+            "unknown OOD transform 'nope'",
+        ),
+        (
+            ["ood", "generate", "--variants", "shuffle_schema", "--categories", "bogus", "--out", "{tmp}/x"],
+            "unknown category 'bogus'",
+        ),
+    ],
+)
 def test_bad_ood_input_gives_one_line_and_nonzero_exit(tmp_path: Path, args: list[str], message: str) -> None:
-    done = subprocess.run([*TOOLENV, *[a.replace("{tmp}", str(tmp_path)) for a in args]], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    done = subprocess.run(
+        [*TOOLENV, *[a.replace("{tmp}", str(tmp_path)) for a in args]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr and "valid:" in done.stderr, done.stderr
 
 
 def test_generate_writes_jsonl_dataset_parquet_and_manifest_deterministically(tmp_path: Path) -> None:
     specs = ["rename_tools+shuffle_schema", "perturb_values+xml_format"]
-    args = ["ood", "generate", "--variants", *specs, "--seed", "4", "--categories", "base", "--split", "test", "--quiet"]
+    args = [
+        "ood",
+        "generate",
+        "--variants",
+        *specs,
+        "--seed",
+        "4",
+        "--categories",
+        "base",
+        "--split",
+        "test",
+        "--quiet",
+    ]
     for name in ("a", "b"):
         done = subprocess.run([*TOOLENV, *args, "--out", str(tmp_path / name)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
@@ -140,7 +185,11 @@ def test_generate_writes_jsonl_dataset_parquet_and_manifest_deterministically(tm
     assert manifest["specs"] == specs and manifest["seed"] == 4 and manifest["counts"] == {s: 100 for s in specs}
     assert manifest["data_version"].startswith("bfcl-eval==") and not verify(tmp_path / "a")
     from_jsonl = load_task_file(tmp_path / "a" / JSONL)
-    assert from_jsonl == load_variant_tasks(tmp_path / "a" / "tasks.parquet") == load_variant_tasks(tmp_path / "a" / "dataset")
+    assert (
+        from_jsonl
+        == load_variant_tasks(tmp_path / "a" / "tasks.parquet")
+        == load_variant_tasks(tmp_path / "a" / "dataset")
+    )
     tasks = select_tasks("base", "test")
     assert from_jsonl == [make_variant(t, s, 4) for s in specs for t in tasks]
     other = generate(tmp_path / "c", tasks, specs, 5, tables=False)
@@ -164,9 +213,11 @@ def test_exported_variants_play_through_the_env_from_the_task_file(tmp_path: Pat
 
 
 def test_generate_without_datasets_is_a_one_line_error(tmp_path: Path) -> None:
-    code = ("import sys; sys.modules['datasets'] = None\n"
-            "from toolenv.cli import main\n"
-            f"sys.exit(main(['ood', 'generate', '--variants', 'shuffle_schema', '--categories', 'base', '--out', {str(tmp_path / 'x')!r}]))")
+    code = (
+        "import sys; sys.modules['datasets'] = None\n"
+        "from toolenv.cli import main\n"
+        f"sys.exit(main(['ood', 'generate', '--variants', 'shuffle_schema', '--categories', 'base', '--out', {str(tmp_path / 'x')!r}]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "needs the 'datasets' package" in done.stderr
 
@@ -178,8 +229,21 @@ def test_ood_list_and_show() -> None:
 
     assert all(line.split()[0].split("[")[0] in TRANSFORMS for line in listing.stdout.splitlines())
     assert len(listing.stdout.splitlines()) == len(TRANSFORMS)
-    shown = subprocess.run([*TOOLENV, "ood", "show", "--variant", "rename_tools:opaque+yaml_docs", "--task", "multi_turn_base_0",
-                            "--seed", "3"], capture_output=True, text=True)
+    shown = subprocess.run(
+        [
+            *TOOLENV,
+            "ood",
+            "show",
+            "--variant",
+            "rename_tools:opaque+yaml_docs",
+            "--task",
+            "multi_turn_base_0",
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert shown.returncode == 0, shown.stderr
     before, after = shown.stdout.split("===== after")
     assert "cd(folder='document')" in before and "- name: " in after and "cd(folder=" not in after
@@ -201,22 +265,44 @@ def test_a_task_file_with_several_variants_of_a_task_picks_by_spec(tmp_path: Pat
 # -- issue #12, defects 3 and 5: ood subcommand inputs, help and the --ood spelling -------------------
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["ood", "show", "--ood", "rename_tools", "--task", "5"], "unknown task '5'; a task id looks like multi_turn_base_5"),
-    (["ood", "show", "--variant", "rename_tools", "--task", "5"], "unknown task '5'; a task id looks like multi_turn_base_5"),
-    (["ood", "show", "--ood", "rename_tools", "--task", "base_5"], "a task id looks like multi_turn_base_5"),
-    (["ood", "show", "--ood", "rename_tools", "--task", "multi_turn_base_200"], "no task with id 'multi_turn_base_200'; base holds"),
-    (["ood", "show", "--ood", "rename_toolz"], "unknown OOD transform 'rename_toolz'"),
-    (["ood", "show", "--ood", "rename_tools", "--format", "yaml"], "unknown call format 'yaml'; valid: hermes"),
-    (["ood", "show", "--ood", "rename_tools", "--tools", "0"], "--tools must be a positive number"),
-    (["ood", "show"], "ood show needs --ood SPEC"),
-    (["ood", "generate", "--out", "{tmp}/x"], "ood generate needs --ood SPEC"),
-    (["ood", "generate", "--ood", "shuffle_schema", "--split", "half", "--out", "{tmp}/x"], "unknown split 'half'; valid: all"),
-    (["ood", "generate", "--ood", "shuffle_schema", "--categories", "5", "--out", "{tmp}/x"], "unknown category '5'; valid:"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["ood", "show", "--ood", "rename_tools", "--task", "5"],
+            "unknown task '5'; a task id looks like multi_turn_base_5",
+        ),
+        (
+            ["ood", "show", "--variant", "rename_tools", "--task", "5"],
+            "unknown task '5'; a task id looks like multi_turn_base_5",
+        ),
+        (["ood", "show", "--ood", "rename_tools", "--task", "base_5"], "a task id looks like multi_turn_base_5"),
+        (
+            ["ood", "show", "--ood", "rename_tools", "--task", "multi_turn_base_200"],
+            "no task with id 'multi_turn_base_200'; base holds",
+        ),
+        (["ood", "show", "--ood", "rename_toolz"], "unknown OOD transform 'rename_toolz'"),
+        (["ood", "show", "--ood", "rename_tools", "--format", "yaml"], "unknown call format 'yaml'; valid: hermes"),
+        (["ood", "show", "--ood", "rename_tools", "--tools", "0"], "--tools must be a positive number"),
+        (["ood", "show"], "ood show needs --ood SPEC"),
+        (["ood", "generate", "--out", "{tmp}/x"], "ood generate needs --ood SPEC"),
+        (
+            ["ood", "generate", "--ood", "shuffle_schema", "--split", "half", "--out", "{tmp}/x"],
+            "unknown split 'half'; valid: all",
+        ),
+        (
+            ["ood", "generate", "--ood", "shuffle_schema", "--categories", "5", "--out", "{tmp}/x"],
+            "unknown category '5'; valid:",
+        ),
+    ],
+)
 def test_bad_ood_subcommand_input_says_what_is_valid_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    done = subprocess.run([*TOOLENV, *[a.replace("{tmp}", str(tmp_path)) for a in args]], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    done = subprocess.run(
+        [*TOOLENV, *[a.replace("{tmp}", str(tmp_path)) for a in args]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert not (tmp_path / "x").exists()
@@ -267,13 +353,36 @@ def test_ood_subcommands_spell_the_flags_as_eval_with_the_old_spelling_hidden() 
 
 
 def test_ood_show_and_generate_run_with_the_new_and_the_old_spelling(tmp_path: Path) -> None:
-    shown = [subprocess.run([*TOOLENV, "ood", "show", spec_flag, "rename_tools:opaque", seed_flag, "3", "--task",
-                             "multi_turn_base_1"], capture_output=True, text=True)
-             for spec_flag, seed_flag in (("--ood", "--ood-seed"), ("--variant", "--seed"))]
+    shown = [
+        subprocess.run(
+            [*TOOLENV, "ood", "show", spec_flag, "rename_tools:opaque", seed_flag, "3", "--task", "multi_turn_base_1"],
+            capture_output=True,
+            text=True,
+        )
+        for spec_flag, seed_flag in (("--ood", "--ood-seed"), ("--variant", "--seed"))
+    ]
     assert all(done.returncode == 0 for done in shown), [done.stderr for done in shown]
     assert shown[0].stdout == shown[1].stdout and "(seed 3)" in shown[0].stdout
-    done = subprocess.run([*TOOLENV, "ood", "generate", "--ood", "shuffle_schema", "--ood-seed", "2", "--categories", "base",
-                           "--split", "test", "--jsonl-only", "--quiet", "--out", str(tmp_path / "set")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            *TOOLENV,
+            "ood",
+            "generate",
+            "--ood",
+            "shuffle_schema",
+            "--ood-seed",
+            "2",
+            "--categories",
+            "base",
+            "--split",
+            "test",
+            "--jsonl-only",
+            "--quiet",
+            "--out",
+            str(tmp_path / "set"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "set" / MANIFEST).read_text())["seed"] == 2

@@ -9,20 +9,26 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = '''
+PROBE = """
 from tests.oracle import require_official_module
 
 def test_needs_a_missing_official_module():
     require_official_module("bfcl_eval.no_such_module_for_the_switch_test")
-'''
+"""
 
 
 def run_probe(tmp_path: Path, required: str) -> subprocess.CompletedProcess[str]:
     probe = tmp_path / "test_probe.py"
     probe.write_text(PROBE)
     env = {**os.environ, "TOOLENV_REQUIRE_ORACLE": required, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
 
 
 def test_a_missing_oracle_skips_by_default(tmp_path: Path) -> None:

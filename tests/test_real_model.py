@@ -17,9 +17,24 @@ def test_eval_with_the_embedded_default_model_writes_all_reports(tmp_path: Path)
     pytest.importorskip("gguf")
     out = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "toolenv.cli", "eval", "--limit", "5", "--batch-size", "5",
-         "--max-new-tokens", "48", "--out", str(out), "--quiet"],
-        capture_output=True, text=True, timeout=3600,
+        [
+            sys.executable,
+            "-m",
+            "toolenv.cli",
+            "eval",
+            "--limit",
+            "5",
+            "--batch-size",
+            "5",
+            "--max-new-tokens",
+            "48",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
@@ -39,9 +54,28 @@ def test_eval_with_the_vllm_engine(tmp_path: Path) -> None:
     pytest.importorskip("vllm")
     out = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "toolenv.cli", "eval", "--engine", "vllm", "--categories", "base", "--limit", "2",
-         "--batch-size", "2", "--max-new-tokens", "32", "--out", str(out), "--quiet"],
-        capture_output=True, text=True, timeout=3600,
+        [
+            sys.executable,
+            "-m",
+            "toolenv.cli",
+            "eval",
+            "--engine",
+            "vllm",
+            "--categories",
+            "base",
+            "--limit",
+            "2",
+            "--batch-size",
+            "2",
+            "--max-new-tokens",
+            "32",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
@@ -57,9 +91,22 @@ def test_quiet_eval_prints_nothing_on_stderr(tmp_path: Path) -> None:
 
     ensure_smollm2()  # the one-time conversion notice is ours and is not what this checks
     done = subprocess.run(
-        [sys.executable, "-m", "toolenv.cli", "eval", "--limit", "1", "--max-new-tokens", "8",
-         "--out", str(tmp_path / "run"), "--quiet"],
-        capture_output=True, text=True, timeout=3600,
+        [
+            sys.executable,
+            "-m",
+            "toolenv.cli",
+            "eval",
+            "--limit",
+            "1",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr == ""

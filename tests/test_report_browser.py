@@ -28,8 +28,9 @@ def _dom(browser: str, url: str) -> str:
 
 
 def _screenshot(browser: str, url: str, path: Path, height: int) -> list[tuple[int, tuple[int, int, int]]]:
-    subprocess.run([browser, *FLAGS, f"--window-size=1280,{height}", f"--screenshot={path}", url],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [browser, *FLAGS, f"--window-size=1280,{height}", f"--screenshot={path}", url], capture_output=True, timeout=120
+    )
     from PIL import Image
 
     image = Image.open(path).convert("RGB")
@@ -46,7 +47,9 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     if browser is None:
         pytest.skip("no Chromium on this machine (.ci/run installs it with apt)")
     run = tmp_path / "run"
-    trajectories = run_eval(ExpertModel(fail_every=2), RunConfig(model="oracle", categories=("base",), limit=6), run, progress=False)
+    trajectories = run_eval(
+        ExpertModel(fail_every=2), RunConfig(model="oracle", categories=("base",), limit=6), run, progress=False
+    )
     paths = score_and_report(run, trajectories, run_meta(run))
     report = json.loads(paths["json"].read_text())
     page = paths["html"].as_uri()
@@ -71,8 +74,8 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom = _dom(browser, linked)
     expected = get_task(failing["task_id"]).ground_truth[0]
     assert int(re.search(r'data-expected-visible="(\d+)"', dom).group(1)) >= len(expected)
-    opened = dom[dom.index(f'id="task-{failing["task_id"]}"'):]
-    box = opened[opened.index("expected calls"):opened.index("class=\"model\"")]
+    opened = dom[dom.index(f'id="task-{failing["task_id"]}"') :]
+    box = opened[opened.index("expected calls") : opened.index('class="model"')]
     assert all(html.escape(call, quote=False) in box for call in expected), box[:500]
     colors = _screenshot(browser, linked, tmp_path / "task.png", 2400)
     assert _pixels(colors, (0xEE, 0xF6, 0xEE), 2) > 20000  # the expected-calls boxes (#eef6ee) are drawn

@@ -50,14 +50,19 @@ def _summaries(trajectories: Sequence[Trajectory]) -> dict[tuple[str, int], dict
     for trajectory in trajectories:
         spec = str(trajectory.meta.get("ood") or "")
         groups.setdefault((spec, int(trajectory.meta.get("ood_seed", 0)) if spec else 0), []).append(trajectory)
-    return {key: summarize([score_trajectory(t) for t in group], group).to_dict() for key, group in sorted(groups.items())}
+    return {
+        key: summarize([score_trajectory(t) for t in group], group).to_dict() for key, group in sorted(groups.items())
+    }
 
 
 # -- 1. per-API accuracy -----------------------------------------------------------------------
 
+
 def test_a_task_counts_once_under_each_api_it_involves() -> None:
-    scores = [_score("multi_turn_base_1", ("MessageAPI", "TradingBot"), "TradingBot", True),
-              _score("multi_turn_base_2", ("TradingBot",), "TradingBot", False)]
+    scores = [
+        _score("multi_turn_base_1", ("MessageAPI", "TradingBot"), "TradingBot", True),
+        _score("multi_turn_base_2", ("TradingBot",), "TradingBot", False),
+    ]
     by_api = summarize(scores).by_api
     assert by_api["trading"] == {"accuracy": 0.5, "correct": 1, "total": 2}
     assert by_api["message"] == {"accuracy": 1.0, "correct": 1, "total": 1}
@@ -77,15 +82,20 @@ def test_per_api_totals_equal_the_tasks_involving_each_api_over_all_800() -> Non
 
 # -- 2. duplicates and the OOD round trip ------------------------------------------------------
 
+
 def _trajectory(task_id: str, tag: str, **meta: Any) -> Trajectory:
     return Trajectory(task_id, "base", "v", "hermes", meta={"tag": tag, **meta})
 
 
 def test_unique_episodes_keeps_the_last_of_each_in_first_seen_order() -> None:
-    items = [_trajectory("multi_turn_base_1", "a1"), _trajectory("multi_turn_base_2", "b"),
-             _trajectory("multi_turn_base_1", "x1", ood="rename_tools", ood_seed=1),
-             _trajectory("multi_turn_base_1", "x2", ood="rename_tools", ood_seed=2),  # another seed: another episode
-             _trajectory("multi_turn_base_1", "a2"), _trajectory("multi_turn_base_1", "x1b", ood="rename_tools", ood_seed=1)]
+    items = [
+        _trajectory("multi_turn_base_1", "a1"),
+        _trajectory("multi_turn_base_2", "b"),
+        _trajectory("multi_turn_base_1", "x1", ood="rename_tools", ood_seed=1),
+        _trajectory("multi_turn_base_1", "x2", ood="rename_tools", ood_seed=2),  # another seed: another episode
+        _trajectory("multi_turn_base_1", "a2"),
+        _trajectory("multi_turn_base_1", "x1b", ood="rename_tools", ood_seed=1),
+    ]
     kept, dropped = unique_episodes(items)
     assert [t.meta["tag"] for t in kept] == ["a2", "b", "x1b", "x2"] and dropped == 2
     assert unique_episodes([]) == ([], 0)
@@ -124,7 +134,9 @@ def test_a_variant_folder_is_known_by_its_manifest(tmp_path: Path) -> None:
     """The manifest is what marks a folder as a variant; a malformed one is a one-line error."""
     folder = tmp_path / "v"
     folder.mkdir()
-    (folder / "BFCL_v4_multi_turn_base_result.json").write_text(json.dumps({"id": "multi_turn_base_0", "result": [[]]}) + "\n")
+    (folder / "BFCL_v4_multi_turn_base_result.json").write_text(
+        json.dumps({"id": "multi_turn_base_0", "result": [[]]}) + "\n"
+    )
     (folder / OOD_MANIFEST).write_text("{not json")
     with pytest.raises(InteropError, match=OOD_MANIFEST) as error:
         list(read_bfcl_results([folder]))
@@ -136,15 +148,19 @@ def test_a_variant_folder_is_known_by_its_manifest(tmp_path: Path) -> None:
 
 # -- 3. structural states of re-imported steps -------------------------------------------------
 
-@pytest.mark.parametrize("raw, state", [
-    ("[cd(folder='document')]", "healthy_call"),
-    ("The file is sorted.", "healthy_response"),
-    ("[cd(folder='document')]<|im_end|>", "text_pollution"),
-    ("", "full_collapse"),
-    ([{"cd": '{"folder": "document"}'}], "healthy_call"),
-    ([{"cd": '{"folder": "document"}'}, "not a call"], "text_pollution"),
-    ([], "full_collapse"),
-])
+
+@pytest.mark.parametrize(
+    "raw, state",
+    [
+        ("[cd(folder='document')]", "healthy_call"),
+        ("The file is sorted.", "healthy_response"),
+        ("[cd(folder='document')]<|im_end|>", "text_pollution"),
+        ("", "full_collapse"),
+        ([{"cd": '{"folder": "document"}'}], "healthy_call"),
+        ([{"cd": '{"folder": "document"}'}, "not a call"], "text_pollution"),
+        ([], "full_collapse"),
+    ],
+)
 def test_reimported_steps_are_classified(raw: Any, state: str) -> None:
     record = {"id": "multi_turn_base_0", "result": [[raw]]}
     (turn,) = trajectory_from_bfcl(record).turns
@@ -164,6 +180,7 @@ def test_reimported_results_report_their_structural_states(tmp_path: Path) -> No
 
 # -- 4. empty input ----------------------------------------------------------------------------
 
+
 def test_result_files_without_multi_turn_records_are_an_error(tmp_path: Path) -> None:
     path = tmp_path / "BFCL_v4_simple_python_result.json"
     path.write_text(json.dumps({"id": "simple_python_0", "result": "[f()]"}) + "\n")
@@ -180,6 +197,7 @@ def test_exporting_nothing_is_an_error(tmp_path: Path) -> None:
 
 
 # -- 5. the HTML page --------------------------------------------------------------------------
+
 
 def test_html_leads_with_the_scores_and_shows_expected_calls_state_difference_and_variants(tmp_path: Path) -> None:
     task = get_task("multi_turn_base_0")

@@ -41,12 +41,24 @@ def env_factory(steps: int = 4, reward: float = 0.5):
     return make
 
 
-def hf_driver(model, steps: int = 4, temperature: float = 1.0, max_new: int = 12, seed: int = 0,
-              budgets: Budgets = Budgets(), mode: str = "cached"):
+def hf_driver(
+    model,
+    steps: int = 4,
+    temperature: float = 1.0,
+    max_new: int = 12,
+    seed: int = 0,
+    budgets: Budgets = Budgets(),
+    mode: str = "cached",
+):
     engine = RecordingEngine(HFEngine(model, tokenizer(), mode=mode))
     factory = env_factory(steps)
-    driver = RolloutDriver(engine, env_factory=factory, sampling=SamplingParams(max_new_tokens=max_new, temperature=temperature),
-                           budgets=budgets, seed=seed)
+    driver = RolloutDriver(
+        engine,
+        env_factory=factory,
+        sampling=SamplingParams(max_new_tokens=max_new, temperature=temperature),
+        budgets=budgets,
+        seed=seed,
+    )
     return driver, engine, factory
 
 
@@ -69,7 +81,7 @@ def check_sequence(rollout: Rollout, messages: list[list[int]], sampled: bool = 
         start = rollout.completion_ids.index(ids[0], position) if ids else position
         # the first sampled id follows the previous observation exactly: find it by the mask
         start = rollout.loss_mask.index(1, position)
-        assert rollout.completion_ids[start: start + len(ids)] == ids
+        assert rollout.completion_ids[start : start + len(ids)] == ids
         for k in range(start, start + len(ids)):
             trained[k] = 1
         position = start + len(ids)
@@ -140,13 +152,15 @@ def test_decoded_sequence_equals_the_chat_template_of_the_conversation(model) ->
 def test_length_stop_closes_the_message_with_observation_tokens() -> None:
     tok = tokenizer()
     words = tok("abc def", add_special_tokens=False)["input_ids"]
-    engine = ScriptedEngine(lambda call, position, prompt: (words if call == 0 else words + [IM_END], "length" if call == 0 else "stop"))
+    engine = ScriptedEngine(
+        lambda call, position, prompt: (words if call == 0 else words + [IM_END], "length" if call == 0 else "stop")
+    )
     driver = RolloutDriver(engine, env_factory=env_factory(steps=2))
     [rollout] = driver.rollouts(["a"])
     n = len(words)
     after_first = rollout.completion_ids[n:]
     closing = tok("<|im_end|>\n<|im_start|>user\n", add_special_tokens=False)["input_ids"]
-    assert after_first[: len(closing)] == closing and rollout.loss_mask[n: n + len(closing)] == [0] * len(closing)
+    assert after_first[: len(closing)] == closing and rollout.loss_mask[n : n + len(closing)] == [0] * len(closing)
     assert rollout.meta["finish_reasons"] == ["length", "stop"]
     # a sampled stop token is not doubled: the sequence ends with it, then the newline the template adds
     assert rollout.completion_ids[-2:] == [IM_END, tok("\n", add_special_tokens=False)["input_ids"][0]]
@@ -198,9 +212,11 @@ def test_replace_hook_plays_given_text_through_the_same_pipeline(model) -> None:
     factory = env_factory(steps=2)
     engine = RecordingEngine(HFEngine(model, tok))
     driver = RolloutDriver(engine, env_factory=factory, sampling=SamplingParams(max_new_tokens=6))
-    specs = [EpisodeSpec("gt", 0, 0, replace=lambda ctx: expert[ctx.message_index]),
-             EpisodeSpec("mix", 1, 0, replace=lambda ctx: expert[0] if ctx.message_index == 0 else None),
-             EpisodeSpec("pol", 2, 0)]
+    specs = [
+        EpisodeSpec("gt", 0, 0, replace=lambda ctx: expert[ctx.message_index]),
+        EpisodeSpec("mix", 1, 0, replace=lambda ctx: expert[0] if ctx.message_index == 0 else None),
+        EpisodeSpec("pol", 2, 0),
+    ]
     gt, mix, pol = driver.run(specs)
     assert factory.envs["gt"][0].received == expert
     assert gt.source == "ground_truth" and mix.source == "mixed" and pol.source == "policy"
@@ -230,20 +246,26 @@ def test_prompt_edit_is_seen_by_the_engine_only(model) -> None:
         assert hint in tok.decode(seen)
         # the engine continued: hinted prompt + the hint-free completion built so far
         assert seen[: len(gen_prompt)] == gen_prompt
-        assert seen[len(gen_prompt):] == hinted.completion_ids[: len(seen) - len(gen_prompt)]
+        assert seen[len(gen_prompt) :] == hinted.completion_ids[: len(seen) - len(gen_prompt)]
     check_sequence(hinted, [outs[0].token_ids for _, _, outs in engine.calls])
 
 
 def test_real_bfcl_episodes_with_the_tiny_model(model) -> None:
     tok = tokenizer()
     engine = HFEngine(model, tok)
-    driver = RolloutDriver(engine, env_factory=default_env_factory("hermes"),
-                           sampling=SamplingParams(max_new_tokens=8), budgets=Budgets(max_total_tokens=2500, max_messages=3))
+    driver = RolloutDriver(
+        engine,
+        env_factory=default_env_factory("hermes"),
+        sampling=SamplingParams(max_new_tokens=8),
+        budgets=Budgets(max_total_tokens=2500, max_messages=3),
+    )
     rollouts = driver.rollouts(["multi_turn_base_105", "multi_turn_base_132"], n=1)
     for rollout in rollouts:
         assert rollout.trajectory.task_id == rollout.task_id
         first = [{"role": m["role"], "content": m["content"]} for m in rollout.trajectory.messages[:2]]
-        assert tok.decode(rollout.prompt_ids) == tok.apply_chat_template(first, add_generation_prompt=True, tokenize=False)
+        assert tok.decode(rollout.prompt_ids) == tok.apply_chat_template(
+            first, add_generation_prompt=True, tokenize=False
+        )
         assistant = [m for m in rollout.trajectory.messages if m["role"] == "assistant"]
         assert len(assistant) == rollout.meta["num_messages"] <= 3
         assert rollout.reward in (0.0, 1.0)
@@ -252,18 +274,29 @@ def test_real_bfcl_episodes_with_the_tiny_model(model) -> None:
 
 def make_rollout(prompt: int, completion: list[int], seed: int) -> Rollout:
     mask = [(seed + i) % 3 != 0 for i in range(len(completion))]
-    return Rollout("t", 0, seed, list(range(100, 100 + prompt)), completion, [int(m) for m in mask],
-                   [-0.1 * (i + 1) if m else 0.0 for i, m in enumerate(mask)], 1.0, None)  # type: ignore[arg-type]
+    return Rollout(
+        "t",
+        0,
+        seed,
+        list(range(100, 100 + prompt)),
+        completion,
+        [int(m) for m in mask],
+        [-0.1 * (i + 1) if m else 0.0 for i, m in enumerate(mask)],
+        1.0,
+        None,
+    )  # type: ignore[arg-type]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(1, 6), st.lists(st.integers(3, 90), max_size=12)), min_size=1, max_size=5),
-       st.one_of(st.none(), st.integers(7, 20)))
+@given(
+    st.lists(st.tuples(st.integers(1, 6), st.lists(st.integers(3, 90), max_size=12)), min_size=1, max_size=5),
+    st.one_of(st.none(), st.integers(7, 20)),
+)
 def test_to_batch_aligns_masks_and_logprobs_with_input_ids(shapes, max_length) -> None:
     rollouts = [make_rollout(p, c, i) for i, (p, c) in enumerate(shapes)]
     batch = to_batch(rollouts, pad_id=0, max_length=max_length)
     for i, rollout in enumerate(rollouts):
-        ids = rollout.input_ids[: max_length] if max_length else rollout.input_ids
+        ids = rollout.input_ids[:max_length] if max_length else rollout.input_ids
         k = len(ids)
         assert batch["input_ids"][i, :k].tolist() == ids
         assert batch["attention_mask"][i].tolist() == [1] * k + [0] * (batch["input_ids"].shape[1] - k)
@@ -284,7 +317,7 @@ def test_to_batch_truncation_policy() -> None:
         to_batch([long], pad_id=0, truncation="left")
 
 
-ALPHABET = "abcdefgh XYZ\n{}\":<>/_"
+ALPHABET = 'abcdefgh XYZ\n{}":<>/_'
 
 
 @st.composite
@@ -309,6 +342,7 @@ def scripted_message(draw):
 def test_any_scripted_messages_keep_ids_masks_and_rendering(scripts) -> None:
     tok = tokenizer()
     lengths = {f"t{i}": 3 - (i % 2) for i in range(len(scripts))}  # episodes of 3 or 2 messages
+
     def script(call: int, position: int, prompt: list[int]):
         episode = int(re.search(r"Task t(\d+):", tok.decode(prompt)).group(1))  # positions shift as episodes end
         return scripts[episode][call]
@@ -346,13 +380,21 @@ def test_smollm2_rollouts_with_the_hf_engine() -> None:
     tok = tokenizer()
     model = AutoModelForCausalLM.from_pretrained(ensure_smollm2(), dtype=torch.float32)
     model.train(False)
-    driver = RolloutDriver(HFEngine(model, tok), env_factory=default_env_factory("hermes"),
-                           sampling=SamplingParams(max_new_tokens=48, temperature=0.7),
-                           budgets=Budgets(max_total_tokens=4096, max_messages=3), seed=0)
+    driver = RolloutDriver(
+        HFEngine(model, tok),
+        env_factory=default_env_factory("hermes"),
+        sampling=SamplingParams(max_new_tokens=48, temperature=0.7),
+        budgets=Budgets(max_total_tokens=4096, max_messages=3),
+        seed=0,
+    )
     rollouts = driver.rollouts(["multi_turn_base_105", "multi_turn_base_132"], n=2)
     # on a short chat it ends its message with the sampled <|im_end|>, which the engine keeps
-    short = tok(tok.apply_chat_template([{"role": "user", "content": "Say hello."}], add_generation_prompt=True,
-                                        tokenize=False), add_special_tokens=False)["input_ids"]
+    short = tok(
+        tok.apply_chat_template(
+            [{"role": "user", "content": "Say hello."}], add_generation_prompt=True, tokenize=False
+        ),
+        add_special_tokens=False,
+    )["input_ids"]
     [hello] = driver.engine.generate([short], SamplingParams(max_new_tokens=64, temperature=0))
     assert hello.finish_reason == "stop" and hello.token_ids[-1] == IM_END
     for rollout in rollouts:
@@ -362,7 +404,7 @@ def test_smollm2_rollouts_with_the_hf_engine() -> None:
         logp = torch.log_softmax(logits[:-1] / 0.7, -1).gather(1, torch.tensor(rollout.input_ids[1:])[:, None])[:, 0]
         start = len(rollout.prompt_ids)
         mask = torch.tensor(rollout.loss_mask, dtype=torch.bool)
-        recomputed = logp[start - 1:][mask]
+        recomputed = logp[start - 1 :][mask]
         assert torch.allclose(recomputed, torch.tensor(rollout.sample_logprobs)[mask], atol=2e-3)
         assert len([m for m in rollout.trajectory.messages if m["role"] == "assistant"]) == rollout.meta["num_messages"]
 
@@ -378,12 +420,15 @@ def test_tools_through_a_template_that_renders_them() -> None:
     template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text()
     tok = copy.copy(tokenizer())
     tok.chat_template = template
-    call = tok('<tool_call>\n{"name": "get_watchlist", "arguments": {}}\n</tool_call>', add_special_tokens=False)["input_ids"] + [IM_END]
+    call = tok('<tool_call>\n{"name": "get_watchlist", "arguments": {}}\n</tool_call>', add_special_tokens=False)[
+        "input_ids"
+    ] + [IM_END]
     reply = tok("Please log in first.", add_special_tokens=False)["input_ids"] + [IM_END]
     engine = ScriptedEngine(lambda n, position, prompt: (call, "stop") if n == 0 else (reply, "stop"))
     engine.tokenizer = tok
-    driver = RolloutDriver(engine, env_factory=default_env_factory("hermes"), tools_via_template=True,
-                           budgets=Budgets(max_messages=2))
+    driver = RolloutDriver(
+        engine, env_factory=default_env_factory("hermes"), tools_via_template=True, budgets=Budgets(max_messages=2)
+    )
     [rollout] = driver.rollouts(["multi_turn_base_105"])
     recorded = rollout.trajectory.messages  # the env's record (its own system prompt first)
     prompt = tok.decode(rollout.prompt_ids)

@@ -34,10 +34,20 @@ def peaked_tiny_qwen(seed: int = 0):
 
     tok = tokenizer()
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=49152, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=8192,
-                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, initializer_range=0.3)
+    config = Qwen2Config(
+        vocab_size=49152,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        initializer_range=0.3,
+    )
     model = Qwen2ForCausalLM(config)
     with torch.no_grad():
         model.model.embed_tokens.weight.mul_(4.0)
@@ -58,8 +68,10 @@ def setup(tmp_path_factory):
 
 def prompts() -> list[list[int]]:
     tok = tokenizer()
-    texts = ["<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n",
-             "<|im_start|>system\nYou are a tool caller.<|im_end|>\n<|im_start|>user\nList files in /tmp please<|im_end|>\n<|im_start|>assistant\n"]
+    texts = [
+        "<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\nYou are a tool caller.<|im_end|>\n<|im_start|>user\nList files in /tmp please<|im_end|>\n<|im_start|>assistant\n",
+    ]
     return [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
@@ -67,7 +79,7 @@ def hf_logprobs(model, prompt: list[int], ids: list[int], temperature: float) ->
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([prompt + ids])).logits[0].float()
     scale = temperature if temperature > 0 else 1.0
-    rows = torch.log_softmax(logits[len(prompt) - 1: len(prompt) + len(ids) - 1] / scale, -1)
+    rows = torch.log_softmax(logits[len(prompt) - 1 : len(prompt) + len(ids) - 1] / scale, -1)
     return rows.gather(1, torch.tensor(ids)[:, None])[:, 0].tolist()
 
 
@@ -119,8 +131,14 @@ def test_one_grpo_step_end_to_end_with_vllm_rollouts_and_weight_sync(setup) -> N
     tok = tokenizer()
     trained = copy.deepcopy(model)
     engine.sync_weights(trained)
-    driver = RolloutDriver(engine, tok, default_env_factory("hermes"), SamplingParams(max_new_tokens=12, temperature=1.0),
-                           Budgets(max_total_tokens=2600, max_messages=3), seed=1)
+    driver = RolloutDriver(
+        engine,
+        tok,
+        default_env_factory("hermes"),
+        SamplingParams(max_new_tokens=12, temperature=1.0),
+        Budgets(max_total_tokens=2600, max_messages=3),
+        seed=1,
+    )
     rollouts = driver.rollouts(TASKS, n=2)
     assert len(rollouts) == 4 and all(sum(r.loss_mask) > 0 for r in rollouts)
     batch = to_batch(rollouts, tok.pad_token_id)

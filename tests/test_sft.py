@@ -100,7 +100,9 @@ def test_whole_trajectory_tokens_decode_to_the_template(tokenizer: Any, demos: l
     demo = demos[0]
     ours = tokenize_conversation(tokenizer, demo.messages)
     rendered = tokenizer.apply_chat_template(
-        [{"role": "user" if m["role"] == "tool" else m["role"], "content": m["content"]} for m in demo.messages], tokenize=False)
+        [{"role": "user" if m["role"] == "tool" else m["role"], "content": m["content"]} for m in demo.messages],
+        tokenize=False,
+    )
     assert tokenizer.decode(ours.input_ids) == rendered
     trained = [t for t, m in zip(ours.completion_ids, ours.loss_mask) if m]
     eot = end_of_turn_id(tokenizer)
@@ -130,7 +132,7 @@ def test_samples_left_truncate_and_drop_empty(tokenizer: Any, demos: list[sft.De
     assert len(short) == len(full)
     for a, b in zip(full, short):
         assert len(b.input_ids) == min(64, len(a.input_ids))
-        assert b.input_ids == a.input_ids[-len(b.input_ids):] and b.num_targets == a.num_targets
+        assert b.input_ids == a.input_ids[-len(b.input_ids) :] and b.num_targets == a.num_targets
     tiny = build_samples(tokenizer, [demos[0].messages], "trajectory", max_length=3)
     assert all(len(s.input_ids) == 3 for s in tiny)
     with pytest.raises(ValueError, match="sample mode"):
@@ -203,7 +205,9 @@ def test_loss_is_cross_entropy_on_targets_only() -> None:
     with torch.no_grad():
         total, count = sft_loss_sum(model, ids, torch.ones_like(ids), mask, start=5)
         logits = model(input_ids=ids).logits[0].float()
-    expected = sum(-torch.log_softmax(logits[t - 1], -1)[ids[0, t]] for t in range(len(sample.input_ids)) if sample.target_mask[t])
+    expected = sum(
+        -torch.log_softmax(logits[t - 1], -1)[ids[0, t]] for t in range(len(sample.input_ids)) if sample.target_mask[t]
+    )
     assert int(count) == 9
     assert float(total) == pytest.approx(float(expected), rel=1e-5)
 

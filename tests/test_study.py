@@ -21,21 +21,30 @@ def _write(tmp_path: Path, study: str, extra: str = "") -> Path:
     return path
 
 
-@pytest.mark.parametrize("study, message", [
-    ("[run]\nseed = 1\n", "needs a [study] table"),
-    ('[study]\nmethods = []\n', "non-empty list of labels"),
-    ('[study]\nmethods = ["vanilla", "vanilla"]\n', "lists a label twice"),
-    ('[study]\nmethods = ["nope"]\n', "nope: unknown method 'nope'; valid: vanilla"),
-    ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nk = 2\n', "ops: unknown key(s) for method ops: k"),
-    ('[study]\nmethods = ["ops"]\n[study.settings.prs]\nwindow = 2\n', "[study.settings.prs] names a label"),
-    ('[study]\nmethods = ["ops"]\nmodels = 1\n', "unknown key(s) models"),
-    ('[study]\nmethods = ["ops"]\n[study.eval]\nformat_ood = "python_list_formatt"\n', "[study.eval]"),
-    ('[study]\nmethods = ["ops"]\n[study.eval]\nengine = "tgi"\n', "valid: transformers, vllm"),
-    ('[study]\nmethods = ["ops"]\n[grpo]\nsteps = 0\n', "[grpo] steps must be positive"),
-    ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { lr = 1e-4 }\n', "config must be a table of training-config sections"),
-    ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { optim = { lr = -1.0 } }\n', "[study.settings.ops.config]"),
-    ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { optim = { lrr = 1.0 } }\n', "lrr"),
-])
+@pytest.mark.parametrize(
+    "study, message",
+    [
+        ("[run]\nseed = 1\n", "needs a [study] table"),
+        ("[study]\nmethods = []\n", "non-empty list of labels"),
+        ('[study]\nmethods = ["vanilla", "vanilla"]\n', "lists a label twice"),
+        ('[study]\nmethods = ["nope"]\n', "nope: unknown method 'nope'; valid: vanilla"),
+        ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nk = 2\n', "ops: unknown key(s) for method ops: k"),
+        ('[study]\nmethods = ["ops"]\n[study.settings.prs]\nwindow = 2\n', "[study.settings.prs] names a label"),
+        ('[study]\nmethods = ["ops"]\nmodels = 1\n', "unknown key(s) models"),
+        ('[study]\nmethods = ["ops"]\n[study.eval]\nformat_ood = "python_list_formatt"\n', "[study.eval]"),
+        ('[study]\nmethods = ["ops"]\n[study.eval]\nengine = "tgi"\n', "valid: transformers, vllm"),
+        ('[study]\nmethods = ["ops"]\n[grpo]\nsteps = 0\n', "[grpo] steps must be positive"),
+        (
+            '[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { lr = 1e-4 }\n',
+            "config must be a table of training-config sections",
+        ),
+        (
+            '[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { optim = { lr = -1.0 } }\n',
+            "[study.settings.ops.config]",
+        ),
+        ('[study]\nmethods = ["ops"]\n[study.settings.ops]\nconfig = { optim = { lrr = 1.0 } }\n', "lrr"),
+    ],
+)
 def test_bad_study_files_get_one_line_errors(tmp_path: Path, study: str, message: str) -> None:
     with pytest.raises(ValueError) as error:
         load_study(_write(tmp_path, study))
@@ -43,8 +52,11 @@ def test_bad_study_files_get_one_line_errors(tmp_path: Path, study: str, message
 
 
 def test_labels_settings_and_base_file(tmp_path: Path) -> None:
-    (tmp_path / "train.toml").write_text('[grpo]\nsteps = 7\nn = 4\n[optim]\nlr = 2e-6\n')
-    study = load_study(_write(tmp_path, """
+    (tmp_path / "train.toml").write_text("[grpo]\nsteps = 7\nn = 4\n[optim]\nlr = 2e-6\n")
+    study = load_study(
+        _write(
+            tmp_path,
+            """
 [study]
 base = "train.toml"
 methods = ["base", "vanilla", "diff", "ets_difflr"]
@@ -55,17 +67,24 @@ sft_lr = 3e-5
 vanilla = 3.5
 [grpo]
 n = 6
-"""))
+""",
+        )
+    )
     assert study.labels == ["base", "vanilla", "diff", "ets_difflr"] and study.methods["base"] is None
     assert study.methods["diff"].sft_lr == 3e-5 and study.methods["ets_difflr"].sft_lr == 1e-5
     assert (study.config.grpo.steps, study.config.grpo.n, study.config.optim.lr) == (7, 6, 2e-6)
     assert study.config_for("diff") is study.config and study.label_overrides == {}
     assert study.expected == {"vanilla": 3.5} and study.variants() == {
-        "format_ood": "python_list_format", "content_ood": "rename_tools+rename_params+shuffle_schema"}
+        "format_ood": "python_list_format",
+        "content_ood": "rename_tools+rename_params+shuffle_schema",
+    }
 
 
 def test_a_label_overrides_the_training_config_for_itself_only(tmp_path: Path) -> None:
-    study = load_study(_write(tmp_path, """
+    study = load_study(
+        _write(
+            tmp_path,
+            """
 [study]
 methods = ["sft_rl", "sft_rl_hilr"]
 [study.settings.sft_rl_hilr]
@@ -78,7 +97,9 @@ betas = [0.8, 0.9]
 [grpo]
 steps = 4
 n = 3
-"""))
+""",
+        )
+    )
     hot, plain = study.config_for("sft_rl_hilr"), study.config_for("sft_rl")
     assert (plain.optim.lr, plain.grpo.steps) == (1e-5, 4) and plain is study.config
     # the override replaces only the keys it names; the rest of each section is the study's
@@ -103,14 +124,16 @@ def test_rl_weight_change_adds_the_rl_phases_and_skips_sft(tmp_path: Path) -> No
     train = tmp_path / "runs" / "ets" / "train"
     assert rl_weight_change(study, "ets") is None  # nothing trained yet
     start = model(tmp_path / "start", [1, 1, 1, 1])  # ||θ|| = 2
-    plan = [("00-rl", start, [1.3, 1.4, 1, 1]),  # ||Δ|| = 0.5
-            ("01-sft", None, [9, 9, 9, 9]),  # SFT moves are not counted
-            ("02-rl", train / "01-sft" / "final", [9, 9, 10.2, 9])]  # ||Δ|| = 1.2
+    plan = [
+        ("00-rl", start, [1.3, 1.4, 1, 1]),  # ||Δ|| = 0.5
+        ("01-sft", None, [9, 9, 9, 9]),  # SFT moves are not counted
+        ("02-rl", train / "01-sft" / "final", [9, 9, 10.2, 9]),
+    ]  # ||Δ|| = 1.2
     for name, begin, end in plan:
         model(train / name / "final", end)
         if begin is not None:
             (train / name / "config.json").write_text(json.dumps({"model": {"path": str(begin)}}))
-    assert rl_weight_change(study, "ets") == pytest.approx((0.5 ** 2 + 1.2 ** 2) ** 0.5 / 2)
+    assert rl_weight_change(study, "ets") == pytest.approx((0.5**2 + 1.2**2) ** 0.5 / 2)
     (train / "02-rl" / "final" / "model.safetensors").unlink()  # an unfinished phase
     assert rl_weight_change(study, "ets") is None
 
@@ -122,8 +145,13 @@ def test_shipped_study_recipes_load_and_match_the_paper() -> None:
     assert paper.expected == {"vanilla": 3.50, "ets_difflr": 17.25, "prs": 25.75}
     assert paper.methods["ets_difflr"].phases == (50, 100, 150) and paper.methods["prs"].phases == (50, 100, 150)
     assert (paper.methods["sft_rl"].sft_epochs, paper.methods["sft_rl"].sft_lr) == (3, 1e-5)
-    assert paper.methods["ets"].sft_lr == 1e-6 and paper.methods["ops"].replace == 1 and paper.methods["hbg"].hinted == 2
-    assert paper.evaluation.categories == ["base", "miss_func", "miss_param", "long_context"] and paper.evaluation.split == "test"
+    assert (
+        paper.methods["ets"].sft_lr == 1e-6 and paper.methods["ops"].replace == 1 and paper.methods["hbg"].hinted == 2
+    )
+    assert (
+        paper.evaluation.categories == ["base", "miss_func", "miss_param", "long_context"]
+        and paper.evaluation.split == "test"
+    )
     cpu = load_study(RECIPES / "study_smollm2_cpu" / "study.toml")
     assert cpu.config.model.path == "smollm2" and "base" in cpu.labels
 
@@ -135,11 +163,13 @@ def test_a_whole_study_on_the_tiny_model(tmp_path: Path, capsys: pytest.CaptureF
     model_dir = tmp_path / "tiny"
     tiny_qwen2(seed=1).save_pretrained(model_dir)
     smollm2_tokenizer().save_pretrained(model_dir)
-    path = _write(tmp_path, f"""
+    path = _write(
+        tmp_path,
+        f"""
 [study]
 name = "tiny"
-out_dir = "{tmp_path / 'runs'}"
-report_dir = "{tmp_path / 'report'}"
+out_dir = "{tmp_path / "runs"}"
+report_dir = "{tmp_path / "report"}"
 methods = ["base", "vanilla", "ets"]
 train_apis = ["TradingBot"]
 [study.settings.ets]
@@ -182,7 +212,8 @@ max_steps = 1
 val_every = 0
 [checkpoint]
 save_every = 0
-""")
+""",
+    )
     assert main(["study", str(path)]) == 0
     out = capsys.readouterr().out
     report = tmp_path / "report"
@@ -195,7 +226,11 @@ save_every = 0
     results = json.loads((report / "results.json").read_text())
     rows = {row["label"]: row for row in results["rows"]}
     for label in ("base", "vanilla", "ets"):
-        assert rows[label]["id"] is not None and rows[label]["format_ood"] is not None and rows[label]["content_ood"] is not None
+        assert (
+            rows[label]["id"] is not None
+            and rows[label]["format_ood"] is not None
+            and rows[label]["content_ood"] is not None
+        )
         trajectories = (tmp_path / "runs" / label / "eval" / "trajectories.jsonl").read_text().splitlines()
         specs = sorted(json.loads(line)["meta"].get("ood", "") for line in trajectories)
         assert specs == ["", "", "python_list_format", "python_list_format", "rename_tools", "rename_tools"]
@@ -212,13 +247,17 @@ save_every = 0
         label = line.split("|")[1].strip()
         label_report = json.loads((tmp_path / "runs" / label / "eval" / "report.json").read_text())
         variants = {v["spec"]: v for v in label_report["ood"]["variants"]}
-        expected = [label_report["summary"]["structure"], variants["python_list_format"]["structure"],
-                    variants["rename_tools"]["structure"]]
+        expected = [
+            label_report["summary"]["structure"],
+            variants["python_list_format"]["structure"],
+            variants["rename_tools"]["structure"],
+        ]
         cells = [cell.strip() for cell in line.split("|")[2:5]]
         for cell, shares in zip(cells, expected):
             numbers = [float(x) for x in cell.split(" / ")]
-            assert numbers == [round(shares[s], 2) for s in ("healthy_call", "healthy_response", "text_pollution",
-                                                             "full_collapse")]
+            assert numbers == [
+                round(shares[s], 2) for s in ("healthy_call", "healthy_response", "text_pollution", "full_collapse")
+            ]
             assert abs(sum(numbers) - 1.0) < 0.03
     # the last column: how far RL moved the weights, here recomputed for vanilla from its one phase
     from safetensors.torch import load_file
@@ -231,7 +270,10 @@ save_every = 0
     assert rows["vanilla"]["rl_weight_change"] == pytest.approx(moved / size)
     assert rows["ets"]["rl_weight_change"] is not None and "rl_weight_change" not in rows["base"]
     assert [line.rsplit("|", 2)[1].strip() for line in structure_lines] == [
-        "—", f"{moved / size:.1e}", f"{rows['ets']['rl_weight_change']:.1e}"]
+        "—",
+        f"{moved / size:.1e}",
+        f"{rows['ets']['rl_weight_change']:.1e}",
+    ]
     # a second run trains and plays nothing new
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("trajectories.jsonl")}
     assert main(["study", str(path), "--only", "ets"]) == 0

@@ -55,7 +55,8 @@ def test_builtin_hint_carries_every_ground_truth_call_in_the_call_format() -> No
         assert list(parsed.calls) == [c for turn in canonical_truth(task) for c in turn], task.id
         assert hint.startswith(hints.HINT_PREFACE) and hint.endswith(hints.format_reminder(HERMES))
         assert [line.split(":")[0] for line in hint.splitlines() if line.startswith("Request ")] == [
-            f"Request {t + 1}" for t in range(len(task.turns))]
+            f"Request {t + 1}" for t in range(len(task.turns))
+        ]
 
 
 def test_builtin_hint_says_what_to_do_on_turns_without_calls() -> None:
@@ -76,7 +77,10 @@ def test_insert_hint_edits_a_copy_of_the_system_message_only() -> None:
     edited = hints.insert_hint(messages, "H")
     assert edited == [{"role": "system", "content": "S\n\nH"}, {"role": "user", "content": "U"}]
     assert messages == [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
-    assert hints.insert_hint(messages[1:], "H") == [{"role": "system", "content": "H"}, {"role": "user", "content": "U"}]
+    assert hints.insert_hint(messages[1:], "H") == [
+        {"role": "system", "content": "H"},
+        {"role": "user", "content": "U"},
+    ]
     assert hints.insert_hint(messages, "H", "user")[-1] == {"role": "user", "content": "H"}
     with pytest.raises(ValueError, match="valid: system, user"):
         hints.insert_hint(messages, "H", "middle")
@@ -144,8 +148,12 @@ def test_reflection_names_the_turn_the_call_and_the_argument() -> None:
     r = reflect.reflect(task, play(task, [a for turn in actions for a in turn]), HERMES)
     assert (r.failure, r.failed_turn) == ("state_mismatch", 1)
     assert r.divergence == reflect.CallDivergence(
-        2, "wrong_arguments", "cp(source='test_image1.jpg', destination='backup')",
-        "cp(source='test_image1.jpg', destination='backup_tests')", ("destination",))
+        2,
+        "wrong_arguments",
+        "cp(source='test_image1.jpg', destination='backup')",
+        "cp(source='test_image1.jpg', destination='backup_tests')",
+        ("destination",),
+    )
     assert r.state_diff and r.state_diff[0]["class"] == "GorillaFileSystem"
     assert r.corrected == HERMES.render_calls(canonical_truth(task)[1])
     assert r.critique.startswith("Turn 2 failed") and r.critique.endswith(r.corrected)
@@ -227,7 +235,7 @@ def test_reflection_request_hides_the_ground_truth_unless_asked() -> None:
     r = reflect.reflect(task, trajectory, HERMES)
     user, assistant = reflect.reflection_messages(task, trajectory, r, HERMES)
     assert user["role"] == "user" and assistant == {"role": "assistant", "content": r.critique}
-    assert "backup_tests\"}" not in user["content"] and "Ground-truth" not in user["content"]
+    assert 'backup_tests"}' not in user["content"] and "Ground-truth" not in user["content"]
     assert user["content"].count("Turn ") == 2 and "Available tools: cat, cd, cp" in user["content"]
     shown = reflect.reflection_messages(task, trajectory, r, HERMES, show_ground_truth=True)[0]["content"]
     assert r.corrected in shown
@@ -235,8 +243,11 @@ def test_reflection_request_hides_the_ground_truth_unless_asked() -> None:
 
 def _judge_answer(body: dict[str, Any]) -> str:
     user = body["messages"][1]["content"]
-    return ("<think>hm</think>Turn 2: the copy calls are missing." if "Answer in three parts" not in user
-            else "Root cause: the agent replied instead of calling. Scenario 1: ...")
+    return (
+        "<think>hm</think>Turn 2: the copy calls are missing."
+        if "Answer in three parts" not in user
+        else "Root cause: the agent replied instead of calling. Scenario 1: ..."
+    )
 
 
 def test_endpoint_judge_makes_call_a_then_call_b_on_the_failing_turn() -> None:
@@ -285,11 +296,15 @@ def test_judge_reflections_are_kept_per_trajectory_and_reused_on_resume(tmp_path
     actions = turn_actions(task)
     actions[1] = ["Done."]
     trajectory = play(task, [a for turn in actions for a in turn])
-    row = (ets.RolloutRecord(5, task.id, 1, 0.0, "policy", 0),
-           {**trajectory.to_dict(), "task_id": task.id, "sample": 1, "reward": 0.0})
+    row = (
+        ets.RolloutRecord(5, task.id, 1, 0.0, "policy", 0),
+        {**trajectory.to_dict(), "task_id": task.id, "sample": 1, "reward": 0.0},
+    )
     path = tmp_path / "reflections.jsonl"
     with ChatServer(_judge_answer) as server:
-        method = schedule.method_from_dict({"method": "prs", "reflector": "judge", "endpoint": server.url, "model": "j"})
+        method = schedule.method_from_dict(
+            {"method": "prs", "reflector": "judge", "endpoint": server.url, "model": "j"}
+        )
         records = build_reflections([row], {task.id: task}, method, "hermes", path)
         assert len(server.requests) == 2
         again = build_reflections([row], {task.id: task}, method, "hermes", path)
@@ -310,9 +325,12 @@ def R(step: int, task: str, sample: int, reward: float, source: str = "policy", 
 def test_ets_selects_any_failure_in_the_window_only() -> None:
     records = [
         R(40, "early", 0, 0.0),  # step 40 is outside (40, 50]
-        R(41, "a", 0, 1.0), R(41, "a", 1, 0.0),
-        R(45, "b", 0, 1.0), R(45, "b", 1, 1.0),
-        R(50, "c", 0, 0.0, group=1), R(50, "c", 1, 0.0, group=1),
+        R(41, "a", 0, 1.0),
+        R(41, "a", 1, 0.0),
+        R(45, "b", 0, 1.0),
+        R(45, "b", 1, 1.0),
+        R(50, "c", 0, 0.0, group=1),
+        R(50, "c", 1, 0.0, group=1),
         R(50, "d", 0, 0.0, source="ground_truth"),  # experts never count
         R(51, "late", 0, 0.0),
     ]
@@ -324,8 +342,14 @@ def test_ets_selects_any_failure_in_the_window_only() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 30), st.sampled_from("abcdef"), st.integers(0, 3), st.sampled_from([0.0, 1.0])),
-                max_size=60), st.integers(1, 30), st.integers(1, 12))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 30), st.sampled_from("abcdef"), st.integers(0, 3), st.sampled_from([0.0, 1.0])),
+        max_size=60,
+    ),
+    st.integers(1, 30),
+    st.integers(1, 12),
+)
 def test_ets_selection_matches_its_definition(rows: list, last: int, window: int) -> None:
     records = [R(step, task, sample, reward) for step, task, sample, reward in rows]
     chosen = ets.erroneous_task_ids(records, last, window)
@@ -375,27 +399,37 @@ def test_methods_and_presets_parse_and_plan() -> None:
         assert sum(p.steps for p in plan if p.kind == "rl") == (0 if name == "sft" else budget)
         assert schedule.method_from_dict(method.to_dict()) == method
     ets_plan = schedule.phase_plan(schedule.method_from_dict("ets"), budget)
-    assert [(p.kind, p.steps or p.epochs) for p in ets_plan] == [("rl", 50), ("sft", 2), ("rl", 100), ("sft", 2), ("rl", 150)]
+    assert [(p.kind, p.steps or p.epochs) for p in ets_plan] == [
+        ("rl", 50),
+        ("sft", 2),
+        ("rl", 100),
+        ("sft", 2),
+        ("rl", 150),
+    ]
     assert [p.window for p in ets_plan if p.kind == "rl"] == [10, 10, 0]
     assert [p.fresh_reference for p in ets_plan if p.kind == "rl"] == [False, True, True]
     assert schedule.method_from_dict("ets").sft_lr == 1e-6 and schedule.method_from_dict("ets_difflr").sft_lr == 1e-5
     assert {p.data for p in schedule.phase_plan(schedule.method_from_dict("prs"), budget) if p.kind == "sft"} == {
-        "failed_demos+reflections"}
+        "failed_demos+reflections"
+    }
     sft_rl = schedule.phase_plan(schedule.method_from_dict("sft_rl"), budget)
     assert [(p.kind, p.data, p.lr) for p in sft_rl] == [("sft", "demos", 1e-5), ("rl", "", None)]
     # SFT only: the same SFT phase as sft_rl's, and nothing after it
     assert schedule.phase_plan(schedule.method_from_dict("sft"), budget) == sft_rl[:1]
 
 
-@pytest.mark.parametrize("table, message", [
-    ("nope", "unknown method 'nope'; valid: vanilla, sft, sft_rl"),
-    ({"method": "ops", "k": 2}, "unknown key(s) for method ops: k; valid: replace"),
-    ({"method": "ops", "replace": 0}, "at least 1"),
-    ({"method": "hbg", "source": "endpoint"}, "needs endpoint"),
-    ({"method": "prs", "reflector": "oracle"}, "valid: builtin, judge"),
-    ({"method": "ets", "phases": [50, 0]}, "positive step counts"),
-    ({"replace": 1}, "needs 'method'"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("nope", "unknown method 'nope'; valid: vanilla, sft, sft_rl"),
+        ({"method": "ops", "k": 2}, "unknown key(s) for method ops: k; valid: replace"),
+        ({"method": "ops", "replace": 0}, "at least 1"),
+        ({"method": "hbg", "source": "endpoint"}, "needs endpoint"),
+        ({"method": "prs", "reflector": "oracle"}, "valid: builtin, judge"),
+        ({"method": "ets", "phases": [50, 0]}, "positive step counts"),
+        ({"replace": 1}, "needs 'method'"),
+    ],
+)
 def test_method_errors_are_one_line(table: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
         schedule.method_from_dict(table)

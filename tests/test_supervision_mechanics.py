@@ -53,9 +53,14 @@ def _config(out: Path, **sections: dict[str, Any]) -> TrainConfig:
 
 
 def _trainer(tmp_path: Path, method: str | dict[str, Any], **sections: dict[str, Any]) -> SupervisedTrainer:
-    return SupervisedTrainer(_config(tmp_path, **sections), schedule.method_from_dict(method), tiny_qwen2(seed=1),
-                             smollm2_tokenizer(), tasks=[get_task(t) for t in TASKS],
-                             hint_writer=lambda task: f"{HINT_MARK} for {task.id}")
+    return SupervisedTrainer(
+        _config(tmp_path, **sections),
+        schedule.method_from_dict(method),
+        tiny_qwen2(seed=1),
+        smollm2_tokenizer(),
+        tasks=[get_task(t) for t in TASKS],
+        hint_writer=lambda task: f"{HINT_MARK} for {task.id}",
+    )
 
 
 class RecordingModel(torch.nn.Module):
@@ -67,7 +72,9 @@ class RecordingModel(torch.nn.Module):
         self.seen: list[list[int]] = []
 
     def forward(self, input_ids: Any = None, attention_mask: Any = None, **kwargs: Any) -> Any:
-        masks = attention_mask.tolist() if attention_mask is not None else [[1] * input_ids.shape[1]] * input_ids.shape[0]
+        masks = (
+            attention_mask.tolist() if attention_mask is not None else [[1] * input_ids.shape[1]] * input_ids.shape[0]
+        )
         for row, mask in zip(input_ids.tolist(), masks):  # right padding may come without a mask
             self.seen.append([t for t, m in zip(row, mask) if m])
         return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
@@ -90,7 +97,7 @@ def test_ops_replaces_sample_zero_of_each_group_with_the_executed_ground_truth(t
             assert sent == script
             spans = rollout.meta["replaced_spans"]
             assert len(spans) == len(script) and all(rollout.loss_mask[a:b] == [1] * (b - a) for a, b in spans)
-            assert [tok.decode(rollout.completion_ids[a:b - 1]) for a, b in spans] == script
+            assert [tok.decode(rollout.completion_ids[a : b - 1]) for a, b in spans] == script
         else:
             assert rollout.source == "policy" and not rollout.meta["replaced_spans"]
     advantages = group_advantages([r.reward for r in rollouts], [r.group for r in rollouts])
@@ -119,7 +126,9 @@ def test_ops_shaped_loss_flags_exactly_the_substituted_tokens(tmp_path: Path) ->
     shaped = ShapedOPSUpdater(trainer.model, optimizer, None, config, trainer.pad_id)
     stats = shaped.step(rollouts)
     expert_tokens = sum(r.num_trained_tokens for r in rollouts if r.source == "ground_truth")
-    assert stats.extra["ops/off_policy_token_fraction"] == pytest.approx(expert_tokens / sum(r.num_trained_tokens for r in rollouts))
+    assert stats.extra["ops/off_policy_token_fraction"] == pytest.approx(
+        expert_tokens / sum(r.num_trained_tokens for r in rollouts)
+    )
     assert isinstance(trainer.make_updater(trainer.model, optimizer, None, config, trainer.pad_id), ShapedOPSUpdater)
 
 
@@ -129,7 +138,9 @@ def test_shaped_updater_equals_grpo_without_substituted_tokens() -> None:
     grads = []
     for cls in (GRPOUpdater, ShapedOPSUpdater):
         model = tiny_qwen2(seed=2)
-        updater = cls(model, torch.optim.SGD(model.parameters(), lr=0.0), None, GRPOConfig(kl_coef=0.0, max_grad_norm=1e9), 0)
+        updater = cls(
+            model, torch.optim.SGD(model.parameters(), lr=0.0), None, GRPOConfig(kl_coef=0.0, max_grad_norm=1e9), 0
+        )
         grads.append(_grad_at_clip(updater, rollouts))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
@@ -156,8 +167,14 @@ def test_hint_is_in_the_generation_prompt_only(tmp_path: Path) -> None:
     # the update (old log-probs, reference, loss) forwards hint-free sequences only
     recorder = RecordingModel(trainer.model)
     config = GRPOConfig(kl_coef=0.1, ppo_epochs=2)  # two epochs: a separate old-log-prob pass, then two updates
-    updater = GRPOUpdater(recorder, torch.optim.SGD(recorder.parameters(), lr=0.0), None, config,
-                          trainer.pad_id, reference=RecordingModel(copy.deepcopy(trainer.model)))
+    updater = GRPOUpdater(
+        recorder,
+        torch.optim.SGD(recorder.parameters(), lr=0.0),
+        None,
+        config,
+        trainer.pad_id,
+        reference=RecordingModel(copy.deepcopy(trainer.model)),
+    )
     updater.step(rollouts)
     assert len(recorder.seen) == 3 * len(rollouts) and len(updater.reference.seen) == len(rollouts)
     for ids in recorder.seen + updater.reference.seen:
@@ -178,7 +195,9 @@ def _synthetic(seed: int) -> Rollout:
     prompt = torch.randint(5, 4000, (6,), generator=g).tolist()
     completion = torch.randint(5, 4000, (7,), generator=g).tolist()
     mask = [1, 1, 1, 0, 0, 1, 1]
-    return Rollout("t", seed // 2, seed, prompt, completion, mask, [-1.0 if m else 0.0 for m in mask], float(seed % 2), None)  # type: ignore[arg-type]
+    return Rollout(
+        "t", seed // 2, seed, prompt, completion, mask, [-1.0 if m else 0.0 for m in mask], float(seed % 2), None
+    )  # type: ignore[arg-type]
 
 
 class _Snapshot:
@@ -188,8 +207,9 @@ class _Snapshot:
 
     def before_clip(self, mini: Any, sums: Any) -> None:
         super().before_clip(mini, sums)  # type: ignore[misc]
-        self.grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                      for p in self.model.parameters()]  # type: ignore[attr-defined]
+        self.grads = [
+            p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in self.model.parameters()
+        ]  # type: ignore[attr-defined]
 
 
 def _grad_at_clip(updater: Any, rollouts: list[Rollout]) -> list[Any]:
@@ -211,12 +231,23 @@ def test_joint_loss_gradient_is_grpo_plus_weighted_sft() -> None:
         return tiny_qwen2(seed=4)
 
     model = fresh()
-    joint = JointSFTUpdater(model, torch.optim.SGD(model.parameters(), lr=0.0), None, config, tok.pad_token_id,
-                            sft_samples=samples, weight=weight, batch=batch, seed=9)
+    joint = JointSFTUpdater(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        None,
+        config,
+        tok.pad_token_id,
+        sft_samples=samples,
+        weight=weight,
+        batch=batch,
+        seed=9,
+    )
     chosen = joint.joint_batch(0)
     mixed = _grad_at_clip(joint, rollouts)
     model = fresh()
-    rl = _grad_at_clip(GRPOUpdater(model, torch.optim.SGD(model.parameters(), lr=0.0), None, config, tok.pad_token_id), rollouts)
+    rl = _grad_at_clip(
+        GRPOUpdater(model, torch.optim.SGD(model.parameters(), lr=0.0), None, config, tok.pad_token_id), rollouts
+    )
     model = fresh()
     model.train(True)
     from trainers.batching import collate
@@ -241,8 +272,14 @@ def test_joint_loss_gradient_is_grpo_plus_weighted_sft() -> None:
 
 def test_ets_trains_on_the_demonstrations_of_the_tasks_that_failed(tmp_path: Path) -> None:
     method = schedule.method_from_dict({"method": "ets", "phases": [2, 1], "window": 1})
-    final = run_method(_config(tmp_path / "cfg", grpo={"n": 2}), method, tmp_path / "ets", model=tiny_qwen2(seed=1),
-                       tokenizer=smollm2_tokenizer(), tasks=[get_task(t) for t in TASKS])
+    final = run_method(
+        _config(tmp_path / "cfg", grpo={"n": 2}),
+        method,
+        tmp_path / "ets",
+        model=tiny_qwen2(seed=1),
+        tokenizer=smollm2_tokenizer(),
+        tasks=[get_task(t) for t in TASKS],
+    )
     out = tmp_path / "ets"
     assert final == out / "02-rl" / "final" and (final / "config.json").exists()
     rows = read_step_records(out / "00-rl", 2, 2)
@@ -259,13 +296,21 @@ def test_ets_trains_on_the_demonstrations_of_the_tasks_that_failed(tmp_path: Pat
     summary = json.loads((out / "method.json").read_text())
     assert [p["status"] for p in summary["phases"]] == ["done"] * 3
     # a second call finds every phase done and trains nothing
-    assert run_method(_config(tmp_path / "cfg", grpo={"n": 2}), method, out, tasks=[get_task(t) for t in TASKS]) == final
+    assert (
+        run_method(_config(tmp_path / "cfg", grpo={"n": 2}), method, out, tasks=[get_task(t) for t in TASKS]) == final
+    )
 
 
 def test_prs_reflections_come_from_the_checker_verdicts(tmp_path: Path) -> None:
     method = schedule.method_from_dict({"method": "prs", "phases": [1, 1], "window": 1, "per_task": 2})
-    run_method(_config(tmp_path / "cfg", grpo={"n": 2}), method, tmp_path / "prs", model=tiny_qwen2(seed=1),
-               tokenizer=smollm2_tokenizer(), tasks=[get_task(t) for t in TASKS])
+    run_method(
+        _config(tmp_path / "cfg", grpo={"n": 2}),
+        method,
+        tmp_path / "prs",
+        model=tiny_qwen2(seed=1),
+        tokenizer=smollm2_tokenizer(),
+        tasks=[get_task(t) for t in TASKS],
+    )
     out = tmp_path / "prs"
     records = [json.loads(line) for line in (out / "01-sft" / REFLECTIONS_FILE).read_text().splitlines()]
     rows = {(r.task_id, r.sample): data for r, data in read_step_records(out / "00-rl", 1, 1)}
@@ -277,7 +322,8 @@ def test_prs_reflections_come_from_the_checker_verdicts(tmp_path: Path) -> None:
         trajectory = Trajectory.from_dict(rows[(record["task_id"], record["sample"])])
         ours = reflect.Reflection.from_dict(record["reflection"])
         assert ours == reflect.reflect(task, trajectory, codec).__class__.from_dict(
-            {**reflect.reflect(task, trajectory, codec).to_dict(), "sample": record["sample"], "step": 1})
+            {**reflect.reflect(task, trajectory, codec).to_dict(), "sample": record["sample"], "step": 1}
+        )
         verdict = check(task, trajectory.model_turns())
         if verdict.failure != "force_terminated":
             assert (ours.failure, ours.failed_turn) == (verdict.failure, verdict.failed_turn)
@@ -291,12 +337,20 @@ def test_prs_reflections_come_from_the_checker_verdicts(tmp_path: Path) -> None:
 @pytest.mark.parametrize("method", ["vanilla", "sft", "sft_rl", "ops", "hbg", "sync_joint"])
 def test_every_method_runs_its_phases(tmp_path: Path, method: str) -> None:
     config = _config(tmp_path / "cfg", grpo={"n": 2, "prompts_per_step": 1})
-    final = run_method(config, schedule.method_from_dict(method), tmp_path / method, model=tiny_qwen2(seed=1),
-                       tokenizer=smollm2_tokenizer(), tasks=[get_task(TASKS[0])],
-                       hint_writer=lambda task: "a hint")
+    final = run_method(
+        config,
+        schedule.method_from_dict(method),
+        tmp_path / method,
+        model=tiny_qwen2(seed=1),
+        tokenizer=smollm2_tokenizer(),
+        tasks=[get_task(TASKS[0])],
+        hint_writer=lambda task: "a hint",
+    )
     summary = json.loads((tmp_path / method / "method.json").read_text())
     assert summary["final"] == str(final) and (final / "config.json").exists()
-    assert [p["kind"] for p in summary["phases"]] == [p.kind for p in schedule.phase_plan(schedule.method_from_dict(method), 1)]
+    assert [p["kind"] for p in summary["phases"]] == [
+        p.kind for p in schedule.phase_plan(schedule.method_from_dict(method), 1)
+    ]
     metrics = [json.loads(line) for line in (final.parent / "metrics.jsonl").read_text().splitlines()]
     if method == "sync_joint":
         assert metrics[-1]["train/joint/sft_loss"] > 0

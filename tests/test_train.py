@@ -58,17 +58,46 @@ def test_config_files(tmp_path: Path) -> None:
 
 def test_paper_recipes_match_the_methods_table() -> None:
     grpo = load_config(RECIPES / "paper_grpo_qwen2.5_1.5b.toml")
-    assert (grpo.grpo.n, grpo.grpo.prompts_per_step, grpo.grpo.mini_batches, grpo.grpo.ppo_epochs, grpo.grpo.steps) == (8, 60, 3, 1, 300)
-    assert (grpo.optim.lr, grpo.optim.betas, grpo.optim.weight_decay, grpo.optim.warmup_steps, grpo.optim.schedule) == (1e-6, [0.9, 0.999], 0.01, 10, "constant")
-    assert (grpo.grpo.clip_low, grpo.grpo.clip_high, grpo.grpo.clip_c, grpo.grpo.kl_coef, grpo.grpo.entropy_coef) == (0.2, 0.2, 3.0, 1e-4, 0.0)
+    assert (grpo.grpo.n, grpo.grpo.prompts_per_step, grpo.grpo.mini_batches, grpo.grpo.ppo_epochs, grpo.grpo.steps) == (
+        8,
+        60,
+        3,
+        1,
+        300,
+    )
+    assert (grpo.optim.lr, grpo.optim.betas, grpo.optim.weight_decay, grpo.optim.warmup_steps, grpo.optim.schedule) == (
+        1e-6,
+        [0.9, 0.999],
+        0.01,
+        10,
+        "constant",
+    )
+    assert (grpo.grpo.clip_low, grpo.grpo.clip_high, grpo.grpo.clip_c, grpo.grpo.kl_coef, grpo.grpo.entropy_coef) == (
+        0.2,
+        0.2,
+        3.0,
+        1e-4,
+        0.0,
+    )
     assert (grpo.grpo.epsilon, grpo.optim.max_grad_norm, grpo.grpo.micro_batch_tokens) == (1e-6, 1.0, 16384)
-    assert (grpo.rollout.temperature, grpo.rollout.top_p, grpo.rollout.top_k, grpo.rollout.max_new_tokens) == (1.0, 1.0, -1, 2048)
+    assert (grpo.rollout.temperature, grpo.rollout.top_p, grpo.rollout.top_k, grpo.rollout.max_new_tokens) == (
+        1.0,
+        1.0,
+        -1,
+        2048,
+    )
     assert (grpo.rollout.max_prompt_tokens + grpo.rollout.max_response_tokens, grpo.rollout.max_messages) == (16384, 30)
     assert (grpo.monitor.val_every, grpo.monitor.val_before_train, grpo.checkpoint.save_every) == (5, True, 50)
     assert grpo.data.train_categories == ["base", "miss_param", "miss_func"] and grpo.data.val_split == "test"
     sft = load_config(RECIPES / "paper_sft_qwen2.5_1.5b.toml")
     assert (sft.sft.epochs, sft.sft.batch_size, sft.sft.max_length, sft.sft.samples) == (3, 128, 8192, "per_message")
-    assert (sft.optim.lr, sft.optim.betas, sft.optim.weight_decay, sft.optim.schedule, sft.optim.warmup_ratio) == (1e-5, [0.9, 0.95], 0.01, "cosine", 0.1)
+    assert (sft.optim.lr, sft.optim.betas, sft.optim.weight_decay, sft.optim.schedule, sft.optim.warmup_ratio) == (
+        1e-5,
+        [0.9, 0.95],
+        0.01,
+        "cosine",
+        0.1,
+    )
     for path in RECIPES.glob("*.toml"):
         load_config(path)
 
@@ -85,31 +114,37 @@ def test_data_stream_is_a_function_of_seed_and_step() -> None:
 
 
 def _sft_config(out: Path) -> TrainConfig:
-    return config_from_dict({
-        "run": {"mode": "sft", "out_dir": str(out), "seed": 3, "progress": False},
-        "optim": {"lr": 1e-3, "schedule": "cosine", "warmup_steps": 1, "betas": [0.9, 0.95]},
-        "sft": {"batch_size": 3, "max_length": 96, "max_steps": 4, "micro_batch_tokens": 200},
-        "monitor": {"val_every": 0},
-        "checkpoint": {"save_every": 0},
-    })
+    return config_from_dict(
+        {
+            "run": {"mode": "sft", "out_dir": str(out), "seed": 3, "progress": False},
+            "optim": {"lr": 1e-3, "schedule": "cosine", "warmup_steps": 1, "betas": [0.9, 0.95]},
+            "sft": {"batch_size": 3, "max_length": 96, "max_steps": 4, "micro_batch_tokens": 200},
+            "monitor": {"val_every": 0},
+            "checkpoint": {"save_every": 0},
+        }
+    )
 
 
 def _grpo_config(out: Path) -> TrainConfig:
-    return config_from_dict({
-        "run": {"mode": "grpo", "out_dir": str(out), "seed": 5, "progress": False},
-        "optim": {"lr": 1e-3, "warmup_steps": 1},
-        "grpo": {"steps": 2, "prompts_per_step": 2, "n": 2, "mini_batches": 2, "kl_coef": 0.1},
-        "rollout": {"max_new_tokens": 5, "max_messages": 3, "max_response_tokens": 256},
-        "monitor": {"val_every": 0, "spike_window": 2},
-        "checkpoint": {"save_every": 0},
-    })
+    return config_from_dict(
+        {
+            "run": {"mode": "grpo", "out_dir": str(out), "seed": 5, "progress": False},
+            "optim": {"lr": 1e-3, "warmup_steps": 1},
+            "grpo": {"steps": 2, "prompts_per_step": 2, "n": 2, "mini_batches": 2, "kl_coef": 0.1},
+            "rollout": {"max_new_tokens": 5, "max_messages": 3, "max_response_tokens": 256},
+            "monitor": {"val_every": 0, "spike_window": 2},
+            "checkpoint": {"save_every": 0},
+        }
+    )
 
 
 TASKS = ["multi_turn_miss_func_105", "multi_turn_base_100", "multi_turn_miss_param_105"]  # short prompts (~2.2k tokens)
 
 
 def _run(config: TrainConfig, resume: bool = False, stop_after: int | None = None) -> Trainer:
-    trainer = Trainer(config, tiny_qwen2(seed=7), smollm2_tokenizer(), tasks=[get_task(t) for t in TASKS], stop_after=stop_after)
+    trainer = Trainer(
+        config, tiny_qwen2(seed=7), smollm2_tokenizer(), tasks=[get_task(t) for t in TASKS], stop_after=stop_after
+    )
     trainer.run(resume=resume)
     return trainer
 
@@ -147,8 +182,17 @@ def test_grpo_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> No
     _check_resume(tmp_path, _grpo_config, stop=1)
     rows = read_metrics(tmp_path / "straight")
     assert [r["step"] for r in rows] == [1, 2]
-    for key in ("reward/mean", "train/kl", "train/entropy", "train/grad_norm", "train/lr", "state/healthy_call",
-                "probe/after_opener_count", "rollout/truncated", "time/rollout_s"):
+    for key in (
+        "reward/mean",
+        "train/kl",
+        "train/entropy",
+        "train/grad_norm",
+        "train/lr",
+        "state/healthy_call",
+        "probe/after_opener_count",
+        "rollout/truncated",
+        "time/rollout_s",
+    ):
         assert key in rows[-1], key
     assert rows[0]["train/optimizer_steps"] == 2
     assert rows[0]["train/lr"] == 0.0 and rows[1]["train/lr"] == 1e-3  # one warmup RL step
@@ -173,7 +217,7 @@ def test_cli_trains_a_saved_model_and_plots(tmp_path: Path, capsys: pytest.Captu
     config.write_text(f"""
 [run]
 mode = "sft"
-out_dir = "{tmp_path / 'run'}"
+out_dir = "{tmp_path / "run"}"
 progress = false
 [model]
 path = "{model_dir}"

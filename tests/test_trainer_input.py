@@ -30,8 +30,10 @@ TOOLENV = [sys.executable, "-m", "toolenv.cli"]
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file and folder under ``folder`` with its size and mtime: what "nothing changed" means."""
-    return {str(p.relative_to(folder)): (p.stat().st_size if p.is_file() else -1, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size if p.is_file() else -1, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def _toolenv(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -58,7 +60,10 @@ def test_report_only_over_missing_runs_refuses_and_keeps_the_committed_report(tm
     shutil.copytree(COMMITTED, tmp_path / "docs" / "results" / "study-smollm2-cpu")
     before, committed = _snapshot(tmp_path), _snapshot(COMMITTED)
     line = _refused(_toolenv(["study", "recipes/study_smollm2_cpu/study.toml", "--report-only"], tmp_path))
-    assert "--report-only: no finished evaluation for base, vanilla, sft," in line and "prs in runs/study-smollm2-cpu" in line
+    assert (
+        "--report-only: no finished evaluation for base, vanilla, sft," in line
+        and "prs in runs/study-smollm2-cpu" in line
+    )
     assert "run `toolenv study recipes/study_smollm2_cpu/study.toml`" in line and "--force" in line
     assert _snapshot(tmp_path) == before and _snapshot(COMMITTED) == committed
 
@@ -68,8 +73,8 @@ def _tiny_study(tmp_path: Path) -> Path:
     path.write_text(f"""
 [study]
 name = "t"
-out_dir = "{tmp_path / 'runs'}"
-report_dir = "{tmp_path / 'report'}"
+out_dir = "{tmp_path / "runs"}"
+report_dir = "{tmp_path / "report"}"
 methods = ["base", "vanilla"]
 [study.eval]
 categories = ["base"]
@@ -86,8 +91,18 @@ def _finish(tmp_path: Path, label: str, accuracy: float) -> None:
     """A finished evaluation of ``label`` as :func:`trainers.study.label_row` reads it."""
     folder = tmp_path / "runs" / label / "eval"
     folder.mkdir(parents=True)
-    (folder / "report.json").write_text(json.dumps({"summary": {
-        "overall": accuracy, "categories": {"base": {"accuracy": accuracy}}, "structure": {}, "failures": {}}}))
+    (folder / "report.json").write_text(
+        json.dumps(
+            {
+                "summary": {
+                    "overall": accuracy,
+                    "categories": {"base": {"accuracy": accuracy}},
+                    "structure": {},
+                    "failures": {},
+                }
+            }
+        )
+    )
 
 
 def test_a_report_is_not_replaced_by_one_with_fewer_finished_labels(tmp_path: Path) -> None:
@@ -120,12 +135,15 @@ def test_a_report_is_not_replaced_by_one_with_fewer_finished_labels(tmp_path: Pa
 # -- 2. a run file names its mode and model; no GPU-sized defaults on a CPU ------------------
 
 
-@pytest.mark.parametrize("text, missing", [
-    ("", ['[run] mode', '[model] path']),
-    ('[run]\nmode = "grpo"\n', ['[model] path']),
-    ('[model]\npath = "smollm2"\n', ['[run] mode']),
-    ('[run]\nseed = 2\n[model]\ndtype = "float32"\n', ['[run] mode', '[model] path']),
-])
+@pytest.mark.parametrize(
+    "text, missing",
+    [
+        ("", ["[run] mode", "[model] path"]),
+        ('[run]\nmode = "grpo"\n', ["[model] path"]),
+        ('[model]\npath = "smollm2"\n', ["[run] mode"]),
+        ('[run]\nseed = 2\n[model]\ndtype = "float32"\n', ["[run] mode", "[model] path"]),
+    ],
+)
 def test_a_run_file_must_name_its_mode_and_model(tmp_path: Path, text: str, missing: list[str]) -> None:
     path = tmp_path / "run.toml"
     path.write_text(text)
@@ -155,15 +173,30 @@ def test_cpu_run_refuses_the_papers_gpu_sized_defaults(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as error:
         check_cpu_sizes(grpo)
     message = str(error.value)
-    assert "\n" not in message and message.startswith("run.toml: no CUDA device, and these GPU-sized defaults are not set: ")
-    for item in ("[grpo] steps = 300", "[grpo] prompts_per_step = 60", "[grpo] n = 8", "[rollout] max_new_tokens = 2048",
-                 "[monitor] val_max_new_tokens = 2048"):
+    assert "\n" not in message and message.startswith(
+        "run.toml: no CUDA device, and these GPU-sized defaults are not set: "
+    )
+    for item in (
+        "[grpo] steps = 300",
+        "[grpo] prompts_per_step = 60",
+        "[grpo] n = 8",
+        "[rollout] max_new_tokens = 2048",
+        "[monitor] val_max_new_tokens = 2048",
+    ):
         assert item in message
     sft = config_from_dict({"run": {"mode": "sft"}, "sft": {"max_steps": 4}, "monitor": {"val_every": 0}})
     assert cpu_unsized(sft) == ["[sft] batch_size = 128", "[sft] max_length = 8192"]  # max_steps bounds the epochs
     # values a file sets are the user's choice, even the paper's own
-    check_cpu_sizes(config_from_dict({"run": {"mode": "grpo"}, "grpo": {"steps": 300, "prompts_per_step": 60, "n": 8},
-                                      "rollout": {"max_new_tokens": 2048}, "monitor": {"val_every": 0}}))
+    check_cpu_sizes(
+        config_from_dict(
+            {
+                "run": {"mode": "grpo"},
+                "grpo": {"steps": 300, "prompts_per_step": 60, "n": 8},
+                "rollout": {"max_new_tokens": 2048},
+                "monitor": {"val_every": 0},
+            }
+        )
+    )
 
 
 def test_every_recipe_loads_and_the_cpu_recipes_are_cpu_sized() -> None:
@@ -194,7 +227,9 @@ def test_help_documents_every_argument_and_its_default(command: str, capsys: pyt
             continue
         assert action.help, f"toolenv {command}: {action.dest} has no help text"
         if action.option_strings:
-            assert "(default" in (formatter._get_help_string(action) or ""), f"toolenv {command} {action.option_strings[0]}"
+            assert "(default" in (formatter._get_help_string(action) or ""), (
+                f"toolenv {command} {action.option_strings[0]}"
+            )
     with pytest.raises(SystemExit) as done:
         parser.parse_args([command, "--help"])
     assert done.value.code == 0
@@ -206,18 +241,21 @@ def test_help_documents_every_argument_and_its_default(command: str, capsys: pyt
 
 
 @pytest.mark.parametrize("progress", [True, False])
-def test_the_validation_before_step_one_shows_progress(tmp_path: Path, progress: bool,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_validation_before_step_one_shows_progress(
+    tmp_path: Path, progress: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
     from toolenv.data import get_task
     from trainers.train import Trainer
 
-    config = config_from_dict({
-        "run": {"mode": "sft", "out_dir": str(tmp_path / "run"), "progress": progress},
-        "sft": {"batch_size": 2, "max_length": 64, "max_steps": 1},
-        "monitor": {"val_every": 5, "val_before_train": True, "val_max_new_tokens": 3},
-        "checkpoint": {"save_every": 0},
-    })
+    config = config_from_dict(
+        {
+            "run": {"mode": "sft", "out_dir": str(tmp_path / "run"), "progress": progress},
+            "sft": {"batch_size": 2, "max_length": 64, "max_steps": 1},
+            "monitor": {"val_every": 5, "val_before_train": True, "val_max_new_tokens": 3},
+            "checkpoint": {"save_every": 0},
+        }
+    )
     task = get_task("multi_turn_base_100")
     Trainer(config, tiny_qwen2(seed=3), smollm2_tokenizer(), tasks=[task], validation=[task]).run()
     err = capsys.readouterr().err
@@ -231,40 +269,46 @@ def test_the_validation_before_step_one_shows_progress(tmp_path: Path, progress:
 # -- 5. numbers out of range -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("section, key, value, rule", [
-    ("grpo", "n", 0, "positive (≥ 1)"),
-    ("grpo", "prompts_per_step", -2, "positive (≥ 1)"),
-    ("sft", "max_steps", -1, "≥ 0"),
-    ("data", "train_limit", -1, "≥ 0"),
-    ("optim", "weight_decay", -0.1, "≥ 0"),
-    ("optim", "warmup_steps", -1, "≥ 0"),
-    ("optim", "lr", 0.0, "positive (> 0)"),
-    ("rollout", "max_response_tokens", 0, "positive (≥ 1)"),
-    ("rollout", "max_prompt_tokens", -5, "positive (≥ 1)"),
-    ("rollout", "max_steps_per_turn", 0, "positive (≥ 1)"),
-    ("rollout", "temperature", 0.0, "positive (> 0)"),
-    ("grpo", "epsilon", 0.0, "positive (> 0)"),
-    ("grpo", "kl_coef", -1e-4, "≥ 0"),
-    ("monitor", "val_max_new_tokens", 0, "positive (≥ 1)"),
-    ("monitor", "spike_window", 0, "positive (≥ 1)"),
-    ("monitor", "val_every", -1, "≥ 0"),
-    ("checkpoint", "save_every", -1, "≥ 0"),
-    ("checkpoint", "keep_last", -1, "≥ 0"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, rule",
+    [
+        ("grpo", "n", 0, "positive (≥ 1)"),
+        ("grpo", "prompts_per_step", -2, "positive (≥ 1)"),
+        ("sft", "max_steps", -1, "≥ 0"),
+        ("data", "train_limit", -1, "≥ 0"),
+        ("optim", "weight_decay", -0.1, "≥ 0"),
+        ("optim", "warmup_steps", -1, "≥ 0"),
+        ("optim", "lr", 0.0, "positive (> 0)"),
+        ("rollout", "max_response_tokens", 0, "positive (≥ 1)"),
+        ("rollout", "max_prompt_tokens", -5, "positive (≥ 1)"),
+        ("rollout", "max_steps_per_turn", 0, "positive (≥ 1)"),
+        ("rollout", "temperature", 0.0, "positive (> 0)"),
+        ("grpo", "epsilon", 0.0, "positive (> 0)"),
+        ("grpo", "kl_coef", -1e-4, "≥ 0"),
+        ("monitor", "val_max_new_tokens", 0, "positive (≥ 1)"),
+        ("monitor", "spike_window", 0, "positive (≥ 1)"),
+        ("monitor", "val_every", -1, "≥ 0"),
+        ("checkpoint", "save_every", -1, "≥ 0"),
+        ("checkpoint", "keep_last", -1, "≥ 0"),
+    ],
+)
 def test_zero_or_negative_numbers_name_their_key(section: str, key: str, value: Any, rule: str) -> None:
     with pytest.raises(ValueError) as error:
         config_from_dict({section: {key: value}}, "run.toml")
     assert str(error.value) == f"run.toml: [{section}] {key} must be {rule}, got {value!r}"
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"optim": {"lr": float("nan")}}, "[optim] lr must be a finite number, got nan"),
-    ({"optim": {"betas": [0.9, 1.0]}}, "[optim] betas must be < 1"),
-    ({"optim": {"betas": [-0.1, 0.9]}}, "[optim] betas must be ≥ 0"),
-    ({"rollout": {"top_p": 1.5}}, "[rollout] top_p must be in (0, 1]"),
-    ({"rollout": {"top_k": 0}}, "[rollout] top_k must be -1 (no limit) or ≥ 1, got 0"),
-    ({"grpo": {"clip_low": 1.0}}, "[grpo] clip_low must be < 1"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"optim": {"lr": float("nan")}}, "[optim] lr must be a finite number, got nan"),
+        ({"optim": {"betas": [0.9, 1.0]}}, "[optim] betas must be < 1"),
+        ({"optim": {"betas": [-0.1, 0.9]}}, "[optim] betas must be ≥ 0"),
+        ({"rollout": {"top_p": 1.5}}, "[rollout] top_p must be in (0, 1]"),
+        ({"rollout": {"top_k": 0}}, "[rollout] top_k must be -1 (no limit) or ≥ 1, got 0"),
+        ({"grpo": {"clip_low": 1.0}}, "[grpo] clip_low must be < 1"),
+    ],
+)
 def test_other_out_of_range_numbers(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError) as error:
         config_from_dict(data, "run.toml")

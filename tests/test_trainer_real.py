@@ -22,10 +22,22 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-TRAIN_TASKS = ["multi_turn_miss_func_146", "multi_turn_miss_func_105", "multi_turn_base_105", "multi_turn_miss_param_121",
-               "multi_turn_base_146", "multi_turn_miss_param_142"]
-HELD_OUT = ["multi_turn_miss_func_120", "multi_turn_miss_func_132", "multi_turn_base_120", "multi_turn_base_127",
-            "multi_turn_miss_param_127", "multi_turn_base_116"]
+TRAIN_TASKS = [
+    "multi_turn_miss_func_146",
+    "multi_turn_miss_func_105",
+    "multi_turn_base_105",
+    "multi_turn_miss_param_121",
+    "multi_turn_base_146",
+    "multi_turn_miss_param_142",
+]
+HELD_OUT = [
+    "multi_turn_miss_func_120",
+    "multi_turn_miss_func_132",
+    "multi_turn_base_120",
+    "multi_turn_base_127",
+    "multi_turn_miss_param_127",
+    "multi_turn_base_116",
+]
 MAX_NEW_TOKENS = 80  # a healthy call here is 25-45 tokens; an unclosed one is not healthy
 
 
@@ -40,7 +52,9 @@ def _decision_prompts(tokenizer: Any) -> list[list[int]]:
         task = get_task(task_id)
         assert task.index in test_indices  # held out: never in the SFT data
         demo = play_ground_truth(task)
-        first = next(i for i, m in enumerate(demo.messages) if m["role"] == "assistant" and "<tool_call>" in m["content"])
+        first = next(
+            i for i, m in enumerate(demo.messages) if m["role"] == "assistant" and "<tool_call>" in m["content"]
+        )
         prompts.append(prompt_ids(tokenizer, demo.messages[:first]))
     return prompts
 
@@ -77,30 +91,44 @@ def test_short_sft_teaches_smollm2_healthy_tool_calls(tmp_path: Path) -> None:
 
     started = time.perf_counter()
     before, before_texts = _healthy_share(model, tokenizer, prompts)
-    print(f"\nzero-shot healthy tool calls: {before:.2f} of {len(prompts)} decision points "
-          f"({time.perf_counter() - started:.0f} s); e.g. {before_texts[0][:80]!r}")
+    print(
+        f"\nzero-shot healthy tool calls: {before:.2f} of {len(prompts)} decision points "
+        f"({time.perf_counter() - started:.0f} s); e.g. {before_texts[0][:80]!r}"
+    )
 
     train_indices = set(paper_split()[0])
     tasks = [get_task(task_id) for task_id in TRAIN_TASKS]
     assert all(task.index in train_indices for task in tasks)
-    config = config_from_dict({
-        "run": {"mode": "sft", "out_dir": str(tmp_path / "sft"), "seed": 1, "progress": True},
-        "model": {"autocast_bf16": True},
-        "optim": {"lr": 1e-4, "betas": [0.9, 0.95], "schedule": "constant", "warmup_steps": 1},
-        "sft": {"samples": "per_message", "batch_size": 2, "max_length": 448, "max_steps": 16, "micro_batch_tokens": 896},
-        "monitor": {"val_every": 0},
-        "checkpoint": {"save_every": 0},
-    })
+    config = config_from_dict(
+        {
+            "run": {"mode": "sft", "out_dir": str(tmp_path / "sft"), "seed": 1, "progress": True},
+            "model": {"autocast_bf16": True},
+            "optim": {"lr": 1e-4, "betas": [0.9, 0.95], "schedule": "constant", "warmup_steps": 1},
+            "sft": {
+                "samples": "per_message",
+                "batch_size": 2,
+                "max_length": 448,
+                "max_steps": 16,
+                "micro_batch_tokens": 896,
+            },
+            "monitor": {"val_every": 0},
+            "checkpoint": {"save_every": 0},
+        }
+    )
     if os.environ.get("TOOLENV_KEEP_SFT"):  # keep the trained model for inspection
         config.run.out_dir = os.environ["TOOLENV_KEEP_SFT"]
     started = time.perf_counter()
     Trainer(config, model, tokenizer, tasks=tasks).run()
     losses = [row["sft/loss"] for row in read_metrics(Path(config.run.out_dir))]
-    print(f"SFT: {len(losses)} steps in {time.perf_counter() - started:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    print(
+        f"SFT: {len(losses)} steps in {time.perf_counter() - started:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+    )
 
     started = time.perf_counter()
     after, after_texts = _healthy_share(model, tokenizer, prompts)
-    print(f"after SFT healthy tool calls: {after:.2f} of {len(prompts)} decision points "
-          f"({time.perf_counter() - started:.0f} s); e.g. {after_texts[0][:100]!r}")
+    print(
+        f"after SFT healthy tool calls: {after:.2f} of {len(prompts)} decision points "
+        f"({time.perf_counter() - started:.0f} s); e.g. {after_texts[0][:100]!r}"
+    )
     assert before <= 1 / 6
     assert after >= before + 0.5

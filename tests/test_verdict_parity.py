@@ -66,14 +66,25 @@ def mutants(task: Task, rng: random.Random) -> list[tuple[str, Turns]]:
     slots = [(t, i) for t, turn in enumerate(gt) for i in range(len(turn))]
     if slots:
         t, i = rng.choice(slots)
-        found.append(("drop", one_step([turn[:i] + turn[i + 1:] if k == t else turn for k, turn in enumerate(gt)])))
+        found.append(("drop", one_step([turn[:i] + turn[i + 1 :] if k == t else turn for k, turn in enumerate(gt)])))
         t, i = rng.choice(slots)
-        found.append(("duplicate", one_step([turn[: i + 1] + turn[i:] if k == t else turn for k, turn in enumerate(gt)])))
+        found.append(
+            ("duplicate", one_step([turn[: i + 1] + turn[i:] if k == t else turn for k, turn in enumerate(gt)]))
+        )
         t, i = rng.choice(slots)
         altered = _alter(parse_python_call(gt[t][i]))
         if altered is not None:
-            found.append(("alter", one_step([[altered.to_python() if (k, j) == (t, i) else c for j, c in enumerate(turn)]
-                                             for k, turn in enumerate(gt)])))
+            found.append(
+                (
+                    "alter",
+                    one_step(
+                        [
+                            [altered.to_python() if (k, j) == (t, i) else c for j, c in enumerate(turn)]
+                            for k, turn in enumerate(gt)
+                        ]
+                    ),
+                )
+            )
         t, i = rng.choice(slots)
         target = t + rng.choice([-1, 1])
         if 0 <= target < len(gt):
@@ -110,5 +121,11 @@ def test_verdicts_match_official_on_ground_truth_and_mutants(category: str) -> N
     print(f"{category}: {checked} verdicts compared")
     assert not disagreements, disagreements[:5]
     assert ("ground_truth", (True, None)) in outcomes
-    assert {o[1][1] for o in outcomes} >= {None, "state_mismatch", "empty_turn", "force_terminated", "response_mismatch"}
+    assert {o[1][1] for o in outcomes} >= {
+        None,
+        "state_mismatch",
+        "empty_turn",
+        "force_terminated",
+        "response_mismatch",
+    }
     assert checked > 1500

@@ -12,4 +12,14 @@ register_envs()  # so that gym.make("BFCL-Travel-v0") works after `import toolen
 
 __version__ = "0.1.0"
 
-__all__ = ["ENV_IDS", "Call", "CallSyntaxError", "Result", "Session", "register_envs", "parse_python_call", "parse_python_calls", "__version__"]
+__all__ = [
+    "ENV_IDS",
+    "Call",
+    "CallSyntaxError",
+    "Result",
+    "Session",
+    "register_envs",
+    "parse_python_call",
+    "parse_python_calls",
+    "__version__",
+]

@@ -122,8 +122,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Descriptions as written, and every option's default shown (except "no default")."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
-                or "%(default)" in (action.help or ""):
+        if (
+            action.default is None
+            or action.default is False
+            or action.default is argparse.SUPPRESS
+            or "%(default)" in (action.help or "")
+        ):
             return action.help
         return super()._get_help_string(action)
 
@@ -157,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = commands.add_parser("data", help="the official BFCL data: fetch the pinned wheel, show its version and counts")
+    data = commands.add_parser(
+        "data", help="the official BFCL data: fetch the pinned wheel, show its version and counts"
+    )
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     fetch = data_commands.add_parser("fetch", help="download and verify the pinned bfcl-eval wheel")
     fetch.add_argument("--force", action="store_true", help="download again even if the cache is valid")
@@ -188,8 +194,10 @@ PLUGIN_ORDER = ("evaluate", "ood", "train")
 
 def command_plugins() -> list[Callable[[Any], None]]:
     """The ``add_commands(subparsers)`` functions registered in :data:`COMMAND_GROUP`."""
-    found = sorted(entry_points(group=COMMAND_GROUP),
-                   key=lambda e: (PLUGIN_ORDER.index(e.name) if e.name in PLUGIN_ORDER else len(PLUGIN_ORDER), e.name))
+    found = sorted(
+        entry_points(group=COMMAND_GROUP),
+        key=lambda e: (PLUGIN_ORDER.index(e.name) if e.name in PLUGIN_ORDER else len(PLUGIN_ORDER), e.name),
+    )
     return [entry.load() for entry in found]
 
 

@@ -44,13 +44,14 @@ def normalize_api(name: str) -> str:
         for short, class_name in API_SHORT_NAMES.items():
             if folded == short:
                 return class_name
-    raise DataError(f"unknown API {name!r}; valid: {', '.join(API_SHORT_NAMES)} "
-                    f"(or the class names {', '.join(BACKEND_MODULES)})")
+    raise DataError(
+        f"unknown API {name!r}; valid: {', '.join(API_SHORT_NAMES)} (or the class names {', '.join(BACKEND_MODULES)})"
+    )
 
 
 def normalize_category(name: str) -> str:
     """``"multi_turn_base"`` or ``"base"`` → ``"base"``; a one-line error for anything else."""
-    short = name[len(_PREFIX):] if name.startswith(_PREFIX) else name
+    short = name[len(_PREFIX) :] if name.startswith(_PREFIX) else name
     if short not in CATEGORIES:
         raise DataError(f"unknown category {name!r}; valid: {', '.join(CATEGORIES)}")
     return short
@@ -198,8 +199,15 @@ class Task:
             ("excluded_function", list(self.excluded_function), False),
             ("data_version", self.data_version, False),
         ]
-        items += [(key, text, True) for key, text in (("tool_docs", self.tool_docs_json), ("name_map", self.name_map_json),
-                                                      ("format", self.format_json)) if text]
+        items += [
+            (key, text, True)
+            for key, text in (
+                ("tool_docs", self.tool_docs_json),
+                ("name_map", self.name_map_json),
+                ("format", self.format_json),
+            )
+            if text
+        ]
         if self.ood_spec:
             items.append(("ood", {"spec": self.ood_spec, "seed": self.ood_seed}, False))
         return items
@@ -210,8 +218,14 @@ class Task:
     def to_json(self) -> str:
         """``json.dumps(self.to_dict())``, byte for byte, without decoding and re-encoding the
         JSON the task already holds (scenario, docs, name map): the fast way to write records."""
-        return "{" + ", ".join(f"{json.dumps(key)}: {value if is_json else json.dumps(value)}"
-                               for key, value, is_json in self._record()) + "}"
+        return (
+            "{"
+            + ", ".join(
+                f"{json.dumps(key)}: {value if is_json else json.dumps(value)}"
+                for key, value, is_json in self._record()
+            )
+            + "}"
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Task":
@@ -257,7 +271,9 @@ def _jsonl(relative: str) -> list[dict[str, Any]]:
     try:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
-        raise DataError(f"bfcl_eval/{relative} is not valid JSON Lines ({exc}); run `toolenv data fetch --force`") from None
+        raise DataError(
+            f"bfcl_eval/{relative} is not valid JSON Lines ({exc}); run `toolenv data fetch --force`"
+        ) from None
 
 
 def raw_entries(category: str) -> list[dict[str, Any]]:
@@ -287,9 +303,7 @@ def _load_category(short: str) -> tuple[Task, ...]:
                 turns=tuple(tuple(Message(m["role"], m["content"]) for m in turn) for turn in entry["question"]),
                 involved_classes=tuple(entry["involved_classes"]),
                 ground_truth=tuple(tuple(turn) for turn in answers[entry["id"]]),
-                held_out=tuple(
-                    sorted((int(k), tuple(v)) for k, v in entry.get("missed_function", {}).items())
-                ),
+                held_out=tuple(sorted((int(k), tuple(v)) for k, v in entry.get("missed_function", {}).items())),
                 data_version=version,
                 initial_config_json=json.dumps(entry.get("initial_config", {})),
                 excluded_function=tuple(entry.get("excluded_function", ())),
@@ -372,7 +386,9 @@ def select_tasks(
     if not tasks:
         raise DataError(f"the task selection is empty: no {source} task matches {' '.join(filters)}")
     if limit is not None:
-        order = [normalize_category(c) for c in ([categories] if isinstance(categories, str) else categories or CATEGORIES)]
+        order = [
+            normalize_category(c) for c in ([categories] if isinstance(categories, str) else categories or CATEGORIES)
+        ]
         tasks = sample_round_robin(tasks, order, limit, seed)
     return tasks
 
@@ -409,10 +425,12 @@ def get_task(task_id: str) -> Task:
     """One task by id (``"multi_turn_base_17"``); a one-line error if it does not exist, saying
     what an id looks like (so ``"5"`` is not mistaken for a category)."""
     category, _, number = str(task_id).rpartition("_")
-    short = category[len(_PREFIX):] if category.startswith(_PREFIX) else None
+    short = category[len(_PREFIX) :] if category.startswith(_PREFIX) else None
     if short not in CATEGORIES or not number.isdigit():
-        raise DataError(f"unknown task {task_id!r}; a task id looks like {TASK_ID_EXAMPLE} "
-                        f"({_PREFIX}<category>_<index>, category one of {', '.join(CATEGORIES)})")
+        raise DataError(
+            f"unknown task {task_id!r}; a task id looks like {TASK_ID_EXAMPLE} "
+            f"({_PREFIX}<category>_<index>, category one of {', '.join(CATEGORIES)})"
+        )
     tasks = load_tasks(short)
     for task in tasks:
         if task.id == task_id:

@@ -270,9 +270,15 @@ class BFCLEnv(gym.Env[Any, Any]):
             meta.update(ood=task.ood_spec, ood_seed=task.ood_seed)
         self.trajectory = Trajectory(task.id, task.category, task.data_version, self.codec.name, meta=meta)
         new = self._open_turn(opening=True)
-        info = {"task_id": task.id, "category": task.category, "turn": 0, "num_turns": len(task.turns),
-                "tools": [tool.openai() for tool in self.tools], "data_version": task.data_version,
-                "call_format": self.codec.name}
+        info = {
+            "task_id": task.id,
+            "category": task.category,
+            "turn": 0,
+            "num_turns": len(task.turns),
+            "tools": [tool.openai() for tool in self.tools],
+            "data_version": task.data_version,
+            "call_format": self.codec.name,
+        }
         if task.ood_spec:
             info.update(ood=task.ood_spec, ood_seed=task.ood_seed)
         return self._observation(new), info
@@ -285,14 +291,22 @@ class BFCLEnv(gym.Env[Any, Any]):
         structure = classify(action, self.codec, parsed)
         self.trajectory.messages.append(self._assistant_message(action))
         turn_record = self.trajectory.turns[-1]
-        info: dict[str, Any] = {"task_id": self.task.id, "turn": self._turn, "parse": parsed.to_dict(),
-                                "structure": structure}
+        info: dict[str, Any] = {
+            "task_id": self.task.id,
+            "turn": self._turn,
+            "parse": parsed.to_dict(),
+            "structure": structure,
+        }
         if parsed.attempted:
             results = [result.text for result in self._session.execute_all(parsed.calls)]
             error_results = [PARSE_ERROR_PREFIX + error for error in parsed.errors]
-            turn_record.steps.append(Step(_copied(action), parsed.status, list(parsed.calls), results, list(parsed.errors), structure))
+            turn_record.steps.append(
+                Step(_copied(action), parsed.status, list(parsed.calls), results, list(parsed.errors), structure)
+            )
             self._steps_in_turn += 1
-            new = self._result_messages(list(parsed.calls) + [None] * len(error_results), results + error_results, parsed.call_ids)
+            new = self._result_messages(
+                list(parsed.calls) + [None] * len(error_results), results + error_results, parsed.call_ids
+            )
             info.update(step=self._steps_in_turn, calls=[c.to_dict() for c in parsed.calls], results=results)
             if self._steps_in_turn > self.max_steps_per_turn:  # BFCL force-quit
                 self.trajectory.truncated = True
@@ -308,7 +322,9 @@ class BFCLEnv(gym.Env[Any, Any]):
             return self._finish([], info, truncated=False)
         return self._observation(self._open_turn()), 0.0, False, False, info
 
-    def _finish(self, new: list[dict[str, Any]], info: dict[str, Any], truncated: bool) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+    def _finish(
+        self, new: list[dict[str, Any]], info: dict[str, Any], truncated: bool
+    ) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         assert self._checker is not None and self.trajectory is not None
         verdict = self._checker.verdict()
         self.trajectory.verdict = verdict.to_dict()

@@ -126,7 +126,9 @@ class NameMap:
         for key, value in call.kwargs.items():
             target = params.get(key)
             if target is None:
-                return Result(f"{ERROR_PREFIX}{call.name}() got an unexpected keyword argument '{key}'", False, "execution")
+                return Result(
+                    f"{ERROR_PREFIX}{call.name}() got an unexpected keyword argument '{key}'", False, "execution"
+                )
             kwargs[target] = value
         return Call(canonical, call.args, kwargs)
 
@@ -177,8 +179,13 @@ class Session:
     def for_task(cls, task: Any) -> "Session":
         """Fresh instances for one side of a :class:`~toolenv.data.Task` (its own scenario copy)."""
         scenarios = {name: task.scenario(name) for name in task.involved_classes}
-        return cls(task.involved_classes, scenarios, task.long_context, copy_config=False,
-                   name_map=getattr(task, "name_map", None))
+        return cls(
+            task.involved_classes,
+            scenarios,
+            task.long_context,
+            copy_config=False,
+            name_map=getattr(task, "name_map", None),
+        )
 
     @property
     def tool_names(self) -> frozenset[str]:
@@ -234,7 +241,6 @@ class Session:
     def public_state(self) -> dict[str, dict[str, Any]]:
         """Compared state of every instance: ``{class_name: {attribute: value}}``."""
         return {name: instance.public_state() for name, instance in self.instances.items()}
-
 
 
 def keyword_call(call: Call, classes: Iterable[str]) -> Call:

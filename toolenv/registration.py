@@ -59,8 +59,10 @@ DEFAULT_VARIANT_PROVIDER = "ood_variants"
 def _variant_provider() -> Any:
     found = {entry.name: entry for entry in entry_points(group=VARIANT_GROUP)}
     if not found:
-        raise ValueError(f"OOD variants need a builder in the {VARIANT_GROUP!r} entry-point group; install "
-                         "toolenv (pip install -e .) so that its ood_variants package is registered")
+        raise ValueError(
+            f"OOD variants need a builder in the {VARIANT_GROUP!r} entry-point group; install "
+            "toolenv (pip install -e .) so that its ood_variants package is registered"
+        )
     entry = found.get(DEFAULT_VARIANT_PROVIDER) or found[sorted(found)[0]]
     provider = entry.load()
     if not (callable(getattr(provider, "make_variant", None)) and callable(getattr(provider, "check_spec", None))):

@@ -49,7 +49,9 @@ class AgentAction(ToolText):
     def contains(self, x: Any) -> bool:
         if isinstance(x, dict):
             content = x.get("content")
-            return (content is None or isinstance(content, str)) and isinstance(x.get("tool_calls", []), (list, type(None)))
+            return (content is None or isinstance(content, str)) and isinstance(
+                x.get("tool_calls", []), (list, type(None))
+            )
         return super().contains(x)
 
     def __repr__(self) -> str:

@@ -60,11 +60,21 @@ class TurnRecord:
         return [list(step.calls) for step in self.steps if step.calls]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "user": self.user, "steps": [s.to_dict() for s in self.steps], "verdict": self.verdict}
+        return {
+            "index": self.index,
+            "user": self.user,
+            "steps": [s.to_dict() for s in self.steps],
+            "verdict": self.verdict,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TurnRecord":
-        return cls(data["index"], list(data.get("user", [])), [Step.from_dict(s) for s in data.get("steps", [])], data.get("verdict"))
+        return cls(
+            data["index"],
+            list(data.get("user", [])),
+            [Step.from_dict(s) for s in data.get("steps", [])],
+            data.get("verdict"),
+        )
 
 
 @dataclass

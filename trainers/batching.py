@@ -13,7 +13,9 @@ from typing import Sequence
 import torch
 
 
-def pad_right(rows: Sequence[Sequence[float]], value: float, dtype: torch.dtype, width: int | None = None) -> torch.Tensor:
+def pad_right(
+    rows: Sequence[Sequence[float]], value: float, dtype: torch.dtype, width: int | None = None
+) -> torch.Tensor:
     """``[len(rows), width]`` tensor: row ``i`` starts with ``rows[i]``, the rest is ``value``
     (``width`` defaults to the longest row)."""
     width = max((len(row) for row in rows), default=0) if width is None else width
@@ -29,7 +31,9 @@ def attention_mask(lengths: Sequence[int], width: int) -> torch.Tensor:
     return (torch.arange(width).unsqueeze(0) < torch.tensor(list(lengths), dtype=torch.long).unsqueeze(-1)).long()
 
 
-def collate(sequences: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def collate(
+    sequences: Sequence[tuple[list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(input_ids, mask_per_token)`` pairs → padded ids, attention mask and target mask
     (``[B, T-1]``, the mask shifted to label positions: position t scores token t+1)."""
     ids = pad_right([seq for seq, _ in sequences], pad_id, torch.long)

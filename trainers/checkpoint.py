@@ -75,8 +75,16 @@ def load_policy_weights(model: Any, folder: Path) -> None:
 # -- checkpoints -----------------------------------------------------------------------------
 
 
-def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any,
-                    extra: dict[str, Any], keep_last: int) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: Any,
+    tokenizer: Any,
+    optimizer: Any,
+    scheduler: Any,
+    extra: dict[str, Any],
+    keep_last: int,
+) -> Path:
     """Write ``checkpoints/step_N`` atomically (a temporary folder renamed at the end), then
     delete all but the ``keep_last`` newest (0 keeps every one)."""
     root = run_dir / CHECKPOINTS
@@ -85,8 +93,16 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, tokenizer: Any, optimi
     if scratch.exists():
         shutil.rmtree(scratch)
     save_policy(model, tokenizer, scratch / "policy")
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(), **extra}, scratch / TRAINER_STATE)
+    torch.save(
+        {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+            **extra,
+        },
+        scratch / TRAINER_STATE,
+    )
     if final.exists():
         shutil.rmtree(final)
     scratch.rename(final)
@@ -131,7 +147,9 @@ def prepare_train_dir(config: TrainConfig, resume: bool) -> Path:
         _check_same_config(run_dir, json.loads(saved.read_text()), current)
         return run_dir
     if (run_dir / CHECKPOINTS).exists() and any((run_dir / CHECKPOINTS).glob("step_*")):
-        raise ValueError(f"{run_dir} already holds checkpoints: resume it with --resume or choose another [run] out_dir")
+        raise ValueError(
+            f"{run_dir} already holds checkpoints: resume it with --resume or choose another [run] out_dir"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(current, indent=2))
     return run_dir
@@ -144,6 +162,12 @@ def _check_same_config(run_dir: Path, previous: dict[str, Any], current: dict[st
     if "engine" in rollout:  # runs saved before the engine names were unified said "hf"
         rollout["engine"] = canonical_engine(rollout["engine"])
     if previous != json.loads(json.dumps(current)):
-        changed = sorted(f"[{s}] {k}" for s in current for k in current[s]
-                         if previous.get(s, {}).get(k) != json.loads(json.dumps(current[s][k])))
-        raise ValueError(f"{run_dir} was started with another configuration (changed: {', '.join(changed) or 'sections'})")
+        changed = sorted(
+            f"[{s}] {k}"
+            for s in current
+            for k in current[s]
+            if previous.get(s, {}).get(k) != json.loads(json.dumps(current[s][k]))
+        )
+        raise ValueError(
+            f"{run_dir} was started with another configuration (changed: {', '.join(changed) or 'sections'})"
+        )

@@ -48,18 +48,26 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     """Add this package's subcommands to the ``toolenv`` parser."""
-    train = commands.add_parser("train", help="train a model (SFT or GRPO) from a TOML config",
-                                description="Train a model (SFT or GRPO) from a TOML run configuration; the run "
-                                "folder gets config.json, metrics.jsonl, checkpoints/ and final/.",
-                                formatter_class=DefaultsHelpFormatter)
+    train = commands.add_parser(
+        "train",
+        help="train a model (SFT or GRPO) from a TOML config",
+        description="Train a model (SFT or GRPO) from a TOML run configuration; the run "
+        "folder gets config.json, metrics.jsonl, checkpoints/ and final/.",
+        formatter_class=DefaultsHelpFormatter,
+    )
     train.add_argument("config", help="a TOML run configuration naming [run] mode and [model] path (see recipes/)")
-    train.add_argument("--resume", action="store_true", help="continue the run in [run] out_dir from its last checkpoint")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in [run] out_dir from its last checkpoint"
+    )
     train.add_argument("--out-dir", metavar="DIR", help="the run folder (default: the config's [run] out_dir)")
     train.set_defaults(handler=_cmd_train)
 
-    plot = commands.add_parser("plot", help="plot a training run's metrics.jsonl",
-                               description="Draw a training run's metrics.jsonl as PNG files.",
-                               formatter_class=DefaultsHelpFormatter)
+    plot = commands.add_parser(
+        "plot",
+        help="plot a training run's metrics.jsonl",
+        description="Draw a training run's metrics.jsonl as PNG files.",
+        formatter_class=DefaultsHelpFormatter,
+    )
     plot.add_argument("run_dir", metavar="RUN_DIR", help="a training run folder (holds metrics.jsonl)")
     plot.add_argument("--out", metavar="DIR", help="folder for the PNG files (default: RUN_DIR/plots)")
     plot.set_defaults(handler=_cmd_plot)

@@ -166,27 +166,53 @@ _CHOICES = {
 #: is listed (tests/test_trainer_input.py checks that), so a new key cannot slip through unbounded.
 _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
     ("run", "seed"): (0, False),
-    ("data", "train_limit"): (0, False), ("data", "val_limit"): (0, False),
-    ("optim", "lr"): (0, True), ("optim", "betas"): (0, False), ("optim", "weight_decay"): (0, False),
-    ("optim", "warmup_steps"): (0, False), ("optim", "warmup_ratio"): (0, False), ("optim", "max_grad_norm"): (0, True),
-    ("sft", "epochs"): (1, False), ("sft", "batch_size"): (1, False), ("sft", "max_length"): (1, False),
-    ("sft", "micro_batch_tokens"): (1, False), ("sft", "max_steps"): (0, False), ("sft", "reply_temperature"): (0, False),
-    ("grpo", "steps"): (1, False), ("grpo", "prompts_per_step"): (1, False), ("grpo", "n"): (1, False),
-    ("grpo", "mini_batches"): (1, False), ("grpo", "ppo_epochs"): (1, False), ("grpo", "clip_low"): (0, False),
-    ("grpo", "clip_high"): (0, False), ("grpo", "clip_c"): (0, False), ("grpo", "kl_coef"): (0, False),
-    ("grpo", "entropy_coef"): (0, False), ("grpo", "epsilon"): (0, True), ("grpo", "micro_batch_tokens"): (1, False),
-    ("rollout", "temperature"): (0, True), ("rollout", "top_p"): (0, True), ("rollout", "top_k"): (-1, False),
-    ("rollout", "max_new_tokens"): (1, False), ("rollout", "max_response_tokens"): (1, False),
-    ("rollout", "max_prompt_tokens"): (1, False), ("rollout", "max_messages"): (1, False),
+    ("data", "train_limit"): (0, False),
+    ("data", "val_limit"): (0, False),
+    ("optim", "lr"): (0, True),
+    ("optim", "betas"): (0, False),
+    ("optim", "weight_decay"): (0, False),
+    ("optim", "warmup_steps"): (0, False),
+    ("optim", "warmup_ratio"): (0, False),
+    ("optim", "max_grad_norm"): (0, True),
+    ("sft", "epochs"): (1, False),
+    ("sft", "batch_size"): (1, False),
+    ("sft", "max_length"): (1, False),
+    ("sft", "micro_batch_tokens"): (1, False),
+    ("sft", "max_steps"): (0, False),
+    ("sft", "reply_temperature"): (0, False),
+    ("grpo", "steps"): (1, False),
+    ("grpo", "prompts_per_step"): (1, False),
+    ("grpo", "n"): (1, False),
+    ("grpo", "mini_batches"): (1, False),
+    ("grpo", "ppo_epochs"): (1, False),
+    ("grpo", "clip_low"): (0, False),
+    ("grpo", "clip_high"): (0, False),
+    ("grpo", "clip_c"): (0, False),
+    ("grpo", "kl_coef"): (0, False),
+    ("grpo", "entropy_coef"): (0, False),
+    ("grpo", "epsilon"): (0, True),
+    ("grpo", "micro_batch_tokens"): (1, False),
+    ("rollout", "temperature"): (0, True),
+    ("rollout", "top_p"): (0, True),
+    ("rollout", "top_k"): (-1, False),
+    ("rollout", "max_new_tokens"): (1, False),
+    ("rollout", "max_response_tokens"): (1, False),
+    ("rollout", "max_prompt_tokens"): (1, False),
+    ("rollout", "max_messages"): (1, False),
     ("rollout", "max_steps_per_turn"): (1, False),
-    ("monitor", "val_every"): (0, False), ("monitor", "val_max_new_tokens"): (1, False),
-    ("monitor", "spike_window"): (1, False), ("monitor", "spike_abs"): (0, False), ("monitor", "spike_ratio"): (0, True),
-    ("checkpoint", "save_every"): (0, False), ("checkpoint", "keep_last"): (0, False),
+    ("monitor", "val_every"): (0, False),
+    ("monitor", "val_max_new_tokens"): (1, False),
+    ("monitor", "spike_window"): (1, False),
+    ("monitor", "spike_abs"): (0, False),
+    ("monitor", "spike_ratio"): (0, True),
+    ("checkpoint", "save_every"): (0, False),
+    ("checkpoint", "keep_last"): (0, False),
 }
 
 
-def check_minimum(where: str, section: str, key: str, value: Any,
-                  table: dict[tuple[str, str], tuple[float, bool]] | None = None) -> None:
+def check_minimum(
+    where: str, section: str, key: str, value: Any, table: dict[tuple[str, str], tuple[float, bool]] | None = None
+) -> None:
     """One-line ``ValueError`` when ``value`` (or an item of it) is below the key's lower bound
     in ``table`` (default: the training config's ``_MINIMUM``)."""
     bound = (_MINIMUM if table is None else table).get((section, key))
@@ -304,10 +330,15 @@ def load_config(path: str | Path) -> TrainConfig:
     config = config_from_dict(data, str(path))  # unknown keys and bad values are reported first
     missing = [key for key in REQUIRED if key not in config.given]
     if missing:
-        examples = {"run.mode": '[run] mode = "sft" (or "grpo")',
-                    "model.path": '[model] path = "smollm2" (or a transformers model folder)'}
-        raise ValueError(f"{path}: a run configuration must name its mode and model; add "
-                         + " and ".join(examples[key] for key in missing) + " (see recipes/*.toml)")
+        examples = {
+            "run.mode": '[run] mode = "sft" (or "grpo")',
+            "model.path": '[model] path = "smollm2" (or a transformers model folder)',
+        }
+        raise ValueError(
+            f"{path}: a run configuration must name its mode and model; add "
+            + " and ".join(examples[key] for key in missing)
+            + " (see recipes/*.toml)"
+        )
     return config
 
 
@@ -319,8 +350,9 @@ GPU_SIZED: dict[str, tuple[str, ...]] = {
 }
 
 
-def cpu_unsized(config: TrainConfig, modes: typing.Iterable[str] | None = None,
-                decided: typing.Collection[str] = ()) -> list[str]:
+def cpu_unsized(
+    config: TrainConfig, modes: typing.Iterable[str] | None = None, decided: typing.Collection[str] = ()
+) -> list[str]:
     """``"[section] key = default"`` for each GPU-sized key that ``modes`` (default: the
     config's own mode) would use and that the config left at its default; ``decided`` names
     keys set elsewhere (a study's method sets its phases' epochs and steps)."""
@@ -339,12 +371,15 @@ def cpu_unsized(config: TrainConfig, modes: typing.Iterable[str] | None = None,
     return out
 
 
-def check_cpu_sizes(config: TrainConfig, modes: typing.Iterable[str] | None = None,
-                    decided: typing.Collection[str] = ()) -> None:
+def check_cpu_sizes(
+    config: TrainConfig, modes: typing.Iterable[str] | None = None, decided: typing.Collection[str] = ()
+) -> None:
     """Refuse (one-line ``ValueError``) a run on CPU that relies on GPU-sized defaults: with
     them an SFT or GRPO run on a CPU takes days. Values the file sets are the user's choice."""
     unsized = cpu_unsized(config, modes, decided)
     if unsized:
-        raise ValueError(f"{config.source or 'config'}: no CUDA device, and these GPU-sized defaults are not set: "
-                         f"{', '.join(unsized)}; set them for a CPU run (recipes/smollm2_sft_cpu.toml and "
-                         "recipes/smollm2_grpo_cpu.toml show CPU sizes)")
+        raise ValueError(
+            f"{config.source or 'config'}: no CUDA device, and these GPU-sized defaults are not set: "
+            f"{', '.join(unsized)}; set them for a CPU run (recipes/smollm2_sft_cpu.toml and "
+            "recipes/smollm2_grpo_cpu.toml show CPU sizes)"
+        )

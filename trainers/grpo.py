@@ -49,8 +49,9 @@ EPSILON = 1e-6
 # -- advantages ----------------------------------------------------------------------------
 
 
-def group_advantages(rewards: Sequence[float], groups: Sequence[Any], epsilon: float = EPSILON,
-                     normalize_by_std: bool = True) -> list[float]:
+def group_advantages(
+    rewards: Sequence[float], groups: Sequence[Any], epsilon: float = EPSILON, normalize_by_std: bool = True
+) -> list[float]:
     """Per-rollout GRPO advantages (see the module docstring). ``groups[i]`` names rollout i's
     group (rollouts of the same task in one step share it)."""
     if len(rewards) != len(groups):
@@ -74,9 +75,14 @@ def group_advantages(rewards: Sequence[float], groups: Sequence[Any], epsilon: f
 # -- per-token terms -----------------------------------------------------------------------
 
 
-def policy_loss_terms(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                      clip_low: float = 0.2, clip_high: float = 0.2, clip_c: float | None = 3.0
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def policy_loss_terms(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    clip_c: float | None = 3.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token dual-clip PPO loss and a per-token "was clipped" indicator (same shapes)."""
     ratio = torch.exp(torch.clamp(logp - old_logp, -20.0, 20.0))
     unclipped = -advantages * ratio
@@ -114,9 +120,16 @@ def rollout_sequence(rollout: Rollout) -> tuple[list[int], list[int]]:
     return rollout.input_ids, [0] * len(rollout.prompt_ids) + list(rollout.loss_mask)
 
 
-def token_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0,
-                   with_entropy: bool = False, probe: Callable[[torch.Tensor, int], None] | None = None,
-                   start: int = 0, entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def token_logprobs(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    probe: Callable[[torch.Tensor, int], None] | None = None,
+    start: int = 0,
+    entropy_grad: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probabilities of each next token (``[B, T-1]``: position t scores token t+1) and,
     optionally, the entropy of each next-token distribution.
 
@@ -128,13 +141,14 @@ def token_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Te
     (``[B, T-1-start, V]``) for the control-token monitor."""
     width = input_ids.shape[1]
     start = max(0, min(start, width - 2))
-    output = model(input_ids=input_ids, attention_mask=causal_only(attention_mask), use_cache=False,
-                   logits_to_keep=width - start)
+    output = model(
+        input_ids=input_ids, attention_mask=causal_only(attention_mask), use_cache=False, logits_to_keep=width - start
+    )
     logits = output.logits[:, :-1, :].float()
     if temperature != 1.0:
         logits = logits / temperature
     logprobs_all = F.log_softmax(logits, dim=-1)
-    part = torch.gather(logprobs_all, -1, input_ids[:, start + 1:].unsqueeze(-1)).squeeze(-1)
+    part = torch.gather(logprobs_all, -1, input_ids[:, start + 1 :].unsqueeze(-1)).squeeze(-1)
     logp = F.pad(part, (start, 0))
     entropy = None
     if with_entropy:
@@ -153,8 +167,14 @@ def causal_only(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     if attention_mask is None:
         return None
     lengths = attention_mask.sum(-1)
-    right_padded = bool((attention_mask.cumsum(-1) == torch.minimum(
-        torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device), lengths.unsqueeze(-1))).all())
+    right_padded = bool(
+        (
+            attention_mask.cumsum(-1)
+            == torch.minimum(
+                torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device), lengths.unsqueeze(-1)
+            )
+        ).all()
+    )
     return None if right_padded else attention_mask
 
 
@@ -224,9 +244,18 @@ class StepStats:
 class GRPOUpdater:
     """Applies GRPO updates to ``model`` from lists of rollouts (see the module docstring)."""
 
-    def __init__(self, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, config: GRPOConfig,
-                 pad_id: int, reference: Any | None = None, autocast: Callable[[], Any] | None = None,
-                 token_sum: Callable[[float], float] | None = None, world: int = 1) -> None:
+    def __init__(
+        self,
+        model: Any,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        config: GRPOConfig,
+        pad_id: int,
+        reference: Any | None = None,
+        autocast: Callable[[], Any] | None = None,
+        token_sum: Callable[[float], float] | None = None,
+        world: int = 1,
+    ) -> None:
         if config.old_logprobs not in ("recompute", "engine"):
             raise ValueError(f"old_logprobs must be 'recompute' or 'engine', got {config.old_logprobs!r}")
         if config.kl_coef > 0 and reference is None:
@@ -245,13 +274,24 @@ class GRPOUpdater:
     def _context(self) -> Any:
         return self.autocast() if self.autocast is not None else nullcontext()
 
-    def _forward_no_grad(self, net: Any, rollouts: Sequence[Rollout], indices: list[int],
-                         probe: Callable[[list[int], torch.Tensor, int], None] | None = None) -> torch.Tensor:
+    def _forward_no_grad(
+        self,
+        net: Any,
+        rollouts: Sequence[Rollout],
+        indices: list[int],
+        probe: Callable[[list[int], torch.Tensor, int], None] | None = None,
+    ) -> torch.Tensor:
         ids, attention, _ = collate([rollout_sequence(rollouts[i]) for i in indices], self.pad_id)
         with torch.no_grad(), self._context():
             hook = (lambda lp, start: probe(indices, lp, start)) if probe is not None else None
-            logp, _ = token_logprobs(net, ids, attention, self.config.temperature, probe=hook,
-                                     start=first_target([rollouts[i] for i in indices]))
+            logp, _ = token_logprobs(
+                net,
+                ids,
+                attention,
+                self.config.temperature,
+                probe=hook,
+                start=first_target([rollouts[i] for i in indices]),
+            )
         return logp
 
     @property
@@ -262,8 +302,12 @@ class GRPOUpdater:
         config = self.config
         return config.old_logprobs == "recompute" and config.mini_batches == 1 and config.ppo_epochs == 1
 
-    def precompute(self, rollouts: Sequence[Rollout], probe: Callable[[list[int], torch.Tensor, int], None] | None = None,
-                   on_policy: bool = False) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    def precompute(
+        self,
+        rollouts: Sequence[Rollout],
+        probe: Callable[[list[int], torch.Tensor, int], None] | None = None,
+        on_policy: bool = False,
+    ) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
         """Old-policy and reference log-probs per rollout (1-D over ``input_ids[1:]``; old
         ones are ``None`` when ``on_policy``). ``probe(indices, logprobs, start)`` sees each
         no-grad forward of the policy."""
@@ -286,21 +330,31 @@ class GRPOUpdater:
                     elif self.config.old_logprobs == "recompute":
                         old[i] = logp[row, :n].float()
                     else:
-                        old[i] = torch.tensor([0.0] * (len(rollouts[i].prompt_ids) - 1) + list(rollouts[i].sample_logprobs))
+                        old[i] = torch.tensor(
+                            [0.0] * (len(rollouts[i].prompt_ids) - 1) + list(rollouts[i].sample_logprobs)
+                        )
                     if self.reference is not None and self.config.kl_coef > 0:
                         ref[i] = ref_logp[row, :n].float()
         finally:
             self.model.train(was_training)
         return old, ref
 
-    def step(self, rollouts: Sequence[Rollout], advantages: Sequence[float] | None = None,
-             probe: Callable[[list[int], torch.Tensor, int], None] | None = None) -> StepStats:
+    def step(
+        self,
+        rollouts: Sequence[Rollout],
+        advantages: Sequence[float] | None = None,
+        probe: Callable[[list[int], torch.Tensor, int], None] | None = None,
+    ) -> StepStats:
         """One RL step: ``ppo_epochs`` passes over ``mini_batches`` mini-batches of the rollouts
         (in order: groups stay together when the count divides evenly)."""
         config = self.config
         if advantages is None:
-            advantages = group_advantages([r.reward for r in rollouts], [(r.group, r.task_id) for r in rollouts],
-                                          config.epsilon, config.normalize_by_std)
+            advantages = group_advantages(
+                [r.reward for r in rollouts],
+                [(r.group, r.task_id) for r in rollouts],
+                config.epsilon,
+                config.normalize_by_std,
+            )
         on_policy = self.on_policy
         old, ref = self.precompute(rollouts, probe, on_policy)
         stats = StepStats()
@@ -328,8 +382,14 @@ class GRPOUpdater:
 
     # -- hook points (supervision methods override them; trainers/supervision/updaters.py) --
 
-    def policy_terms(self, logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                     rows: Sequence[Rollout], mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def policy_terms(
+        self,
+        logp: torch.Tensor,
+        old_logp: torch.Tensor,
+        advantages: torch.Tensor,
+        rows: Sequence[Rollout],
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token policy loss and "was clipped" indicator of one micro-batch (``rows`` are
         its rollouts, in row order). Default: :func:`policy_loss_terms`."""
         config = self.config
@@ -339,9 +399,16 @@ class GRPOUpdater:
         """Called once per optimizer step after the mini-batch's gradients are accumulated and
         before they are clipped: extra loss terms add their gradients here. Default: none."""
 
-    def _mini_batch_step(self, rollouts: Sequence[Rollout], mini: list[int], advantages: Sequence[float],
-                         old: list[torch.Tensor | None], ref: list[torch.Tensor | None], sums: dict[str, float],
-                         probe: Callable[[list[int], torch.Tensor, int], None] | None = None) -> float | None:
+    def _mini_batch_step(
+        self,
+        rollouts: Sequence[Rollout],
+        mini: list[int],
+        advantages: Sequence[float],
+        old: list[torch.Tensor | None],
+        ref: list[torch.Tensor | None],
+        sums: dict[str, float],
+        probe: Callable[[list[int], torch.Tensor, int], None] | None = None,
+    ) -> float | None:
         config = self.config
         total = self.token_sum(float(sum(rollouts[i].num_trained_tokens for i in mini)))
         if total == 0:
@@ -366,9 +433,16 @@ class GRPOUpdater:
             assert width == mask.shape[1]
             with self._context():
                 hook = (lambda lp, start, indices=indices: probe(indices, lp, start)) if probe is not None else None
-                logp, entropy = token_logprobs(self.model, ids, attention, config.temperature, with_entropy=True,
-                                               start=first_target([rollouts[i] for i in indices]),
-                                               entropy_grad=bool(config.entropy_coef), probe=hook)
+                logp, entropy = token_logprobs(
+                    self.model,
+                    ids,
+                    attention,
+                    config.temperature,
+                    with_entropy=True,
+                    start=first_target([rollouts[i] for i in indices]),
+                    entropy_grad=bool(config.entropy_coef),
+                    probe=hook,
+                )
             if old[indices[0]] is None:  # on-policy: ratio 1, gradient of logp
                 old_logp = logp.detach()
             pg, clipped = self.policy_terms(logp, old_logp, adv, [rollouts[i] for i in indices], mask)

@@ -61,7 +61,7 @@ class Dist:
         return cls(dist.get_rank(), world)
 
     def shard(self, items: Sequence[Any]) -> list[Any]:
-        return list(items[self.rank:: self.world])
+        return list(items[self.rank :: self.world])
 
     def sum(self, value: float) -> float:
         if self.world == 1:
@@ -90,7 +90,9 @@ class StepProgress:
         done = step - self.start
         rate = (time.perf_counter() - self.began) / max(done, 1)
         shown = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
-        sys.stderr.write(f"step {step}/{self.total} {shown} | {rate:.1f} s/step, ETA {rate * (self.total - step):.0f} s\n")
+        sys.stderr.write(
+            f"step {step}/{self.total} {shown} | {rate:.1f} s/step, ETA {rate * (self.total - step):.0f} s\n"
+        )
         sys.stderr.flush()
 
 
@@ -143,9 +145,18 @@ class SFTMode(TrainingMode):
         trainer, config = self.trainer, self.trainer.config
         indices = trainer.dist.shard(stream_slice(len(self.samples), self.batch, step, config.run.seed))
         chosen = [self.samples[i] for i in indices]
-        stats = sft_step(self.model, self.optimizer, self.scheduler, chosen, trainer.pad_id,
-                         config.sft.micro_batch_tokens, config.optim.max_grad_norm, trainer.autocast,
-                         total_targets=self._global_targets(chosen), world=trainer.dist.world)
+        stats = sft_step(
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            chosen,
+            trainer.pad_id,
+            config.sft.micro_batch_tokens,
+            config.optim.max_grad_norm,
+            trainer.autocast,
+            total_targets=self._global_targets(chosen),
+            world=trainer.dist.world,
+        )
         metrics: dict[str, Any] = {f"sft/{k}": v for k, v in stats.items()}
         metrics["sft/epoch"] = (step - 1) // self.per_epoch
         metrics["time/step_s"] = time.perf_counter() - began  # the SFT step time leaves validation out
@@ -181,13 +192,26 @@ class GRPOMode(TrainingMode):
         trainer, config = self.trainer, self.trainer.config
         if state and "detector" in state:
             self.detector.load_state_dict(state["detector"])
-        update = GRPOConfig.from_section(config.grpo, max_grad_norm=config.optim.max_grad_norm,
-                                         temperature=config.rollout.temperature)
-        self.updater = trainer.make_updater(trainer.wrapped_model(), optimizer, scheduler, update, trainer.pad_id,
-                                            self.reference, trainer.autocast, token_sum=trainer.dist.sum,
-                                            world=trainer.dist.world)
-        self.probe_spec = ProbeSpec.build(trainer.tokenizer, config.data.call_format,
-                                          config.monitor.probe_opener or None, config.monitor.probe_healthy or None)
+        update = GRPOConfig.from_section(
+            config.grpo, max_grad_norm=config.optim.max_grad_norm, temperature=config.rollout.temperature
+        )
+        self.updater = trainer.make_updater(
+            trainer.wrapped_model(),
+            optimizer,
+            scheduler,
+            update,
+            trainer.pad_id,
+            self.reference,
+            trainer.autocast,
+            token_sum=trainer.dist.sum,
+            world=trainer.dist.world,
+        )
+        self.probe_spec = ProbeSpec.build(
+            trainer.tokenizer,
+            config.data.call_format,
+            config.monitor.probe_opener or None,
+            config.monitor.probe_healthy or None,
+        )
         self.engine = trainer.make_engine()
 
     def step(self, step: int, began: float) -> dict[str, Any]:
@@ -221,14 +245,19 @@ class GRPOMode(TrainingMode):
             write_step(self.run_dir, step, self.rollouts)
 
     def headline(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        return {"reward": metrics["reward/mean"], "kl": metrics["train/kl"],
-                "healthy_call": metrics.get("state/healthy_call", 0.0)}
+        return {
+            "reward": metrics["reward/mean"],
+            "kl": metrics["train/kl"],
+            "healthy_call": metrics.get("state/healthy_call", 0.0),
+        }
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {"detector": self.detector.state_dict()}
 
 
-def rollout_metrics(rollouts: Sequence[Any], update: dict[str, float], probes: ProbeAccumulator | None) -> dict[str, Any]:
+def rollout_metrics(
+    rollouts: Sequence[Any], update: dict[str, float], probes: ProbeAccumulator | None
+) -> dict[str, Any]:
     """A GRPO step's metrics from its rollouts and the update's statistics."""
     metrics: dict[str, Any] = reward_metrics([r.reward for r in rollouts], [r.group for r in rollouts])
     metrics.update({f"train/{k}": v for k, v in update.items()})

@@ -58,8 +58,9 @@ class ProbeSpec:
     repeat: int
 
     @classmethod
-    def build(cls, tokenizer: Any, call_format: str, opener_text: str | None = None,
-              healthy_text: str | None = None) -> "ProbeSpec | None":
+    def build(
+        cls, tokenizer: Any, call_format: str, opener_text: str | None = None, healthy_text: str | None = None
+    ) -> "ProbeSpec | None":
         """The spec for a call format (``None`` when it has no default and none is given)."""
         default = DEFAULT_PROBES.get(call_format)
         opener_text = opener_text or (default[0] if default else None)
@@ -78,7 +79,7 @@ def after_opener_positions(completion_ids: Sequence[int], loss_mask: Sequence[in
     width = len(opener)
     found = []
     for j in range(width, len(completion_ids)):
-        if loss_mask[j] and all(loss_mask[j - width: j]) and tuple(completion_ids[j - width: j]) == tuple(opener):
+        if loss_mask[j] and all(loss_mask[j - width : j]) and tuple(completion_ids[j - width : j]) == tuple(opener):
             found.append(j)
     return found
 
@@ -152,9 +153,17 @@ def reward_metrics(rewards: Sequence[float], groups: Sequence[Any]) -> dict[str,
 # -- validation ----------------------------------------------------------------------------
 
 
-def validate(model: Any, tokenizer: Any, tasks: Sequence[Any], call_format: str, max_new_tokens: int,
-             max_prompt_tokens: int = 7936, max_steps_per_turn: int = 20, batch_size: int = 8,
-             progress: str | None = None) -> tuple[dict[str, float], list[Trajectory]]:
+def validate(
+    model: Any,
+    tokenizer: Any,
+    tasks: Sequence[Any],
+    call_format: str,
+    max_new_tokens: int,
+    max_prompt_tokens: int = 7936,
+    max_steps_per_turn: int = 20,
+    batch_size: int = 8,
+    progress: str | None = None,
+) -> tuple[dict[str, float], list[Trajectory]]:
     """Greedy episodes of ``tasks`` through the evaluation harness (the same path as
     ``toolenv eval``), scored by the BFCL checker: ``val/<category>``, ``val/mean`` and the
     structural rates of the validation messages. With ``progress`` (a label), a line naming
@@ -170,12 +179,16 @@ def validate(model: Any, tokenizer: Any, tasks: Sequence[Any], call_format: str,
     generation = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, max_prompt_tokens=max_prompt_tokens)
     # the trainer's own tokenizer: the chat model only reads it (no pad token or padding side set)
     chat = TransformersChatModel(model, tokenizer, "policy", generation)
-    config = RunConfig(model="policy", call_format=call_format, max_steps_per_turn=max_steps_per_turn, batch_size=batch_size)
+    config = RunConfig(
+        model="policy", call_format=call_format, max_steps_per_turn=max_steps_per_turn, batch_size=batch_size
+    )
     trajectories: list[Trajectory] = []
     bar = Progress(len(tasks), 0, enabled=progress is not None)
     if progress is not None:  # episodes finish a batch at a time: say at once what is running
-        sys.stderr.write(f"{progress}: {len(tasks)} greedy episodes, batches of {batch_size}, "
-                         f"up to {max_new_tokens} tokens a message\n")
+        sys.stderr.write(
+            f"{progress}: {len(tasks)} greedy episodes, batches of {batch_size}, "
+            f"up to {max_new_tokens} tokens a message\n"
+        )
         sys.stderr.flush()
 
     def done(trajectory: Trajectory) -> None:
@@ -246,8 +259,11 @@ class MetricsWriter:
         self.path = Path(run_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and _step_of(line) is not None and _step_of(line) <= resume_step]  # type: ignore[operator]
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and _step_of(line) is not None and _step_of(line) <= resume_step
+            ]  # type: ignore[operator]
             self.path.write_text("".join(line + "\n" for line in kept))
         elif resume_step is None and self.path.exists():
             self.path.unlink()

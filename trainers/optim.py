@@ -14,8 +14,9 @@ from typing import Any, Callable
 import torch
 
 
-def warmup_lambda(warmup_steps: int, total_steps: int | None = None, schedule: str = "constant",
-                  min_ratio: float = 0.0) -> Callable[[int], float]:
+def warmup_lambda(
+    warmup_steps: int, total_steps: int | None = None, schedule: str = "constant", min_ratio: float = 0.0
+) -> Callable[[int], float]:
     """LR multiplier per optimizer step: linear warmup from 0 over ``warmup_steps`` (verl's
     ``get_constant_schedule_with_warmup``: step 0 has lr 0), then constant or cosine decay to
     ``min_ratio`` at ``total_steps``."""
@@ -34,8 +35,9 @@ def warmup_lambda(warmup_steps: int, total_steps: int | None = None, schedule: s
 
 
 def make_optimizer(model: Any, lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas,
-                             weight_decay=weight_decay)
+    return torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr, betas=betas, weight_decay=weight_decay
+    )
 
 
 def optimizer_and_schedule(model: Any, optim: Any, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:

@@ -15,13 +15,22 @@ from trainers.monitor import read_metrics
 
 PANELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "reward": ("reward and validation score", ("reward/mean", "val/")),
-    "structure": ("structural states of training messages", ("state/healthy_call", "state/healthy_response",
-                                                              "state/text_pollution", "state/full_collapse")),
-    "val_structure": ("structural states of validation messages", ("val_state/healthy_call", "val_state/healthy_response",
-                                                                   "val_state/text_pollution", "val_state/full_collapse")),
-    "probes": ("control-token probes (after the call opener; opener at message start)",
-               ("probe/p_healthy", "probe/p_eot", "probe/p_repeat", "probe/p_opener_start")),
-    "optimisation": ("optimisation", ("train/kl", "train/entropy", "train/grad_norm", "train/pg_loss", "sft/loss", "sft/grad_norm")),
+    "structure": (
+        "structural states of training messages",
+        ("state/healthy_call", "state/healthy_response", "state/text_pollution", "state/full_collapse"),
+    ),
+    "val_structure": (
+        "structural states of validation messages",
+        ("val_state/healthy_call", "val_state/healthy_response", "val_state/text_pollution", "val_state/full_collapse"),
+    ),
+    "probes": (
+        "control-token probes (after the call opener; opener at message start)",
+        ("probe/p_healthy", "probe/p_eot", "probe/p_repeat", "probe/p_opener_start"),
+    ),
+    "optimisation": (
+        "optimisation",
+        ("train/kl", "train/entropy", "train/grad_norm", "train/pg_loss", "sft/loss", "sft/grad_norm"),
+    ),
     "lr": ("learning rate", ("train/lr", "sft/lr")),
 }
 

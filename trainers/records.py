@@ -35,8 +35,14 @@ class RolloutRecord:
     @classmethod
     def from_record(cls, step: int, data: dict[str, Any]) -> "RolloutRecord":
         """From one line of a ``step_N.jsonl`` file."""
-        return cls(step, data["task_id"], int(data["sample"]), float(data["reward"]), data.get("source", "policy"),
-                   int(data.get("group", 0)))
+        return cls(
+            step,
+            data["task_id"],
+            int(data["sample"]),
+            float(data["reward"]),
+            data.get("source", "policy"),
+            int(data.get("group", 0)),
+        )
 
 
 def step_file(run_dir: Path, step: int) -> Path:
@@ -51,8 +57,13 @@ def write_step(run_dir: Path, step: int, rollouts: Sequence[Any]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for rollout in rollouts:
             record = rollout.trajectory.to_dict() if rollout.trajectory is not None else {}
-            record.update(group=rollout.group, sample=rollout.sample, reward=rollout.reward,
-                          truncated=rollout.truncated, source=rollout.source)
+            record.update(
+                group=rollout.group,
+                sample=rollout.sample,
+                reward=rollout.reward,
+                truncated=rollout.truncated,
+                source=rollout.source,
+            )
             handle.write(json.dumps(record, ensure_ascii=False, default=repr) + "\n")
 
 
@@ -66,5 +77,8 @@ def read_step(run_dir: Path, step: int) -> list[dict[str, Any]]:
 
 def read_step_records(run_dir: Path, first: int, last: int) -> list[tuple[RolloutRecord, dict[str, Any]]]:
     """The rollout records (and raw trajectory dicts) of steps ``first..last`` of an RL run."""
-    return [(RolloutRecord.from_record(step, data), data) for step in range(max(1, first), last + 1)
-            for data in read_step(run_dir, step)]
+    return [
+        (RolloutRecord.from_record(step, data), data)
+        for step in range(max(1, first), last + 1)
+        for data in read_step(run_dir, step)
+    ]

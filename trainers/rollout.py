@@ -186,9 +186,16 @@ class RolloutDriver:
     (``BFCLEnv(observation_mode="messages")``; any call format).
     """
 
-    def __init__(self, engine: TokenEngine, tokenizer: Any = None, env_factory: Callable[[str], Any] | None = None,
-                 sampling: SamplingParams = SamplingParams(), budgets: Budgets = Budgets(),
-                 tools_via_template: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        engine: TokenEngine,
+        tokenizer: Any = None,
+        env_factory: Callable[[str], Any] | None = None,
+        sampling: SamplingParams = SamplingParams(),
+        budgets: Budgets = Budgets(),
+        tools_via_template: bool = False,
+        seed: int = 0,
+    ) -> None:
         self.engine = engine
         self.tokenizer = tokenizer if tokenizer is not None else engine.tokenizer
         self.renderer = ChatRenderer(self.tokenizer, tools_via_template)
@@ -220,7 +227,9 @@ class RolloutDriver:
 
     def rollouts(self, task_ids: Sequence[str], n: int = 1) -> list[Rollout]:
         """``n`` samples of each task (groups in task order, samples 0..n-1)."""
-        return self.run([EpisodeSpec(task_id, group, sample) for group, task_id in enumerate(task_ids) for sample in range(n)])
+        return self.run(
+            [EpisodeSpec(task_id, group, sample) for group, task_id in enumerate(task_ids) for sample in range(n)]
+        )
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -248,7 +257,9 @@ class RolloutDriver:
                 continue
             replacement = None
             if episode.spec.replace is not None:
-                context = ReplaceContext(episode.spec, episode.n_messages, [dict(m) for m in episode.messages], episode.env)
+                context = ReplaceContext(
+                    episode.spec, episode.n_messages, [dict(m) for m in episode.messages], episode.env
+                )
                 replacement = episode.spec.replace(context)
             if replacement is not None:
                 produced[position] = (self._replacement(replacement), True)
@@ -256,9 +267,14 @@ class RolloutDriver:
                 to_sample.append((position, episode, room))
         if to_sample:
             prompts = [e.generation_prompt_ids + e.completion_ids for _, e, _ in to_sample]
-            params = [dc_replace(self.sampling, max_new_tokens=min(self.sampling.max_new_tokens, room),
-                                 seed=message_seed(self.seed, e.spec.group, e.spec.sample, e.n_messages))
-                      for _, e, room in to_sample]
+            params = [
+                dc_replace(
+                    self.sampling,
+                    max_new_tokens=min(self.sampling.max_new_tokens, room),
+                    seed=message_seed(self.seed, e.spec.group, e.spec.sample, e.n_messages),
+                )
+                for _, e, room in to_sample
+            ]
             generations = self.engine.generate(prompts, params)
             self.stats["engine_calls"] += 1
             self.stats["sampled_tokens"] += sum(len(g.token_ids) for g in generations)
@@ -291,11 +307,13 @@ class RolloutDriver:
         ended = terminated or truncated
         new = [self.renderer.normalise(m) for m in observation]
         out_of_messages = not ended and episode.n_messages >= self.budgets.max_messages
-        delta = self.renderer.delta(episode.messages, content, new, episode.tools, header=not (ended or out_of_messages))
+        delta = self.renderer.delta(
+            episode.messages, content, new, episode.tools, header=not (ended or out_of_messages)
+        )
         if stopped:
             closing = self.tokenizer.decode([ids[-1]])
             if delta.startswith(closing):
-                delta = delta[len(closing):]
+                delta = delta[len(closing) :]
         episode.append(self.renderer.encode(delta) if delta else [], 0)
         episode.messages.append({"role": "assistant", "content": content})
         episode.messages.extend(new)
@@ -332,19 +350,31 @@ class RolloutDriver:
         if episode.generation_prompt_ids is not episode.prompt_ids:
             meta["generation_prompt_ids"] = list(episode.generation_prompt_ids)
         return Rollout(
-            task_id=spec.task_id, group=spec.group, sample=spec.sample, prompt_ids=list(episode.prompt_ids),
-            completion_ids=list(episode.completion_ids), loss_mask=list(episode.loss_mask),
-            sample_logprobs=list(episode.logprobs), reward=episode.reward, trajectory=trajectory,
+            task_id=spec.task_id,
+            group=spec.group,
+            sample=spec.sample,
+            prompt_ids=list(episode.prompt_ids),
+            completion_ids=list(episode.completion_ids),
+            loss_mask=list(episode.loss_mask),
+            sample_logprobs=list(episode.logprobs),
+            reward=episode.reward,
+            trajectory=trajectory,
             truncated=episode.truncation is not None,
-            source=source, meta=meta,
+            source=source,
+            meta=meta,
         )
 
 
 # -- trainer batches -----------------------------------------------------------------------
 
 
-def to_batch(rollouts: Sequence[Rollout], pad_id: int, max_length: int | None = None, truncation: str = "right",
-             device: Any = None) -> dict[str, Any]:
+def to_batch(
+    rollouts: Sequence[Rollout],
+    pad_id: int,
+    max_length: int | None = None,
+    truncation: str = "right",
+    device: Any = None,
+) -> dict[str, Any]:
     """Right-padded tensors for the trainer, aligned on ``input_ids`` positions:
 
     - ``input_ids`` [B, L], ``attention_mask`` [B, L] (1 on real tokens);
@@ -370,8 +400,10 @@ def to_batch(rollouts: Sequence[Rollout], pad_id: int, max_length: int | None = 
         cut = False
         if max_length is not None and len(ids) > max_length:
             if truncation == "error" or len(rollout.prompt_ids) >= max_length:
-                raise ValueError(f"rollout {rollout.task_id}/{rollout.sample} has {len(ids)} tokens "
-                                 f"(prompt {len(rollout.prompt_ids)}), more than max_length={max_length}")
+                raise ValueError(
+                    f"rollout {rollout.task_id}/{rollout.sample} has {len(ids)} tokens "
+                    f"(prompt {len(rollout.prompt_ids)}), more than max_length={max_length}"
+                )
             ids, mask, logprobs, cut = ids[:max_length], mask[:max_length], logprobs[:max_length], True
         rows.append((ids, mask, logprobs, cut or rollout.truncated))
     from trainers.batching import attention_mask, pad_right
@@ -382,7 +414,10 @@ def to_batch(rollouts: Sequence[Rollout], pad_id: int, max_length: int | None = 
     loss_mask = pad_right([r[1] for r in rows], 0, torch.long, width)
     old = pad_right([r[2] for r in rows], 0.0, torch.float32, width)
     batch = {
-        "input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask, "old_logprobs": old,
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "loss_mask": loss_mask,
+        "old_logprobs": old,
         "rewards": torch.tensor([r.reward for r in rollouts], dtype=torch.float32),
         "truncated": torch.tensor([row[3] for row in rows], dtype=torch.bool),
     }

@@ -52,8 +52,7 @@ MISSING_FUNCTION_REPLY = "I cannot do that: none of the functions available to m
 class ReplyWriter(Protocol):
     """Writes the plain reply that closes a turn, given the conversation so far."""
 
-    def __call__(self, task: Task, messages: Sequence[dict[str, Any]], turn: int, had_calls: bool) -> str:
-        ...
+    def __call__(self, task: Task, messages: Sequence[dict[str, Any]], turn: int, had_calls: bool) -> str: ...
 
 
 def template_reply(task: Task, messages: Sequence[dict[str, Any]], turn: int, had_calls: bool) -> str:
@@ -81,13 +80,21 @@ class EndpointReplyWriter:
     it) and an instruction; text after a ``</think>`` is kept. A reply that is empty or
     contains tool-call structure falls back to the template (counted in ``fallbacks``)."""
 
-    def __init__(self, base_url: str, model: str, codec: Codec, temperature: float = 0.7,
-                 max_new_tokens: int = 512, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        codec: Codec,
+        temperature: float = 0.7,
+        max_new_tokens: int = 512,
+        api_key: str | None = None,
+    ) -> None:
         from toolenv.inference.endpoint import OpenAIEndpointModel
         from toolenv.inference.types import GenerationConfig
 
-        self.model = OpenAIEndpointModel(base_url, model, GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature),
-                                         api_key=api_key)
+        self.model = OpenAIEndpointModel(
+            base_url, model, GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature), api_key=api_key
+        )
         self.codec = codec
         self.fallbacks = 0
 
@@ -119,8 +126,9 @@ class Demonstration:
         return json.dumps(asdict(self), ensure_ascii=False)
 
 
-def play_ground_truth(task: Task, call_format: str = "hermes", reply: ReplyWriter = template_reply,
-                      calls_per_message: str = "one") -> Demonstration:
+def play_ground_truth(
+    task: Task, call_format: str = "hermes", reply: ReplyWriter = template_reply, calls_per_message: str = "one"
+) -> Demonstration:
     """Play ``task``'s ground truth through the environment (see the module docstring)."""
     if calls_per_message not in CALL_GROUPING:
         raise ValueError(f"calls_per_message must be one of {', '.join(CALL_GROUPING)}, got {calls_per_message!r}")
@@ -142,8 +150,13 @@ def play_ground_truth(task: Task, call_format: str = "hermes", reply: ReplyWrite
         _, _, terminated, truncated, _ = env.step(text)
         done = terminated or truncated
     assert env.trajectory is not None and done
-    return Demonstration(task.id, task.category, call_format, [dict(m) for m in env.trajectory.messages],
-                         float(env.trajectory.reward or 0.0))
+    return Demonstration(
+        task.id,
+        task.category,
+        call_format,
+        [dict(m) for m in env.trajectory.messages],
+        float(env.trajectory.reward or 0.0),
+    )
 
 
 def _group_calls(calls: list[Any], calls_per_message: str, max_steps: int) -> list[list[Any]]:
@@ -165,9 +178,15 @@ def _group_calls(calls: list[Any], calls_per_message: str, max_steps: int) -> li
     return groups
 
 
-def build_demonstrations(tasks: Sequence[Task], call_format: str = "hermes", reply: ReplyWriter = template_reply,
-                         calls_per_message: str = "one", require_success: bool = True,
-                         cache: Path | None = None, progress: Callable[[int, int], None] | None = None) -> list[Demonstration]:
+def build_demonstrations(
+    tasks: Sequence[Task],
+    call_format: str = "hermes",
+    reply: ReplyWriter = template_reply,
+    calls_per_message: str = "one",
+    require_success: bool = True,
+    cache: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Demonstration]:
     """Demonstrations of ``tasks`` (failures dropped when ``require_success``). With
     ``cache`` (a JSON Lines file) finished demonstrations are kept and reused, so an
     interrupted build (endpoint replies can be slow) resumes where it stopped."""
@@ -221,14 +240,19 @@ def _to_sample(tokenized: TokenizedConversation, max_length: int) -> SFTSample |
     return SFTSample(ids, mask)
 
 
-def build_samples(tokenizer: Any, conversations: Sequence[Sequence[dict[str, Any]]], mode: str = "per_message",
-                  max_length: int = 8192) -> list[SFTSample]:
+def build_samples(
+    tokenizer: Any, conversations: Sequence[Sequence[dict[str, Any]]], mode: str = "per_message", max_length: int = 8192
+) -> list[SFTSample]:
     """SFT samples from conversations (see the module docstring for the two modes)."""
     if mode not in SAMPLE_MODES:
         raise ValueError(f"unknown SFT sample mode {mode!r}; valid: {', '.join(SAMPLE_MODES)}")
     samples = []
     for messages in conversations:
-        parts = tokenize_per_message(tokenizer, messages) if mode == "per_message" else [tokenize_conversation(tokenizer, messages)]
+        parts = (
+            tokenize_per_message(tokenizer, messages)
+            if mode == "per_message"
+            else [tokenize_conversation(tokenizer, messages)]
+        )
         for part in parts:
             sample = _to_sample(part, max_length)
             if sample is not None:
@@ -249,17 +273,34 @@ def sft_loss_sum(model: Any, input_ids: Any, attention_mask: Any, target_mask: A
     start = max(0, min(start, width - 2))
     from trainers.grpo import causal_only
 
-    logits = model(input_ids=input_ids, attention_mask=causal_only(attention_mask), use_cache=False,
-                   logits_to_keep=width - start).logits[:, :-1, :].float()
-    targets = input_ids[:, start + 1:]
-    mask = target_mask[:, start + 1:].float()
+    logits = (
+        model(
+            input_ids=input_ids,
+            attention_mask=causal_only(attention_mask),
+            use_cache=False,
+            logits_to_keep=width - start,
+        )
+        .logits[:, :-1, :]
+        .float()
+    )
+    targets = input_ids[:, start + 1 :]
+    mask = target_mask[:, start + 1 :].float()
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view_as(mask)
     return (nll * mask).sum(), mask.sum()
 
 
-def sft_step(model: Any, optimizer: Any, scheduler: Any, samples: Sequence[SFTSample], pad_id: int,
-             micro_batch_tokens: int, max_grad_norm: float, autocast: Callable[[], Any] | None = None,
-             total_targets: float | None = None, world: int = 1) -> dict[str, float]:
+def sft_step(
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    samples: Sequence[SFTSample],
+    pad_id: int,
+    micro_batch_tokens: int,
+    max_grad_norm: float,
+    autocast: Callable[[], Any] | None = None,
+    total_targets: float | None = None,
+    world: int = 1,
+) -> dict[str, float]:
     """One optimizer step on ``samples``: token-mean cross-entropy over the whole batch,
     accumulated over token-budget micro-batches, gradient clipping, AdamW, scheduler.
 
@@ -292,5 +333,4 @@ def sft_step(model: Any, optimizer: Any, scheduler: Any, samples: Sequence[SFTSa
     if scheduler is not None:
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return {"loss": loss_sum / max(local, 1), "grad_norm": float(norm), "trained_tokens": float(local),
-            "lr": lr}
+    return {"loss": loss_sum / max(local, 1), "grad_norm": float(norm), "trained_tokens": float(local), "lr": lr}

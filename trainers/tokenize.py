@@ -59,25 +59,34 @@ def assistant_ids(tokenizer: Any, content: str, eot: int | None = None) -> list[
     return encode(tokenizer, content) + [end_of_message_id(tokenizer) if eot is None else eot]
 
 
-def observation_ids(renderer: ChatRenderer, before: Sequence[dict[str, Any]], content: str,
-                    new: Sequence[dict[str, Any]], header: bool = True, eot: int | None = None) -> list[int]:
+def observation_ids(
+    renderer: ChatRenderer,
+    before: Sequence[dict[str, Any]],
+    content: str,
+    new: Sequence[dict[str, Any]],
+    header: bool = True,
+    eot: int | None = None,
+) -> list[int]:
     """Ids after assistant ``content`` (whose end-of-turn token is trained, so its text is
     removed here) up to the next generation header: the observation delta."""
     tokenizer = renderer.tokenizer
-    delta = renderer.delta([renderer.normalise(m) for m in before], content,
-                           [renderer.normalise(m) for m in new], None, header)
+    delta = renderer.delta(
+        [renderer.normalise(m) for m in before], content, [renderer.normalise(m) for m in new], None, header
+    )
     closing = tokenizer.decode([end_of_message_id(tokenizer) if eot is None else eot])
     if not delta.startswith(closing):
         raise ValueError(f"the chat template does not close assistant messages with {closing!r}")
-    rest = delta[len(closing):]
+    rest = delta[len(closing) :]
     return renderer.encode(rest) if rest else []
 
 
 def _content(message: dict[str, Any]) -> str:
     content = message.get("content")
     if message.get("tool_calls"):
-        raise ValueError("assistant messages with native tool_calls cannot be tokenised as text; "
-                         "use a text call format (hermes, python, xml, json_block)")
+        raise ValueError(
+            "assistant messages with native tool_calls cannot be tokenised as text; "
+            "use a text call format (hermes, python, xml, json_block)"
+        )
     return content if isinstance(content, str) else ""
 
 
@@ -94,8 +103,9 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, Any]]) ->
     for k, index in enumerate(positions):
         if k > 0:
             previous = positions[k - 1]
-            delta = observation_ids(renderer, messages[:previous], _content(messages[previous]),
-                                    messages[previous + 1: index], eot=eot)
+            delta = observation_ids(
+                renderer, messages[:previous], _content(messages[previous]), messages[previous + 1 : index], eot=eot
+            )
             out.completion_ids += delta
             out.loss_mask += [0] * len(delta)
         out.message_starts.append(len(out.completion_ids))
@@ -105,7 +115,9 @@ def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, Any]]) ->
     # the template's closing after the last message (and any final observations), untrained:
     # the rollout driver ends an episode the same way
     last = positions[-1]
-    tail = observation_ids(renderer, messages[:last], _content(messages[last]), messages[last + 1:], header=False, eot=eot)
+    tail = observation_ids(
+        renderer, messages[:last], _content(messages[last]), messages[last + 1 :], header=False, eot=eot
+    )
     out.completion_ids += tail
     out.loss_mask += [0] * len(tail)
     return out
@@ -120,5 +132,7 @@ def tokenize_per_message(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> 
     for index, message in enumerate(messages):
         if message["role"] == "assistant":
             ids = assistant_ids(tokenizer, _content(message), eot)
-            samples.append(TokenizedConversation(prompt_ids(tokenizer, messages[:index], renderer), ids, [1] * len(ids), [0]))
+            samples.append(
+                TokenizedConversation(prompt_ids(tokenizer, messages[:index], renderer), ids, [1] * len(ids), [0])
+            )
     return samples

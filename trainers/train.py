@@ -103,9 +103,15 @@ class Trainer:
     Hook points for the supervision methods (trainers/supervision/run.py): :meth:`tasks`,
     :meth:`sft_samples`, :meth:`episode_specs`, :meth:`collect` and :meth:`make_updater`."""
 
-    def __init__(self, config: TrainConfig, model: Any = None, tokenizer: Any = None,
-                 tasks: Sequence[Any] | None = None, validation: Sequence[Any] | None = None,
-                 stop_after: int | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: Any = None,
+        tokenizer: Any = None,
+        tasks: Sequence[Any] | None = None,
+        validation: Sequence[Any] | None = None,
+        stop_after: int | None = None,
+    ) -> None:
         self.config = config
         if model is None:
             model, tokenizer = load_policy(config)
@@ -165,9 +171,16 @@ class Trainer:
         started = time.perf_counter()
         # a progress bar on stderr: the validation before step 1 otherwise runs silently for minutes
         label = "validation before step 1" if step == 0 else f"validation at step {step}"
-        metrics, _ = validate(unwrap(self.model), self.tokenizer, tasks, config.data.call_format,
-                              config.monitor.val_max_new_tokens, config.rollout.max_prompt_tokens,
-                              config.rollout.max_steps_per_turn, progress=label if config.run.progress else None)
+        metrics, _ = validate(
+            unwrap(self.model),
+            self.tokenizer,
+            tasks,
+            config.data.call_format,
+            config.monitor.val_max_new_tokens,
+            config.rollout.max_prompt_tokens,
+            config.rollout.max_steps_per_turn,
+            progress=label if config.run.progress else None,
+        )
         metrics["time/validation_s"] = time.perf_counter() - started
         return metrics
 
@@ -181,8 +194,9 @@ class Trainer:
 
     def _save(self, run_dir: Path, step: int, optimizer: Any, scheduler: Any, extra: dict[str, Any]) -> None:
         if self.dist.main:
-            save_checkpoint(run_dir, step, self.model, self.tokenizer, optimizer, scheduler, extra,
-                            self.config.checkpoint.keep_last)
+            save_checkpoint(
+                run_dir, step, self.model, self.tokenizer, optimizer, scheduler, extra, self.config.checkpoint.keep_last
+            )
         if self.dist.world > 1:
             import torch.distributed as dist
 
@@ -215,10 +229,20 @@ class Trainer:
         if config.sft.reply_endpoint:
             from toolenv.formats import get_codec
 
-            reply = EndpointReplyWriter(config.sft.reply_endpoint, config.sft.reply_model, get_codec(config.data.call_format),
-                                        config.sft.reply_temperature)
-        demos = build_demonstrations(self.tasks(), config.data.call_format, reply, config.sft.calls_per_message,
-                                     config.sft.require_success, cache=run_dir / "demos.jsonl")
+            reply = EndpointReplyWriter(
+                config.sft.reply_endpoint,
+                config.sft.reply_model,
+                get_codec(config.data.call_format),
+                config.sft.reply_temperature,
+            )
+        demos = build_demonstrations(
+            self.tasks(),
+            config.data.call_format,
+            reply,
+            config.sft.calls_per_message,
+            config.sft.require_success,
+            cache=run_dir / "demos.jsonl",
+        )
         if not demos:
             raise ValueError("no demonstration scored 1: nothing to train on")
         return build_samples(self.tokenizer, [d.messages for d in demos], config.sft.samples, config.sft.max_length)
@@ -229,8 +253,12 @@ class Trainer:
         from toolenv.inference import canonical_engine, make_engine
 
         if canonical_engine(self.config.rollout.engine) == "vllm":
-            engine = make_engine("vllm", model_path(self.config.model.path), self.tokenizer,
-                                 max_model_len=self.config.rollout.max_prompt_tokens + self.config.rollout.max_response_tokens)
+            engine = make_engine(
+                "vllm",
+                model_path(self.config.model.path),
+                self.tokenizer,
+                max_model_len=self.config.rollout.max_prompt_tokens + self.config.rollout.max_response_tokens,
+            )
             engine.sync_weights(self.model)
             return engine
         return make_engine("transformers", self.model, self.tokenizer)
@@ -241,20 +269,33 @@ class Trainer:
         from trainers.rollout import Budgets, RolloutDriver, default_env_factory
 
         rollout = self.config.rollout
-        sampling = SamplingParams(max_new_tokens=rollout.max_new_tokens, temperature=rollout.temperature,
-                                  top_p=rollout.top_p, top_k=rollout.top_k)
+        sampling = SamplingParams(
+            max_new_tokens=rollout.max_new_tokens,
+            temperature=rollout.temperature,
+            top_p=rollout.top_p,
+            top_k=rollout.top_k,
+        )
         budgets = Budgets(rollout.max_prompt_tokens + rollout.max_response_tokens, rollout.max_messages)
         factory = default_env_factory(self.config.data.call_format, max_steps_per_turn=rollout.max_steps_per_turn)
-        driver = RolloutDriver(engine, self.tokenizer, factory, sampling, budgets,
-                               seed=(self.config.run.seed * 1_000_003 + step) & 0x7FFFFFFF)
+        driver = RolloutDriver(
+            engine,
+            self.tokenizer,
+            factory,
+            sampling,
+            budgets,
+            seed=(self.config.run.seed * 1_000_003 + step) & 0x7FFFFFFF,
+        )
         return driver.run(self.episode_specs(task_ids, step))
 
     def episode_specs(self, task_ids: Sequence[str], step: int) -> list[Any]:
         """The episodes of step ``step``: ``n`` samples per task, groups in task order."""
         from trainers.rollout import EpisodeSpec
 
-        return [EpisodeSpec(task_id, group, sample) for group, task_id in enumerate(task_ids)
-                for sample in range(self.config.grpo.n)]
+        return [
+            EpisodeSpec(task_id, group, sample)
+            for group, task_id in enumerate(task_ids)
+            for sample in range(self.config.grpo.n)
+        ]
 
     def make_updater(self, *args: Any, **kwargs: Any) -> Any:
         """The GRPO updater (arguments as :class:`~trainers.grpo.GRPOUpdater`'s)."""

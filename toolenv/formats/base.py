@@ -225,8 +225,11 @@ def decode_tool_calls(tool_calls: Any, outside_text: str = "") -> ParseResult:
     JSON object or a string holding one. An entry that does not decode becomes an error (its
     call does not run) and the others still run; the result is always a tool step."""
     if not isinstance(tool_calls, list):
-        return ParseResult(errors=(f"'tool_calls' must be a list, not {type(tool_calls).__name__}",),
-                           attempted=True, outside_text=outside_text)
+        return ParseResult(
+            errors=(f"'tool_calls' must be a list, not {type(tool_calls).__name__}",),
+            attempted=True,
+            outside_text=outside_text,
+        )
     calls: list[Call] = []
     errors: list[str] = []
     ids: list[str] = []

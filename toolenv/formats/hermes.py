@@ -42,7 +42,8 @@ class HermesCodec(Codec):
 
     def render_calls(self, calls: Sequence[Call]) -> str:
         return "\n".join(
-            "<tool_call>\n" + json.dumps({"name": call.name, "arguments": json_arguments(call)}, ensure_ascii=False)
+            "<tool_call>\n"
+            + json.dumps({"name": call.name, "arguments": json_arguments(call)}, ensure_ascii=False)
             + "\n</tool_call>"
             for call in calls
         )
@@ -57,7 +58,9 @@ class HermesCodec(Codec):
             try:
                 calls.append(call_from_json(json.loads(block.strip())))
             except (ValueError, RecursionError) as exc:
-                errors.append(f"{type(exc).__name__ if isinstance(exc, RecursionError) else exc}: {block.strip()[:200]}")
+                errors.append(
+                    f"{type(exc).__name__ if isinstance(exc, RecursionError) else exc}: {block.strip()[:200]}"
+                )
         if not calls and not errors:
             errors.append("'</tool_call>' without an opening '<tool_call>'")
         outside = _BLOCK.sub("", output).replace("</tool_call>", "").strip()

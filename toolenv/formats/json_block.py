@@ -46,7 +46,7 @@ class JSONBlockCodec(Codec):
             return ParseResult(errors=("the output is not text",))
         fence = _FENCE.search(output)
         if fence:
-            payload, outside = fence.group(1), (output[: fence.start()] + output[fence.end():]).strip()
+            payload, outside = fence.group(1), (output[: fence.start()] + output[fence.end() :]).strip()
         else:
             payload, outside = output, ""
             stripped = output.strip()

@@ -69,6 +69,10 @@ class OpenAICodec(Codec):
         self, calls: Sequence[Call | None], results: Sequence[str], call_ids: Sequence[str] = ()
     ) -> list[dict[str, Any]]:
         return [
-            {"role": "tool", "tool_call_id": call_ids[index] if index < len(call_ids) else f"call_{index}", "content": text}
+            {
+                "role": "tool",
+                "tool_call_id": call_ids[index] if index < len(call_ids) else f"call_{index}",
+                "content": text,
+            }
             for index, text in enumerate(results)
         ]

@@ -61,8 +61,9 @@ class PythonListCodec(Codec):
 
     def system_prompt(self, tools: Sequence[ToolSpec]) -> str:
         styled = self.styled_listing(tools)
-        return bfcl_default_system_prompt([dict(tool.doc) for tool in tools],
-                                          None if styled is None else (self.style.docs, styled))
+        return bfcl_default_system_prompt(
+            [dict(tool.doc) for tool in tools], None if styled is None else (self.style.docs, styled)
+        )
 
     def reveal_message(self, tools: Sequence[ToolSpec]) -> str:
         # BFCL prompting: str(list of held-out docs) + "\n" + the reveal sentence

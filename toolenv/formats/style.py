@@ -35,8 +35,11 @@ class PromptStyle:
     results: str = "default"
 
     def __post_init__(self) -> None:
-        for value, valid, what in ((self.docs, DOC_STYLES, "docs"), (self.tools_in, PLACEMENTS, "tools_in"),
-                                   (self.results, RESULT_STYLES, "results")):
+        for value, valid, what in (
+            (self.docs, DOC_STYLES, "docs"),
+            (self.tools_in, PLACEMENTS, "tools_in"),
+            (self.results, RESULT_STYLES, "results"),
+        ):
             if value not in valid:
                 raise ValueError(f"unknown prompt style {what}={value!r}; valid: {', '.join(valid)}")
 
@@ -53,8 +56,19 @@ class PromptStyle:
         return asdict(self)
 
 
-_PY_TYPES = {"string": "str", "integer": "int", "float": "float", "number": "float", "boolean": "bool",
-             "array": "list", "tuple": "tuple", "dict": "dict", "object": "dict", "any": "Any", "null": "None"}
+_PY_TYPES = {
+    "string": "str",
+    "integer": "int",
+    "float": "float",
+    "number": "float",
+    "boolean": "bool",
+    "array": "list",
+    "tuple": "tuple",
+    "dict": "dict",
+    "object": "dict",
+    "any": "Any",
+    "null": "None",
+}
 
 
 def render_docs(functions: Sequence[Mapping[str, Any]], style: str) -> str:
@@ -123,6 +137,8 @@ def wrap_results(names: Sequence[str], results: Sequence[str], style: str) -> st
     if style == "plain":
         return "\n\n".join(f"Output of {n or 'an undecodable call'}:\n{r}" for n, r in zip(names, results))
     if style == "tagged":
-        return "\n".join(f'<output function="{html.escape(n)}">{html.escape(r, quote=False)}</output>'
-                         for n, r in zip(names, results))
+        return "\n".join(
+            f'<output function="{html.escape(n)}">{html.escape(r, quote=False)}</output>'
+            for n, r in zip(names, results)
+        )
     raise ValueError(f"no wrapping for results style {style!r}")

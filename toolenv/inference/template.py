@@ -74,7 +74,9 @@ class ChatRenderer:
         kwargs: dict[str, Any] = {}
         if self.tools_via_template:
             kwargs["tools"] = tools
-        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=generation_header, tokenize=False, **kwargs)
+        return self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=generation_header, tokenize=False, **kwargs
+        )
 
     def encode(self, text: str) -> list[int]:
         """Ids of already-templated text (no bos/eos added: the template wrote them)."""
@@ -90,16 +92,19 @@ class ChatRenderer:
             messages = messages[1:]  # the template writes its own tool prompt
         return messages
 
-    def delta(self, messages: Sequence[dict[str, Any]], content: str, new: Sequence[dict[str, Any]], tools: Any,
-              header: bool) -> str:
+    def delta(
+        self, messages: Sequence[dict[str, Any]], content: str, new: Sequence[dict[str, Any]], tools: Any, header: bool
+    ) -> str:
         """The text after ``content`` when ``assistant(content)`` and ``new`` are appended to
         ``messages`` (closing of the assistant message, the new messages, the next header)."""
         before = self.render(messages, tools, generation_header=True) + content
         after = self.render(list(messages) + [{"role": "assistant", "content": content}] + list(new), tools, header)
         if not after.startswith(before):
-            raise ValueError("the chat template is not prefix-stable (rendering a longer conversation changed "
-                             "earlier text); token-faithful multi-turn rollouts need one that is")
-        return after[len(before):]
+            raise ValueError(
+                "the chat template is not prefix-stable (rendering a longer conversation changed "
+                "earlier text); token-faithful multi-turn rollouts need one that is"
+            )
+        return after[len(before) :]
 
     def closing(self) -> str:
         """The text the template writes right after an assistant message's content (ChatML:
@@ -107,8 +112,9 @@ class ChatRenderer:
         return self.delta([{"role": "user", "content": "x"}], "y", [], None, header=False)
 
 
-def end_of_message_id(tokenizer: Any, stop_ids: Sequence[int] | None = None,
-                      renderer: ChatRenderer | None = None) -> int:
+def end_of_message_id(
+    tokenizer: Any, stop_ids: Sequence[int] | None = None, renderer: ChatRenderer | None = None
+) -> int:
     """The id that closes an assistant message.
 
     It is the first of ``stop_ids`` (default :func:`stop_token_ids`) whose text begins the

@@ -61,8 +61,9 @@ class TokenEngine(Protocol):
 
     tokenizer: Any
 
-    def generate(self, prompts: Sequence[Sequence[int]],
-                 sampling: "SamplingParams | Sequence[SamplingParams]") -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: "SamplingParams | Sequence[SamplingParams]"
+    ) -> list[Generation]:
         """One generation per prompt (a list of token ids). ``sampling`` is one setting for all
         prompts or one per prompt (per-episode seeds and token budgets)."""
         ...

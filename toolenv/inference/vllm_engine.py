@@ -35,9 +35,17 @@ class VLLMEngine:
     worker without serialising them.
     """
 
-    def __init__(self, path: str | Path, tokenizer: Any = None, max_model_len: int = 4096,
-                 gpu_memory_utilization: float | None = None, dtype: str | None = "auto", seed: int = 0,
-                 in_process: bool = True, **llm_kwargs: Any) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        tokenizer: Any = None,
+        max_model_len: int = 4096,
+        gpu_memory_utilization: float | None = None,
+        dtype: str | None = "auto",
+        seed: int = 0,
+        in_process: bool = True,
+        **llm_kwargs: Any,
+    ) -> None:
         """``dtype="auto"`` is bfloat16 on a GPU and float32 on CPU; ``None`` leaves it to vLLM
         (the checkpoint's dtype). ``in_process=False`` leaves vLLM's engine-core process alone:
         an engine that never syncs weights (an evaluation) does not need it in this process."""
@@ -57,8 +65,15 @@ class VLLMEngine:
             dtype = "bfloat16" if on_gpu else "float32"
         if dtype is not None:
             llm_kwargs["dtype"] = dtype
-        self.llm = LLM(model=str(path), gpu_memory_utilization=utilization, enforce_eager=not on_gpu,
-                       max_model_len=max_model_len, seed=seed, logprobs_mode="processed_logprobs", **llm_kwargs)
+        self.llm = LLM(
+            model=str(path),
+            gpu_memory_utilization=utilization,
+            enforce_eager=not on_gpu,
+            max_model_len=max_model_len,
+            seed=seed,
+            logprobs_mode="processed_logprobs",
+            **llm_kwargs,
+        )
         if tokenizer is None:
             from transformers import AutoTokenizer
 
@@ -70,20 +85,30 @@ class VLLMEngine:
         from vllm import SamplingParams as VSamplingParams
 
         return VSamplingParams(
-            max_tokens=int(params.max_new_tokens), temperature=float(params.temperature),
-            top_p=float(params.top_p), top_k=int(params.top_k) if params.top_k and params.top_k > 0 else -1,
-            seed=int(params.seed), logprobs=0, stop_token_ids=list(self.stop_ids), skip_special_tokens=False,
+            max_tokens=int(params.max_new_tokens),
+            temperature=float(params.temperature),
+            top_p=float(params.top_p),
+            top_k=int(params.top_k) if params.top_k and params.top_k > 0 else -1,
+            seed=int(params.seed),
+            logprobs=0,
+            stop_token_ids=list(self.stop_ids),
+            skip_special_tokens=False,
             detokenize=False,
         )
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams | Sequence[SamplingParams]) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams | Sequence[SamplingParams]
+    ) -> list[Generation]:
         from vllm.inputs import TokensPrompt
 
         params = per_prompt(sampling, len(prompts))
         if not prompts:
             return []
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(ids)) for ids in prompts],
-                                    [self.sampling_params(p) for p in params], use_tqdm=False)
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=list(ids)) for ids in prompts],
+            [self.sampling_params(p) for p in params],
+            use_tqdm=False,
+        )
         results = []
         for output in outputs:
             sample = output.outputs[0]

@@ -62,12 +62,26 @@ from typing import Any
 #: use, so registering ``toolenv study`` (``toolenv --help``) imports none of the evaluation stack.
 _EXPORTS = {
     "add_study_command": "cli",
-    "BASE_LABEL": "config", "EvalSettings": "config", "Study": "config", "load_study": "config",
-    "plot_eval_structure": "plots", "plot_study": "plots",
-    "check_report_keeps": "report", "finished_labels": "report", "label_row": "report",
-    "policy_step_metrics": "report", "reported_labels": "report", "rl_weight_change": "report",
-    "table_markdown": "report", "training_curves": "report", "write_report": "report",
-    "check_study_sizes": "run", "eval_tasks": "run", "evaluate_label": "run", "run_study": "run", "train_label": "run",
+    "BASE_LABEL": "config",
+    "EvalSettings": "config",
+    "Study": "config",
+    "load_study": "config",
+    "plot_eval_structure": "plots",
+    "plot_study": "plots",
+    "check_report_keeps": "report",
+    "finished_labels": "report",
+    "label_row": "report",
+    "policy_step_metrics": "report",
+    "reported_labels": "report",
+    "rl_weight_change": "report",
+    "table_markdown": "report",
+    "training_curves": "report",
+    "write_report": "report",
+    "check_study_sizes": "run",
+    "eval_tasks": "run",
+    "evaluate_label": "run",
+    "run_study": "run",
+    "train_label": "run",
 }
 __all__ = sorted(_EXPORTS)
 

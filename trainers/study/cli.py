@@ -21,16 +21,33 @@ def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
     from trainers import study
     from trainers.cli import DefaultsHelpFormatter
 
-    parser = commands.add_parser("study", help="train and evaluate a list of supervision methods; one comparison table",
-                                 description=(study.__doc__ or "").split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("study", help="the study file (TOML), e.g. recipes/study_smollm2_cpu/study.toml; its "
-                        "[study] out_dir and report_dir are relative to the current folder")
-    parser.add_argument("--only", nargs="+", metavar="LABEL",
-                        help="train and evaluate only these labels (default: every label in [study] methods)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="train nothing: rebuild the table and plots from the finished runs in [study] out_dir "
-                        "(refused when a label has none)")
-    parser.add_argument("--force", action="store_true",
-                        help="write the report even when labels are unfinished or it replaces a report in "
-                        "[study] report_dir that has more finished labels")
+    parser = commands.add_parser(
+        "study",
+        help="train and evaluate a list of supervision methods; one comparison table",
+        description=(study.__doc__ or "").split("\n\n")[0],
+        formatter_class=DefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "study",
+        help="the study file (TOML), e.g. recipes/study_smollm2_cpu/study.toml; its "
+        "[study] out_dir and report_dir are relative to the current folder",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="LABEL",
+        help="train and evaluate only these labels (default: every label in [study] methods)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: rebuild the table and plots from the finished runs in [study] out_dir "
+        "(refused when a label has none)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write the report even when labels are unfinished or it replaces a report in "
+        "[study] report_dir that has more finished labels",
+    )
     parser.set_defaults(handler=_cmd_study)

@@ -34,8 +34,10 @@ class EvalSettings:
 
 #: the lowest value of each numeric [study.eval] key (see trainers.config._MINIMUM)
 EVAL_MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
-    ("study.eval", "limit"): (0, False), ("study.eval", "ood_seed"): (0, False),
-    ("study.eval", "max_new_tokens"): (1, False), ("study.eval", "batch_size"): (1, False),
+    ("study.eval", "limit"): (0, False),
+    ("study.eval", "ood_seed"): (0, False),
+    ("study.eval", "max_new_tokens"): (1, False),
+    ("study.eval", "batch_size"): (1, False),
 }
 
 
@@ -110,8 +112,20 @@ def load_study(path: str | Path) -> Study:
     name = str(table.get("name") or path.stem)
     out_dir = Path(table.get("out_dir") or f"runs/study-{name}")
     expected = {str(k): float(v) for k, v in table.get("expected", {}).items()}
-    return Study(name, out_dir, Path(table.get("report_dir") or out_dir), config, list(labels), methods, evaluation,
-                 expected, [str(a) for a in table.get("train_apis", [])], str(path), label_configs, label_overrides)
+    return Study(
+        name,
+        out_dir,
+        Path(table.get("report_dir") or out_dir),
+        config,
+        list(labels),
+        methods,
+        evaluation,
+        expected,
+        [str(a) for a in table.get("train_apis", [])],
+        str(path),
+        label_configs,
+        label_overrides,
+    )
 
 
 def _labels(path: Path, table: dict[str, Any]) -> list[str]:
@@ -126,8 +140,9 @@ def _labels(path: Path, table: dict[str, Any]) -> list[str]:
     return labels
 
 
-def _label_methods(path: Path, data: dict[str, Any], labels: Sequence[str], settings: dict[str, Any]
-                   ) -> tuple[dict[str, Method | None], dict[str, TrainConfig], dict[str, dict[str, Any]]]:
+def _label_methods(
+    path: Path, data: dict[str, Any], labels: Sequence[str], settings: dict[str, Any]
+) -> tuple[dict[str, Method | None], dict[str, TrainConfig], dict[str, dict[str, Any]]]:
     """Each label's method (``[study.settings.LABEL]``), and the training configs of the labels
     that override sections of it (``config = {...}``) with those override tables."""
     methods: dict[str, Method | None] = {}
@@ -141,8 +156,10 @@ def _label_methods(path: Path, data: dict[str, Any], labels: Sequence[str], sett
         override = spec.pop("config", None)
         if override is not None:
             if not isinstance(override, dict) or not all(isinstance(v, dict) for v in override.values()):
-                raise ValueError(f"{path}: [study.settings.{label}] config must be a table of training-config "
-                                 "sections, e.g. config = { optim = { lr = 1e-5 } }")
+                raise ValueError(
+                    f"{path}: [study.settings.{label}] config must be a table of training-config "
+                    "sections, e.g. config = { optim = { lr = 1e-5 } }"
+                )
             label_configs[label] = config_from_dict(_merge(data, override), f"{path} [study.settings.{label}.config]")
             label_overrides[label] = override
         try:

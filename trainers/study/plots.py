@@ -15,8 +15,10 @@ PROBES = ("p_healthy", "p_eot", "p_repeat", "p_opener_start")
 #: the training-curve figures: file name → (title, metric keys, one panel each)
 CURVE_PANELS: dict[str, tuple[str, list[str]]] = {
     "structure": ("structural states of the policy's training messages", [f"policy_state/{s}" for s in STATES]),
-    "probes": ("control-token probes after the call opener, and of the opener at message starts",
-               [f"probe/{p}" for p in PROBES]),
+    "probes": (
+        "control-token probes after the call opener, and of the opener at message starts",
+        [f"probe/{p}" for p in PROBES],
+    ),
     "reward": ("training reward of the policy's rollouts", ["policy/reward"]),
 }
 
@@ -30,11 +32,15 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_study(study: Study, rows: Sequence[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], folder: Path) -> list[Path]:
+def plot_study(
+    study: Study, rows: Sequence[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], folder: Path
+) -> list[Path]:
     """The study's plots (see :mod:`trainers.study`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = [plot_scores(study, rows, folder / "scores.png"),
-               plot_eval_structure(study, rows, folder / "eval_structure.png")]
+    written = [
+        plot_scores(study, rows, folder / "scores.png"),
+        plot_eval_structure(study, rows, folder / "eval_structure.png"),
+    ]
     for name, (title, keys) in CURVE_PANELS.items():
         written.append(plot_curves(study, curves, title, keys, folder / f"{name}.png"))
     return written
@@ -53,8 +59,15 @@ def plot_scores(study: Study, rows: Sequence[dict[str, Any]], path: Path) -> Pat
         ax.bar([i + (k - (len(columns) - 1) / 2) * width for i in range(len(rows))], values, width, label=names[column])
     expected = [(i, r["expected_id"]) for i, r in enumerate(rows) if r.get("expected_id") is not None]
     if expected:
-        ax.scatter([i for i, _ in expected], [v for _, v in expected], marker="*", s=120, color="black", zorder=3,
-                   label="paper (ID avg)")
+        ax.scatter(
+            [i for i, _ in expected],
+            [v for _, v in expected],
+            marker="*",
+            s=120,
+            color="black",
+            zorder=3,
+            label="paper (ID avg)",
+        )
     ax.set_xticks(range(len(rows)), labels, rotation=20)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{study.name}: score per method, in distribution vs OOD")
@@ -65,7 +78,9 @@ def plot_scores(study: Study, rows: Sequence[dict[str, Any]], path: Path) -> Pat
     return path
 
 
-def plot_curves(study: Study, curves: dict[str, list[dict[str, Any]]], title: str, keys: Sequence[str], path: Path) -> Path:
+def plot_curves(
+    study: Study, curves: dict[str, list[dict[str, Any]]], title: str, keys: Sequence[str], path: Path
+) -> Path:
     """One panel per metric key: each label's values over its RL steps (all phases)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
@@ -93,8 +108,12 @@ def plot_eval_structure(study: Study, rows: Sequence[dict[str, Any]], path: Path
     plt = _pyplot()
 
     keys = structure_keys(study)
-    colours = {"healthy_call": "tab:green", "healthy_response": "tab:blue", "text_pollution": "tab:orange",
-               "full_collapse": "tab:red"}
+    colours = {
+        "healthy_call": "tab:green",
+        "healthy_response": "tab:blue",
+        "text_pollution": "tab:orange",
+        "full_collapse": "tab:red",
+    }
     fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(rows)), 4))
     width = 0.8 / len(keys)
     for k, (_, structure_key, _) in enumerate(keys):
@@ -102,14 +121,27 @@ def plot_eval_structure(study: Study, rows: Sequence[dict[str, Any]], path: Path
         bottom = [0.0] * len(rows)
         for state, colour in colours.items():
             values = [float(r.get(structure_key, {}).get(state, 0.0)) for r in rows]
-            ax.bar(xs, values, width * 0.92, bottom=bottom, color=colour, label=state if k == 0 else None,
-                   hatch=("", "//", "..")[k % 3], edgecolor="white", linewidth=0.4)
+            ax.bar(
+                xs,
+                values,
+                width * 0.92,
+                bottom=bottom,
+                color=colour,
+                label=state if k == 0 else None,
+                hatch=("", "//", "..")[k % 3],
+                edgecolor="white",
+                linewidth=0.4,
+            )
             bottom = [b + v for b, v in zip(bottom, values)]
     ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=20)
     ax.set_ylabel("share of assistant messages")
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"{study.name}: evaluation messages by state (bars: " + ", ".join(n for n, _, _ in keys)
-                 + "; hatching marks the OOD bars)", fontsize=9)
+    ax.set_title(
+        f"{study.name}: evaluation messages by state (bars: "
+        + ", ".join(n for n, _, _ in keys)
+        + "; hatching marks the OOD bars)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)

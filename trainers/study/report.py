@@ -29,15 +29,18 @@ def reported_labels(study: Study) -> list[str]:
     path = study.report_dir / "results.json"
     if not path.exists():
         if (study.report_dir / "results.md").exists():
-            raise ValueError(f"{study.report_dir} holds results.md but no results.json, so it cannot be compared with "
-                             "the new table; move it away or pass --force to overwrite it")
+            raise ValueError(
+                f"{study.report_dir} holds results.md but no results.json, so it cannot be compared with "
+                "the new table; move it away or pass --force to overwrite it"
+            )
         return []
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
         return [str(row["label"]) for row in rows if row.get("id") is not None]
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path} is not a study report (unreadable rows); move it away or pass --force to "
-                         "overwrite it") from None
+        raise ValueError(
+            f"{path} is not a study report (unreadable rows); move it away or pass --force to overwrite it"
+        ) from None
 
 
 def check_report_keeps(study: Study, finished: Sequence[str]) -> None:
@@ -45,9 +48,11 @@ def check_report_keeps(study: Study, finished: Sequence[str]) -> None:
     tables were once overwritten with an empty one by a run whose out_dir did not exist."""
     lost = [label for label in reported_labels(study) if label not in finished]
     if lost:
-        raise ValueError(f"refusing to overwrite {study.report_dir}: it has results for {', '.join(lost)}, which "
-                         f"{study.out_dir} lacks (no LABEL/eval/report.json); run them first, point [study] out_dir "
-                         "at their runs, or pass --force to replace the table anyway")
+        raise ValueError(
+            f"refusing to overwrite {study.report_dir}: it has results for {', '.join(lost)}, which "
+            f"{study.out_dir} lacks (no LABEL/eval/report.json); run them first, point [study] out_dir "
+            "at their runs, or pass --force to replace the table anyway"
+        )
 
 
 def _percent(value: Any) -> float | None:
@@ -57,8 +62,12 @@ def _percent(value: Any) -> float | None:
 def label_row(study: Study, label: str) -> dict[str, Any]:
     """One row of the table from the label's evaluation report (empty when not evaluated)."""
     method = study.methods[label]
-    row: dict[str, Any] = {"label": label, "method": method.name if method else "base",
-                           "scheme": method.scheme if method else "—", "expected_id": study.expected.get(label)}
+    row: dict[str, Any] = {
+        "label": label,
+        "method": method.name if method else "base",
+        "scheme": method.scheme if method else "—",
+        "expected_id": study.expected.get(label),
+    }
     report_file = study.out_dir / label / "eval" / "report.json"
     if not report_file.exists():
         return row
@@ -87,20 +96,26 @@ def _fmt(value: Any) -> str:
 
 def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
     columns = list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["expected_id"]
-    names = {"id": "ID avg", "format_ood": f"format OOD ({study.evaluation.format_ood})",
-             "content_ood": f"content OOD ({study.evaluation.content_ood})", "expected_id": "paper ID avg"}
-    lines = [f"# Study {study.name}", "",
-             f"Accuracy (%) per method: in distribution ({study.evaluation.split} split"
-             f"{', ' + str(study.evaluation.limit) + ' tasks' if study.evaluation.limit else ''}"
-             f"{', APIs ' + ', '.join(study.evaluation.apis) if study.evaluation.apis else ''}), and the same tasks as OOD variants "
-             f"(seed {study.evaluation.ood_seed}). ID avg = unweighted mean of the categories. Source: `{study.source}`.", "",
-             "| method | scheme | " + " | ".join(names.get(c, c) for c in columns) + " |",
-             "|---|---|" + "---:|" * len(columns)]
+    names = {
+        "id": "ID avg",
+        "format_ood": f"format OOD ({study.evaluation.format_ood})",
+        "content_ood": f"content OOD ({study.evaluation.content_ood})",
+        "expected_id": "paper ID avg",
+    }
+    lines = [
+        f"# Study {study.name}",
+        "",
+        f"Accuracy (%) per method: in distribution ({study.evaluation.split} split"
+        f"{', ' + str(study.evaluation.limit) + ' tasks' if study.evaluation.limit else ''}"
+        f"{', APIs ' + ', '.join(study.evaluation.apis) if study.evaluation.apis else ''}), and the same tasks as OOD variants "
+        f"(seed {study.evaluation.ood_seed}). ID avg = unweighted mean of the categories. Source: `{study.source}`.",
+        "",
+        "| method | scheme | " + " | ".join(names.get(c, c) for c in columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
+    ]
     for row in rows:
         lines.append(f"| {row['label']} | {row['scheme']} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
     return "\n".join(lines + [""] + structure_markdown(study, rows)) + "\n"
-
-
 
 
 def structure_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -108,13 +123,24 @@ def structure_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> list[str
     states, shares of assistant messages) and how the episodes ended, per method and column.
     Where every score is zero this is what tells the methods apart."""
     keys = structure_keys(study)
-    short = {"healthy_call": "call", "healthy_response": "reply", "text_pollution": "polluted", "full_collapse": "collapsed"}
-    lines = ["Structural state of the evaluation messages (share of assistant messages: healthy call / healthy "
-             "reply / text pollution / full collapse), the episodes' failure kinds, and how far the RL phases "
-             "moved the weights (||Δθ|| / ||θ||):", "",
-             "| method | " + " | ".join(f"{name} {' / '.join(short.values())}" for name, _, _ in keys)
-             + " | " + " | ".join(f"{name} failures" for name, _, _ in keys) + " | RL weight change |",
-             "|---|" + "---:|" * len(keys) + "---|" * len(keys) + "---:|"]
+    short = {
+        "healthy_call": "call",
+        "healthy_response": "reply",
+        "text_pollution": "polluted",
+        "full_collapse": "collapsed",
+    }
+    lines = [
+        "Structural state of the evaluation messages (share of assistant messages: healthy call / healthy "
+        "reply / text pollution / full collapse), the episodes' failure kinds, and how far the RL phases "
+        "moved the weights (||Δθ|| / ||θ||):",
+        "",
+        "| method | "
+        + " | ".join(f"{name} {' / '.join(short.values())}" for name, _, _ in keys)
+        + " | "
+        + " | ".join(f"{name} failures" for name, _, _ in keys)
+        + " | RL weight change |",
+        "|---|" + "---:|" * len(keys) + "---|" * len(keys) + "---:|",
+    ]
     for row in rows:
         change = row.get("rl_weight_change")
         moved = "—" if change is None else f"{change:.1e}"
@@ -162,8 +188,14 @@ def training_curves(study: Study, label: str) -> list[dict[str, Any]]:
     for phase in sorted(p for p in train_dir.glob("*-rl") if p.is_dir()):
         phase_rows = [r for r in read_metrics(phase) if r.get("step", 0) > 0 and "reward/mean" in r]
         for r in phase_rows:
-            rows.append({**r, **policy_step_metrics(phase, int(r["step"])), "rl_step": offset + int(r["step"]),
-                         "phase": phase.name})
+            rows.append(
+                {
+                    **r,
+                    **policy_step_metrics(phase, int(r["step"])),
+                    "rl_step": offset + int(r["step"]),
+                    "phase": phase.name,
+                }
+            )
         offset += max((int(r["step"]) for r in phase_rows), default=0)
     return rows
 
@@ -204,7 +236,7 @@ def rl_weight_change(study: Study, label: str) -> float | None:
         squared += sum(float(((after[k].double() - before[k].double()) ** 2).sum()) for k in before)
         if reference is None:
             reference = sum(float((before[k].double() ** 2).sum()) for k in before) ** 0.5
-    return squared ** 0.5 / reference if reference else None
+    return squared**0.5 / reference if reference else None
 
 
 def write_report(study: Study, force: bool = False) -> Path:
@@ -238,16 +270,41 @@ def write_report(study: Study, force: bool = False) -> Path:
 def _write_report_files(study: Study, rows: list[dict[str, Any]], out: Path) -> None:
     (out / "results.md").write_text(table_markdown(study, rows))
     curves = {label: training_curves(study, label) for label in study.labels if study.methods[label] is not None}
-    (out / "results.json").write_text(json.dumps({
-        "study": study.name, "source": study.source, "eval": asdict(study.evaluation), "expected": study.expected,
-        "methods": {label: (study.methods[label].to_dict() if study.methods[label] else None) for label in study.labels},
-        "config_overrides": study.label_overrides,
-        "rows": rows,
-        "curves": {label: [{k: v for k, v in r.items() if k in ("rl_step", "phase", "reward/mean", "policy/reward")
-                            or k.startswith(("state/", "policy_state/", "probe/"))}
-                           for r in rows_] for label, rows_ in curves.items()},
-    }, indent=1))
-    columns = ["label", "method", "scheme"] + list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["expected_id"]
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "study": study.name,
+                "source": study.source,
+                "eval": asdict(study.evaluation),
+                "expected": study.expected,
+                "methods": {
+                    label: (study.methods[label].to_dict() if study.methods[label] else None) for label in study.labels
+                },
+                "config_overrides": study.label_overrides,
+                "rows": rows,
+                "curves": {
+                    label: [
+                        {
+                            k: v
+                            for k, v in r.items()
+                            if k in ("rl_step", "phase", "reward/mean", "policy/reward")
+                            or k.startswith(("state/", "policy_state/", "probe/"))
+                        }
+                        for r in rows_
+                    ]
+                    for label, rows_ in curves.items()
+                },
+            },
+            indent=1,
+        )
+    )
+    columns = (
+        ["label", "method", "scheme"]
+        + list(study.evaluation.categories)
+        + ["id"]
+        + list(study.variants())
+        + ["expected_id"]
+    )
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

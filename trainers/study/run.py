@@ -45,8 +45,13 @@ def eval_tasks(study: Study) -> list[Any]:
     tasks involving them are selected first and ``limit`` then applies to those (round-robin
     over the categories from a seeded shuffle of entry indices, as ``toolenv eval`` does)."""
     settings = study.evaluation
-    pool = select_tasks(settings.categories, settings.split, apis=settings.apis or None,
-                        limit=settings.limit or None, seed=study.config.run.seed)
+    pool = select_tasks(
+        settings.categories,
+        settings.split,
+        apis=settings.apis or None,
+        limit=settings.limit or None,
+        seed=study.config.run.seed,
+    )
     return pool + [make_variant(task, spec, settings.ood_seed) for spec in study.variants().values() for task in pool]
 
 
@@ -57,26 +62,55 @@ def evaluate_label(study: Study, label: str, model_dir: Path, progress: bool = T
     settings = study.evaluation
     out = study.out_dir / label / "eval"
     rollout = study.config.rollout  # the same context budget as in training
-    generation = GenerationConfig(max_new_tokens=settings.max_new_tokens, temperature=0.0,
-                                  max_prompt_tokens=rollout.max_prompt_tokens + rollout.max_response_tokens)
-    config = RunConfig(model=str(model_dir), call_format=study.config.data.call_format,
-                       categories=tuple(settings.categories), split=settings.split, limit=settings.limit or None,
-                       max_steps_per_turn=study.config.rollout.max_steps_per_turn, batch_size=settings.batch_size,
-                       seed=study.config.run.seed, generation=generation.to_dict(), data_version=data_version(),
-                       ood=tuple(study.variants().values()), ood_seed=settings.ood_seed)
+    generation = GenerationConfig(
+        max_new_tokens=settings.max_new_tokens,
+        temperature=0.0,
+        max_prompt_tokens=rollout.max_prompt_tokens + rollout.max_response_tokens,
+    )
+    config = RunConfig(
+        model=str(model_dir),
+        call_format=study.config.data.call_format,
+        categories=tuple(settings.categories),
+        split=settings.split,
+        limit=settings.limit or None,
+        max_steps_per_turn=study.config.rollout.max_steps_per_turn,
+        batch_size=settings.batch_size,
+        seed=study.config.run.seed,
+        generation=generation.to_dict(),
+        data_version=data_version(),
+        ood=tuple(study.variants().values()),
+        ood_seed=settings.ood_seed,
+    )
     # the runner plays (or resumes) the study's own task list; the model loads only if needed
-    trajectories = run_eval(lambda: load_model(str(model_dir), engine=settings.engine, generation=generation),
-                            config, out, command=f"toolenv study {study.source} ({label}; apis={settings.apis})",
-                            progress=progress, tasks=eval_tasks(study))
-    meta = {"model": {"name": label, "path": str(model_dir)}, "call_format": config.call_format, "seed": config.seed,
-            "ood": list(config.ood), "ood_seed": config.ood_seed, "command": f"toolenv study {study.source}",
-            "data_version": config.data_version, "config": config.to_dict()}
+    trajectories = run_eval(
+        lambda: load_model(str(model_dir), engine=settings.engine, generation=generation),
+        config,
+        out,
+        command=f"toolenv study {study.source} ({label}; apis={settings.apis})",
+        progress=progress,
+        tasks=eval_tasks(study),
+    )
+    meta = {
+        "model": {"name": label, "path": str(model_dir)},
+        "call_format": config.call_format,
+        "seed": config.seed,
+        "ood": list(config.ood),
+        "ood_seed": config.ood_seed,
+        "command": f"toolenv study {study.source}",
+        "data_version": config.data_version,
+        "config": config.to_dict(),
+    }
     score_and_report(out, trajectories, meta)
     return json.loads((out / "report.json").read_text())
 
 
-def run_study(study: Study, only: Sequence[str] | None = None, report_only: bool = False,
-              log: Callable[[str], None] | None = None, force: bool = False) -> Path:
+def run_study(
+    study: Study,
+    only: Sequence[str] | None = None,
+    report_only: bool = False,
+    log: Callable[[str], None] | None = None,
+    force: bool = False,
+) -> Path:
     """Train and evaluate every label (or those in ``only``), then write the report. With
     ``report_only`` the report is rebuilt from the finished runs, and refused when a selected
     label has none; a report with fewer finished labels than the one in ``report_dir`` is
@@ -92,9 +126,11 @@ def run_study(study: Study, only: Sequence[str] | None = None, report_only: bool
         if missing:
             # the usual cause: a relative out_dir read from another folder than the one the runs were made in
             where = "" if study.out_dir.is_absolute() else f"; out_dir is relative to the current folder {Path.cwd()}"
-            raise ValueError(f"--report-only: no finished evaluation for {', '.join(missing)} in {study.out_dir} "
-                             f"(LABEL/eval/report.json{where}); run `toolenv study "
-                             f"{study.source}` to produce them, or pass --force to write a table without them")
+            raise ValueError(
+                f"--report-only: no finished evaluation for {', '.join(missing)} in {study.out_dir} "
+                f"(LABEL/eval/report.json{where}); run `toolenv study "
+                f"{study.source}` to produce them, or pass --force to write a table without them"
+            )
     if not force:
         # checked before training too: finding out after hours of training would be too late
         check_report_keeps(study, finished if report_only else sorted(set(finished) | set(selected)))

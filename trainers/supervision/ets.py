@@ -20,7 +20,9 @@ from trainers.records import RolloutRecord  # ETS's view of a rollout; also read
 RULES = ("any", "all")
 
 
-def erroneous_task_ids(records: Iterable[RolloutRecord], last_step: int, window: int = 10, rule: str = "any") -> list[str]:
+def erroneous_task_ids(
+    records: Iterable[RolloutRecord], last_step: int, window: int = 10, rule: str = "any"
+) -> list[str]:
     """Training tasks that failed in steps ``(last_step − window, last_step]`` (see the module
     docstring), in order of first failure (step, then group, then sample)."""
     if rule not in RULES:

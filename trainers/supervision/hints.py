@@ -48,7 +48,7 @@ DEFAULT_NO_CALL_ADVICE = "No call is needed: answer in plain text."
 #: format reminders by call format; other formats get the generic one
 FORMAT_REMINDERS = {
     "hermes": (
-        "Write each call as a JSON object with \"name\" and \"arguments\" inside "
+        'Write each call as a JSON object with "name" and "arguments" inside '
         "<tool_call></tool_call> tags; when a request is done, answer in plain text without any tool call."
     ),
     "python": (
@@ -143,15 +143,26 @@ WRITER_INSTRUCTIONS = (
 class EndpointHintWriter:
     """Hints from an LLM behind an OpenAI-compatible endpoint (temperature 0.7 as in the paper)."""
 
-    def __init__(self, base_url: str, model: str, codec: Codec, api_key: str | None = None,
-                 temperature: float = 0.7, max_tokens: int = 1024, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        codec: Codec,
+        api_key: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 1024,
+        timeout: float = 120.0,
+    ) -> None:
         from toolenv.inference import GenerationConfig
         from toolenv.inference.endpoint import OpenAIEndpointModel
 
         self.codec = codec
         self.model = OpenAIEndpointModel(
-            base_url, model, GenerationConfig(max_new_tokens=max_tokens, temperature=temperature),
-            api_key=api_key, timeout=timeout,
+            base_url,
+            model,
+            GenerationConfig(max_new_tokens=max_tokens, temperature=temperature),
+            api_key=api_key,
+            timeout=timeout,
         )
 
     def request(self, task: Task) -> list[dict[str, str]]:

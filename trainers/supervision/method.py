@@ -101,8 +101,9 @@ class Method:
 
         return GRPOUpdater(*args, **kwargs)
 
-    def interleaved_sft_data(self, rl_dir: Path, rl_phase: Phase, config: "TrainConfig", folder: Path,
-                             tasks: Sequence["Task"] | None) -> SFTData:
+    def interleaved_sft_data(
+        self, rl_dir: Path, rl_phase: Phase, config: "TrainConfig", folder: Path, tasks: Sequence["Task"] | None
+    ) -> SFTData:
         """The SFT data of an SFT phase that follows the RL phase ``rl_phase`` (run in
         ``rl_dir``); only methods whose :meth:`plan` has such phases implement it."""
         raise ValueError(f"{self.name} has no SFT phase after an RL phase")

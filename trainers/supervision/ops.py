@@ -46,8 +46,10 @@ def replaced_samples(n: int, k: int) -> frozenset[int]:
     if n < 1:
         raise ValueError(f"group size must be at least 1, got {n}")
     if not 0 <= k < n:
-        raise ValueError(f"OPS replaces k={k} of n={n} rollouts; k must be between 0 and n-1 "
-                         "(a group needs at least one policy sample)")
+        raise ValueError(
+            f"OPS replaces k={k} of n={n} rollouts; k must be between 0 and n-1 "
+            "(a group needs at least one policy sample)"
+        )
     return frozenset(range(k))
 
 
@@ -88,11 +90,14 @@ class GroundTruthEpisodes(EpisodeHooks):
     def script(self, task_id: str) -> list[str]:
         if task_id not in self.scripts:
             config = self.trainer.config
-            script = ground_truth_script(self.trainer.task_by_id(task_id), config.data.call_format,
-                                         self.method.calls_per_message)
+            script = ground_truth_script(
+                self.trainer.task_by_id(task_id), config.data.call_format, self.method.calls_per_message
+            )
             if len(script) > config.rollout.max_messages:
-                raise ValueError(f"ops: the demonstration of {task_id} has {len(script)} messages, more than "
-                                 f"[rollout] max_messages = {config.rollout.max_messages}; raise it")
+                raise ValueError(
+                    f"ops: the demonstration of {task_id} has {len(script)} messages, more than "
+                    f"[rollout] max_messages = {config.rollout.max_messages}; raise it"
+                )
             self.scripts[task_id] = script
         return self.scripts[task_id]
 
@@ -106,9 +111,11 @@ class GroundTruthEpisodes(EpisodeHooks):
         for rollout in rollouts:  # an expert cut by a budget scores 0 and teaches the opposite
             if rollout.source == GROUND_TRUTH_SOURCE and rollout.reward < 1.0 and rollout.task_id not in self.warned:
                 self.warned.add(rollout.task_id)
-                sys.stderr.write(f"toolenv: warning: ops: the ground-truth rollout of {rollout.task_id} scored "
-                                 f"{rollout.reward} (truncation: {rollout.meta.get('truncation')}); raise [rollout] "
-                                 "max_response_tokens / max_prompt_tokens\n")
+                sys.stderr.write(
+                    f"toolenv: warning: ops: the ground-truth rollout of {rollout.task_id} scored "
+                    f"{rollout.reward} (truncation: {rollout.meta.get('truncation')}); raise [rollout] "
+                    "max_response_tokens / max_prompt_tokens\n"
+                )
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,9 @@ def _dual_clip_ppo(ratio: Any, advantages: Any, low: float, high: float, c: floa
     return torch.where(advantages < 0, torch.minimum(loss, -advantages * c), loss)
 
 
-def shaped_token_losses(logp: Any, old_logp: Any, advantages: Any, off_policy: Any,
-                        config: ShapedLossConfig = ShapedLossConfig()) -> Any:
+def shaped_token_losses(
+    logp: Any, old_logp: Any, advantages: Any, off_policy: Any, config: ShapedLossConfig = ShapedLossConfig()
+) -> Any:
     """Per-token policy losses ``[B, L]`` (no masking, no aggregation).
 
     ``logp``: current log-probs of the taken tokens ``[B, L]`` (with grad); ``old_logp``: the
@@ -164,8 +172,9 @@ def shaped_token_losses(logp: Any, old_logp: Any, advantages: Any, off_policy: A
     return torch.where(flags, off, on)
 
 
-def shaped_policy_loss(logp: Any, old_logp: Any, advantages: Any, mask: Any, off_policy: Any,
-                       config: ShapedLossConfig = ShapedLossConfig()) -> tuple[Any, dict[str, float]]:
+def shaped_policy_loss(
+    logp: Any, old_logp: Any, advantages: Any, mask: Any, off_policy: Any, config: ShapedLossConfig = ShapedLossConfig()
+) -> tuple[Any, dict[str, float]]:
     """Token-mean of :func:`shaped_token_losses` over the trained tokens (``mask`` = 1), with
     the fraction of trained tokens that are off-policy."""
     losses = shaped_token_losses(logp, old_logp, advantages, off_policy, config)

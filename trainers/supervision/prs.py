@@ -61,8 +61,14 @@ def select_reflection_rollouts(rows: Sequence[Row], method: "PRS") -> list[Row]:
 # -- the reflection records ----------------------------------------------------------------------
 
 
-def build_reflections(rows: Sequence[Row], tasks: dict[str, Task], method: "PRS",
-                      call_format: str, path: Path | None = None, workers: int = 8) -> list[dict[str, Any]]:
+def build_reflections(
+    rows: Sequence[Row],
+    tasks: dict[str, Task],
+    method: "PRS",
+    call_format: str,
+    path: Path | None = None,
+    workers: int = 8,
+) -> list[dict[str, Any]]:
     """Reflection records with their SFT conversation for the selected trajectories: one each
     from the built-in reflector, one or two each from the endpoint judge (call A, and call B on
     a failing turn), the judge's calls made concurrently. With ``path``, records are kept in a
@@ -77,8 +83,13 @@ def build_reflections(rows: Sequence[Row], tasks: dict[str, Task], method: "PRS"
                 done.setdefault((record["step"], record["task_id"], record["sample"]), []).append(record)
     judge = None
     if method.reflector == "judge":
-        judge = EndpointJudge(method.endpoint, method.model, codec, api_key=os.environ.get(method.api_key_env),
-                              error_turn=method.error_turn_call)
+        judge = EndpointJudge(
+            method.endpoint,
+            method.model,
+            codec,
+            api_key=os.environ.get(method.api_key_env),
+            error_turn=method.error_turn_call,
+        )
 
     def one(row: Row) -> list[dict[str, Any]]:
         record, data = row
@@ -92,8 +103,15 @@ def build_reflections(rows: Sequence[Row], tasks: dict[str, Task], method: "PRS"
         for reflection in reflections:
             reflection.sample, reflection.step = record.sample, record.step
             messages = reflection_messages(task, trajectory, reflection, codec, method.show_ground_truth)
-            out.append({"step": record.step, "task_id": record.task_id, "sample": record.sample,
-                        "reflection": reflection.to_dict(), "messages": messages})
+            out.append(
+                {
+                    "step": record.step,
+                    "task_id": record.task_id,
+                    "sample": record.sample,
+                    "reflection": reflection.to_dict(),
+                    "messages": messages,
+                }
+            )
         if path is not None:
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
@@ -134,28 +152,52 @@ class EndpointJudge:
     requests show the ground truth and the checker's findings; each answer (``<think>``
     removed) becomes the critique of one reflection. Temperature 0.7 as in the paper."""
 
-    def __init__(self, base_url: str, model: str, codec: Codec, api_key: str | None = None,
-                 temperature: float = 0.7, max_tokens: int = 2048, timeout: float = 300.0,
-                 error_turn: bool = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        codec: Codec,
+        api_key: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 2048,
+        timeout: float = 300.0,
+        error_turn: bool = True,
+    ) -> None:
         from toolenv.inference import GenerationConfig
         from toolenv.inference.endpoint import OpenAIEndpointModel
 
         self.codec = codec
         self.error_turn = error_turn
-        self.model = OpenAIEndpointModel(base_url, model, GenerationConfig(max_new_tokens=max_tokens,
-                                                                          temperature=temperature),
-                                         api_key=api_key, timeout=timeout)
+        self.model = OpenAIEndpointModel(
+            base_url,
+            model,
+            GenerationConfig(max_new_tokens=max_tokens, temperature=temperature),
+            api_key=api_key,
+            timeout=timeout,
+        )
 
     def request(self, task: Task, trajectory: Trajectory, builtin: Reflection) -> list[dict[str, str]]:
         findings = builtin.critique if not builtin.passed else "The checker found no failure."
-        user = "\n\n".join([reflection_request(task, trajectory, True, self.codec),
-                            "Checker findings:\n" + findings, JUDGE_INSTRUCTIONS])
+        user = "\n\n".join(
+            [
+                reflection_request(task, trajectory, True, self.codec),
+                "Checker findings:\n" + findings,
+                JUDGE_INSTRUCTIONS,
+            ]
+        )
         return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
-    def error_turn_request_messages(self, task: Task, trajectory: Trajectory, builtin: Reflection) -> list[dict[str, str]]:
+    def error_turn_request_messages(
+        self, task: Task, trajectory: Trajectory, builtin: Reflection
+    ) -> list[dict[str, str]]:
         assert builtin.failed_turn is not None
-        user = "\n\n".join([error_turn_request(task, trajectory, builtin.failed_turn, True, self.codec),
-                             "Checker findings:\n" + builtin.critique, ERROR_TURN_INSTRUCTIONS])
+        user = "\n\n".join(
+            [
+                error_turn_request(task, trajectory, builtin.failed_turn, True, self.codec),
+                "Checker findings:\n" + builtin.critique,
+                ERROR_TURN_INSTRUCTIONS,
+            ]
+        )
         return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
     def _ask(self, task: Task, messages: list[dict[str, str]]) -> str:

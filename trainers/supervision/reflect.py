@@ -181,7 +181,7 @@ def reflect(task: Task, trajectory: Trajectory, codec: Codec) -> Reflection:
     made = [keyword_call(c, task.involved_classes) for step in (turn.steps if turn else []) for c in step.calls]
     expected = [keyword_call(c, task.involved_classes) for c in task.ground_truth_calls[failed]]
     errors = []
-    for step in (turn.steps if turn else []):
+    for step in turn.steps if turn else []:
         for call, result in zip(list(step.calls) + [None] * len(step.errors), list(step.results) + list(step.errors)):
             text = str(result)
             if call is None:
@@ -228,8 +228,10 @@ def critique_text(r: Reflection) -> str:
     lines = [f"Turn {r.failed_turn + 1} failed: {_FAILURE_TEXT.get(r.failure or '', r.failure)}."]
     lines.append(f"The user asked: {r.request}")
     if r.stopped_early:
-        lines.append("The episode stopped in this turn before it was finished (step or length limit): "
-                     "avoid repeating calls and finish each request with a plain-text answer.")
+        lines.append(
+            "The episode stopped in this turn before it was finished (step or length limit): "
+            "avoid repeating calls and finish each request with a plain-text answer."
+        )
     for turn, calls in sorted(r.stray_calls.items()):
         lines.append(f"Turn {turn + 1} needed no call, yet these ran and changed the state: {', '.join(calls)}.")
     d = r.divergence
@@ -238,19 +240,25 @@ def critique_text(r: Reflection) -> str:
         if d.kind == "wrong_function":
             lines.append(f"{position} used the wrong function: {d.got} instead of {d.expected}.")
         elif d.kind == "wrong_arguments":
-            lines.append(f"{position} had wrong arguments ({', '.join(map(str, d.arguments))}): {d.got} "
-                         f"instead of {d.expected}.")
+            lines.append(
+                f"{position} had wrong arguments ({', '.join(map(str, d.arguments))}): {d.got} instead of {d.expected}."
+            )
         elif d.kind == "missing_call":
-            lines.append(f"{position} is missing: {d.expected} was never called." if r.made_calls
-                         else f"No call was made; the first needed call is {d.expected}.")
+            lines.append(
+                f"{position} is missing: {d.expected} was never called."
+                if r.made_calls
+                else f"No call was made; the first needed call is {d.expected}."
+            )
         else:
             lines.append(f"{position} should not have been made: {d.got}.")
     for diff in r.state_diff[:4]:
-        lines.append(f"State difference in {diff['class']}.{diff['attribute']}: expected {diff['expected']}, "
-                     f"got {diff['got']}.")
+        lines.append(
+            f"State difference in {diff['class']}.{diff['attribute']}: expected {diff['expected']}, got {diff['got']}."
+        )
     if r.missing_results:
-        lines.append("Results the request needs but the calls did not produce: "
-                     + "; ".join(r.missing_results[:3]) + ".")
+        lines.append(
+            "Results the request needs but the calls did not produce: " + "; ".join(r.missing_results[:3]) + "."
+        )
     for error in r.error_results[:3]:
         lines.append(f"A call failed: {error}.")
     if r.expected_calls:
@@ -296,14 +304,18 @@ def _step_lines(steps: Sequence[Any]) -> list[str]:
 def _truth_line(task: Task, turn: int, codec: Codec | None) -> str:
     assert codec is not None
     calls = task.ground_truth_calls[turn]
-    return "Ground-truth calls: " + (render_calls(task, calls, codec) if calls else "none (missing function or parameter)")
+    return "Ground-truth calls: " + (
+        render_calls(task, calls, codec) if calls else "none (missing function or parameter)"
+    )
 
 
-def reflection_request(task: Task, trajectory: Trajectory, show_ground_truth: bool = False,
-                       codec: Codec | None = None) -> str:
+def reflection_request(
+    task: Task, trajectory: Trajectory, show_ground_truth: bool = False, codec: Codec | None = None
+) -> str:
     tools = ", ".join(doc["name"] for doc in task.tool_docs(revealed_up_to=len(task.turns)))
-    return "\n\n".join([REQUEST_HEAD, f"Available tools: {tools}",
-                        episode_log(task, trajectory, show_ground_truth, codec)])
+    return "\n\n".join(
+        [REQUEST_HEAD, f"Available tools: {tools}", episode_log(task, trajectory, show_ground_truth, codec)]
+    )
 
 
 ERROR_TURN_HEAD = (
@@ -312,8 +324,9 @@ ERROR_TURN_HEAD = (
 )
 
 
-def error_turn_log(task: Task, trajectory: Trajectory, turn: int, show_ground_truth: bool = False,
-                   codec: Codec | None = None) -> str:
+def error_turn_log(
+    task: Task, trajectory: Trajectory, turn: int, show_ground_truth: bool = False, codec: Codec | None = None
+) -> str:
     """The user's requests up to ``turn``, then that turn's assistant outputs and results and,
     optionally, its ground-truth calls."""
     lines = [f"Turn {t + 1}. User: {turn_request(task, t)}" for t in range(min(turn, len(task.turns)))]
@@ -325,15 +338,18 @@ def error_turn_log(task: Task, trajectory: Trajectory, turn: int, show_ground_tr
     return "\n".join(lines)
 
 
-def error_turn_request(task: Task, trajectory: Trajectory, turn: int, show_ground_truth: bool = False,
-                       codec: Codec | None = None) -> str:
+def error_turn_request(
+    task: Task, trajectory: Trajectory, turn: int, show_ground_truth: bool = False, codec: Codec | None = None
+) -> str:
     tools = ", ".join(doc["name"] for doc in task.tool_docs(revealed_up_to=len(task.turns)))
-    return "\n\n".join([ERROR_TURN_HEAD, f"Available tools: {tools}",
-                        error_turn_log(task, trajectory, turn, show_ground_truth, codec)])
+    return "\n\n".join(
+        [ERROR_TURN_HEAD, f"Available tools: {tools}", error_turn_log(task, trajectory, turn, show_ground_truth, codec)]
+    )
 
 
-def reflection_messages(task: Task, trajectory: Trajectory, reflection: Reflection, codec: Codec,
-                        show_ground_truth: bool = False) -> list[dict[str, str]]:
+def reflection_messages(
+    task: Task, trajectory: Trajectory, reflection: Reflection, codec: Codec, show_ground_truth: bool = False
+) -> list[dict[str, str]]:
     """One SFT conversation: the reflection request, then the critique as the assistant's
     answer (the judge's text for a judge reflection). An ``error_turn`` reflection is asked
     about its failing turn only."""

@@ -52,9 +52,16 @@ class SupervisedTrainer(Trainer):
     training tasks); ``extra_conversations`` are added as SFT conversations (reflections);
     ``hint_writer`` replaces HBG's configured hint source (tests)."""
 
-    def __init__(self, config: TrainConfig, method: Method, *args: Any, sft_tasks: Sequence[Task] | None = None,
-                 extra_conversations: Sequence[Sequence[dict[str, Any]]] = (), hint_writer: Callable[[Task], str] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        method: Method,
+        *args: Any,
+        sft_tasks: Sequence[Task] | None = None,
+        extra_conversations: Sequence[Sequence[dict[str, Any]]] = (),
+        hint_writer: Callable[[Task], str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(config, *args, **kwargs)
         self.method = method
         self.sft_tasks = list(sft_tasks) if sft_tasks is not None else None
@@ -102,7 +109,9 @@ class SupervisedTrainer(Trainer):
         if self.config.run.mode != "sft" or self.sft_tasks is None or self.sft_tasks:
             samples = super().sft_samples(run_dir)
         if self.extra_conversations:
-            samples += build_samples(self.tokenizer, self.extra_conversations, "per_message", self.config.sft.max_length)
+            samples += build_samples(
+                self.tokenizer, self.extra_conversations, "per_message", self.config.sft.max_length
+            )
         if not samples:
             raise ValueError("nothing to train on in this SFT phase")
         return samples
@@ -149,9 +158,18 @@ def _write_phase(folder: Path, info: dict[str, Any]) -> None:
     (folder / PHASE_FILE).write_text(json.dumps(info, indent=2))
 
 
-def run_method(config: TrainConfig, method: Method, out_dir: str | Path, *, model: Any = None, tokenizer: Any = None,
-               tasks: Sequence[Task] | None = None, validation: Sequence[Task] | None = None,
-               hint_writer: Callable[[Task], str] | None = None, log: Callable[[str], None] | None = None) -> Path:
+def run_method(
+    config: TrainConfig,
+    method: Method,
+    out_dir: str | Path,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    tasks: Sequence[Task] | None = None,
+    validation: Sequence[Task] | None = None,
+    hint_writer: Callable[[Task], str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """Run (or resume) every phase of ``method`` into ``out_dir``; returns the final model's
     folder. ``model``/``tokenizer`` (tests) replace ``[model] path`` for the first phase."""
     import torch
@@ -182,21 +200,46 @@ def run_method(config: TrainConfig, method: Method, out_dir: str | Path, *, mode
             continue
         resume = (folder / "config.json").exists()
         torch.manual_seed(pconfig.run.seed)
-        trainer = SupervisedTrainer(pconfig, method, model=given, tokenizer=tokenizer if given is not None else None,
-                                    tasks=tasks, validation=validation, hint_writer=hint_writer, **extra)
+        trainer = SupervisedTrainer(
+            pconfig,
+            method,
+            model=given,
+            tokenizer=tokenizer if given is not None else None,
+            tasks=tasks,
+            validation=validation,
+            hint_writer=hint_writer,
+            **extra,
+        )
         say(f"{method.name}: phase {phase.name} ({phase.kind}) {'resumed' if resume else 'started'}")
         trainer.run(resume=resume)
-        _write_phase(folder, {"status": "done", **({"sft_tasks": [t.id for t in extra["sft_tasks"]],
-                                                   "reflections": len(extra["extra_conversations"])} if extra else {})})
+        _write_phase(
+            folder,
+            {
+                "status": "done",
+                **(
+                    {"sft_tasks": [t.id for t in extra["sft_tasks"]], "reflections": len(extra["extra_conversations"])}
+                    if extra
+                    else {}
+                ),
+            },
+        )
         summary.append({**phase.to_dict(), "status": "done"})
         current, given = str(folder / "final"), None
-    (out / METHOD_FILE).write_text(json.dumps({"method": method.to_dict(), "phases": summary, "final": current}, indent=2))
+    (out / METHOD_FILE).write_text(
+        json.dumps({"method": method.to_dict(), "phases": summary, "final": current}, indent=2)
+    )
     return Path(current)
 
 
-def _interleaved_data(method: Method, phase: Phase, last_rl: tuple[Path, Phase] | None, config: TrainConfig,
-                      folder: Path, tasks: Sequence[Task] | None, say: Callable[[str], None]
-                      ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _interleaved_data(
+    method: Method,
+    phase: Phase,
+    last_rl: tuple[Path, Phase] | None,
+    config: TrainConfig,
+    folder: Path,
+    tasks: Sequence[Task] | None,
+    say: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The trainer arguments of an SFT phase after an RL phase (``{}`` for any other phase),
     and, when it has nothing to train on, what its skip records (its ``phase.json`` is written)."""
     if phase.kind != "sft" or phase.data == "demos":

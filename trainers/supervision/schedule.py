@@ -44,14 +44,31 @@ if TYPE_CHECKING:
     from trainers.config import TrainConfig
     from trainers.supervision.run import SupervisedTrainer
 
-__all__ = ["ETS", "HBG", "METHODS", "OPS", "PRESETS", "PRS", "SFTOnly", "SFTThenRL", "SyncJoint", "Vanilla", "Method",
-           "Phase", "method_from_dict", "method_names", "phase_plan"]
+__all__ = [
+    "ETS",
+    "HBG",
+    "METHODS",
+    "OPS",
+    "PRESETS",
+    "PRS",
+    "SFTOnly",
+    "SFTThenRL",
+    "SyncJoint",
+    "Vanilla",
+    "Method",
+    "Phase",
+    "method_from_dict",
+    "method_names",
+    "phase_plan",
+]
 
 
 def _needs_recomputed_logprobs(method: Method, config: "TrainConfig") -> None:
     if config.grpo.old_logprobs != "recompute":
-        raise ValueError(f"{method.name} needs [grpo] old_logprobs = \"recompute\" (the update must not use the engine's "
-                         "log-probs of substituted or hinted messages)")
+        raise ValueError(
+            f'{method.name} needs [grpo] old_logprobs = "recompute" (the update must not use the engine\'s '
+            "log-probs of substituted or hinted messages)"
+        )
 
 
 @register
@@ -123,7 +140,9 @@ class OPS(Method):
     def check(self, config: "TrainConfig") -> None:
         _needs_recomputed_logprobs(self, config)
         if self.replace >= config.grpo.n:
-            raise ValueError(f"ops replaces {self.replace} of n={config.grpo.n} rollouts: keep at least one policy sample")
+            raise ValueError(
+                f"ops replaces {self.replace} of n={config.grpo.n} rollouts: keep at least one policy sample"
+            )
 
     def episode_hooks(self, trainer: "SupervisedTrainer") -> EpisodeHooks:
         from trainers.supervision.ops import GroundTruthEpisodes
@@ -204,8 +223,9 @@ class SyncJoint(Method):
         from trainers.supervision.updaters import JointSFTUpdater
 
         samples = trainer.sft_samples(Path(trainer.config.run.out_dir))
-        return JointSFTUpdater(*args, sft_samples=samples, weight=self.weight, batch=self.batch,
-                               seed=trainer.config.run.seed, **kwargs)
+        return JointSFTUpdater(
+            *args, sft_samples=samples, weight=self.weight, batch=self.batch, seed=trainer.config.run.seed, **kwargs
+        )
 
 
 @dataclass(frozen=True)
@@ -238,18 +258,35 @@ class Interleaved(Method):
         phases: list[Phase] = []
         last = len(self.phases) - 1
         for i, steps in enumerate(self.phases):
-            phases.append(Phase("rl", len(phases), steps=steps, warmup_steps=self.rl_warmup_steps,
-                                fresh_reference=i > 0, window=self.window if i < last else 0))
+            phases.append(
+                Phase(
+                    "rl",
+                    len(phases),
+                    steps=steps,
+                    warmup_steps=self.rl_warmup_steps,
+                    fresh_reference=i > 0,
+                    window=self.window if i < last else 0,
+                )
+            )
             if i < last:
-                phases.append(Phase("sft", len(phases), epochs=self.sft_epochs, lr=self.sft_lr,
-                                    warmup_ratio=self.sft_warmup_ratio, data=self.sft_data))
+                phases.append(
+                    Phase(
+                        "sft",
+                        len(phases),
+                        epochs=self.sft_epochs,
+                        lr=self.sft_lr,
+                        warmup_ratio=self.sft_warmup_ratio,
+                        data=self.sft_data,
+                    )
+                )
         return phases
 
     def decided_keys(self) -> frozenset[str]:
         return super().decided_keys() | {"grpo.steps"}
 
-    def interleaved_sft_data(self, rl_dir: Path, rl_phase: Phase, config: "TrainConfig", folder: Path,
-                             tasks: Sequence["Task"] | None) -> SFTData:
+    def interleaved_sft_data(
+        self, rl_dir: Path, rl_phase: Phase, config: "TrainConfig", folder: Path, tasks: Sequence["Task"] | None
+    ) -> SFTData:
         """Demonstrations of the tasks that failed in the RL phase's last ``window`` steps
         (read from its ``rollouts/step_N.jsonl`` records), plus :meth:`reflections`."""
         from trainers.records import read_step_records
@@ -260,14 +297,23 @@ class Interleaved(Method):
         rows = read_step_records(rl_dir, first, rl_phase.steps)
         pool = list(tasks) if tasks is not None else train_tasks(config)
         by_id = {task.id: task for task in pool}
-        failed = [task_id for task_id in erroneous_task_ids([r for r, _ in rows], rl_phase.steps, rl_phase.window, self.rule)
-                  if task_id in by_id]
+        failed = [
+            task_id
+            for task_id in erroneous_task_ids([r for r, _ in rows], rl_phase.steps, rl_phase.window, self.rule)
+            if task_id in by_id
+        ]
         info: dict[str, Any] = {"window_records": len(rows), "failed_tasks": len(failed)}
         conversations = self.reflections([row for row in rows if row[0].task_id in by_id], by_id, config, folder, info)
         return [by_id[i] for i in failed], conversations, info
 
-    def reflections(self, rows: Sequence[tuple[Any, dict[str, Any]]], tasks: dict[str, "Task"], config: "TrainConfig",
-                    folder: Path, info: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    def reflections(
+        self,
+        rows: Sequence[tuple[Any, dict[str, Any]]],
+        tasks: dict[str, "Task"],
+        config: "TrainConfig",
+        folder: Path,
+        info: dict[str, Any],
+    ) -> list[list[dict[str, Any]]]:
         """Extra SFT conversations from the window's records. Default: none."""
         return []
 
@@ -309,8 +355,14 @@ class PRS(Interleaved):
         if self.reflector == "judge" and not (self.endpoint and self.model):
             raise ValueError("prs with reflector='judge' needs endpoint (URL) and model")
 
-    def reflections(self, rows: Sequence[tuple[Any, dict[str, Any]]], tasks: dict[str, "Task"], config: "TrainConfig",
-                    folder: Path, info: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    def reflections(
+        self,
+        rows: Sequence[tuple[Any, dict[str, Any]]],
+        tasks: dict[str, "Task"],
+        config: "TrainConfig",
+        folder: Path,
+        info: dict[str, Any],
+    ) -> list[list[dict[str, Any]]]:
         """Reflections (kept in the SFT phase's ``reflections.jsonl``) on the trajectories
         :func:`~.prs.select_reflection_rollouts` picks."""
         from trainers.supervision.prs import REFLECTIONS_FILE, build_reflections, select_reflection_rollouts
@@ -352,7 +404,9 @@ def method_from_dict(data: Mapping[str, Any] | str) -> Method:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown key(s) for method {name}: {', '.join(unknown)}; valid: {', '.join(fields) or '(none)'}")
+        raise ValueError(
+            f"unknown key(s) for method {name}: {', '.join(unknown)}; valid: {', '.join(fields) or '(none)'}"
+        )
     for key, value in list(data.items()):
         if isinstance(value, list):
             data[key] = tuple(value)

@@ -36,7 +36,7 @@ def replaced_token_flags(rows: Sequence[Rollout], width: int) -> torch.Tensor:
     for b, rollout in enumerate(rows):
         offset = len(rollout.prompt_ids) - 1  # completion index j is loss position offset + j
         for start, end in rollout.meta.get("replaced_spans", ()):
-            flags[b, max(0, offset + start): max(0, min(width, offset + end))] = True
+            flags[b, max(0, offset + start) : max(0, min(width, offset + end))] = True
     return flags
 
 
@@ -48,14 +48,28 @@ class ShapedOPSUpdater(GRPOUpdater):
         self.shaped = shaped
         self._off_tokens = 0.0
 
-    def policy_terms(self, logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                     rows: Sequence[Rollout], mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def policy_terms(
+        self,
+        logp: torch.Tensor,
+        old_logp: torch.Tensor,
+        advantages: torch.Tensor,
+        rows: Sequence[Rollout],
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         config = self.config
-        shaped = ShapedLossConfig(self.shaped.gamma, config.clip_low, config.clip_high, config.clip_c or 1e9,
-                                  self.shaped.off_dual_clip, self.shaped.off_clip)
+        shaped = ShapedLossConfig(
+            self.shaped.gamma,
+            config.clip_low,
+            config.clip_high,
+            config.clip_c or 1e9,
+            self.shaped.off_dual_clip,
+            self.shaped.off_clip,
+        )
         flags = replaced_token_flags(rows, logp.shape[1]).to(logp.device)
         loss = shaped_token_losses(logp, old_logp, advantages, flags, shaped)
-        _, clipped = policy_loss_terms(logp.detach(), old_logp, advantages, config.clip_low, config.clip_high, config.clip_c)
+        _, clipped = policy_loss_terms(
+            logp.detach(), old_logp, advantages, config.clip_low, config.clip_high, config.clip_c
+        )
         if mask is not None:
             self._off_tokens += float((flags.float() * mask).sum())
         return loss, torch.where(flags, torch.zeros_like(clipped), clipped)
@@ -71,8 +85,15 @@ class ShapedOPSUpdater(GRPOUpdater):
 class JointSFTUpdater(GRPOUpdater):
     """GRPO plus ``weight`` × an SFT cross-entropy term in every optimizer step."""
 
-    def __init__(self, *args: Any, sft_samples: Sequence[Any] = (), weight: float = 0.1, batch: int = 4,
-                 seed: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        sft_samples: Sequence[Any] = (),
+        weight: float = 0.1,
+        batch: int = 4,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         if not sft_samples:
             raise ValueError("the joint SFT loss needs at least one demonstration sample")
