@@ -81,6 +81,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             generation=generation.to_dict(),
             ood=ood,
             ood_seed=args.ood_seed,
+            keep_positional=args.keep_positional,
         )
     )
     episode_tasks(config)  # an empty or impossible selection fails here
@@ -112,7 +113,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.bfcl_results:
         if not source.exists():
             raise ValueError(f"{source}: no such BFCL result file or folder")
-        trajectories = list(read_bfcl_results([source]))
+        trajectories = list(read_bfcl_results([source], keep_positional=args.keep_positional))
         out = Path(args.out or "bfcl-scored")
         meta = {
             "data_version": distribution().data_version,
@@ -228,6 +229,12 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "(e.g. rename_tools+shuffle_schema python_list_format; see `toolenv ood list`); the report "
         "shows in-distribution and each variant side by side with the drop",
     )
+    evaluate.add_argument(
+        "--keep-positional",
+        action="store_true",
+        help="python format: bind positional arguments to parameter names instead of dropping them "
+        "as BFCL's decoder does (the score is then not BFCL's)",
+    )
     evaluate.add_argument("--ood-seed", type=int, default=0, help="seed of the OOD variants")
     evaluate.add_argument("--out", default="runs/eval", help="run folder (an unfinished run there is resumed)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars, ours or third-party")
@@ -236,6 +243,12 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     score = commands.add_parser("score", help="score a run folder, or official `bfcl generate` result files")
     score.add_argument("path", help="a toolenv run folder, or (with --bfcl-results) a BFCL result file or folder")
     score.add_argument("--bfcl-results", action="store_true", help="PATH holds official BFCL result files")
+    score.add_argument(
+        "--keep-positional",
+        action="store_true",
+        help="with --bfcl-results: read text steps binding positional arguments instead of dropping "
+        "them as `bfcl evaluate` does (the score is then not BFCL's)",
+    )
     score.add_argument("--model-name", help="model name to record for BFCL result files (default: PATH's name)")
     score.add_argument(
         "--out",

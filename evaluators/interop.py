@@ -18,9 +18,12 @@ and each variant in ``OUT/ood/<spec>_seed<seed>/`` in the same line format, besi
 back so that scoring rebuilds the variant. Give the official evaluator the files of ``OUT/``
 itself, never those of ``OUT/ood/``.
 
-The official evaluator decodes with each model handler's own ``decode_execute``; this module
-decodes with the generic prompting decoder (positional arguments kept, nothing evaluated), so a
-handler with a custom output format needs its outputs converted first.
+Steps are decoded as ``bfcl evaluate`` decodes them with the generic handlers
+(:mod:`toolenv.formats.bfcl_decode`, rule for rule): the prompting decoder for text (positional
+arguments dropped, and counted per step as ``positional_dropped``), the ``{name: arguments}``
+converter for function-calling records; a step that fails to decode or decodes to nothing is
+skipped. Nothing is evaluated. A handler with a custom output format needs its outputs
+converted first.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from toolenv.calls import Call
 from toolenv.data import Task, get_task
 from toolenv.executor import keyword_call
 from toolenv.formats import get_codec
-from toolenv.formats.base import arguments_object
+from toolenv.formats.bfcl_decode import BFCLDecodeError
+from toolenv.formats.bfcl_decode import decode_step as decode_bfcl_step
 from toolenv.structure import classify
 from toolenv.trajectory import Step, Trajectory, TurnRecord
 
@@ -50,21 +54,39 @@ OOD_MANIFEST = "toolenv_ood.json"
 OOD_FOLDER = "ood"
 
 
+def is_function_calling(result: Any) -> bool:
+    """Whether a record's steps come from a function-calling handler: some step is a list or
+    dict of ``{name: arguments}`` (a prompting handler's steps are all text)."""
+    return isinstance(result, list) and any(
+        isinstance(step, (list, dict)) for turn in result if isinstance(turn, list) for step in turn
+    )
+
+
+def decoded_step(raw: Any, function_calling: bool, keep_positional: bool = False) -> tuple[list[Call], list[str], int]:
+    """One raw step as ``bfcl evaluate`` decodes it (:mod:`toolenv.formats.bfcl_decode`): the
+    calls, the execution strings toolenv cannot run (they come back as errors) and the number
+    of calls whose positional arguments BFCL dropped. A step BFCL fails to decode has no calls.
+    ``keep_positional``: text is read by the literal decoder that binds positional arguments
+    instead (not how BFCL scores; an explicit option)."""
+    if keep_positional and isinstance(raw, str):
+        return list(get_codec("python", keep_positional=True).parse(raw).calls), [], 0
+    try:
+        decoded = decode_bfcl_step(raw, function_calling)
+    except BFCLDecodeError:
+        return [], [], 0
+    calls, unrunnable = decoded.calls()
+    return calls, unrunnable, decoded.positional_dropped
+
+
 def decode_step(raw: Any) -> list[Call]:
-    """The calls of one raw BFCL step; [] when it does not decode."""
-    if isinstance(raw, str):
-        return list(get_codec("python").parse(raw).calls)
-    if isinstance(raw, list):
-        calls = []
-        for item in raw:
-            if not (isinstance(item, dict) and len(item) == 1):
-                return []
-            ((name, arguments),) = item.items()
-            try:
-                calls.append(Call(str(name), (), arguments_object(arguments)))
-            except (ValueError, TypeError):
-                return []
-        return calls
+    """The calls of one raw BFCL step ([] when it does not decode), its kind taken from its shape."""
+    return decoded_step(raw, not isinstance(raw, str))[0]
+
+
+def _steps_of(turn: Any) -> list[Any]:
+    """A turn's steps as ``bfcl evaluate`` iterates them (a string turn is its characters)."""
+    if isinstance(turn, (list, str, dict)):
+        return list(turn)
     return []
 
 
@@ -74,20 +96,27 @@ def step_structure(raw: Any, calls: Sequence[Call]) -> str:
     A string is what a prompting model wrote: it is classified by the python-list codec, the
     one it was decoded with, exactly as the environment classifies a live message. A list is a
     function-calling handler's decoded tool calls, so it is a tool step by construction: there
-    is no surrounding text that could be polluted, hence ``healthy_call`` when every entry
-    decoded, ``text_pollution`` when some did not (structure there, but broken, so the step is
-    dropped as BFCL drops it) and ``full_collapse`` for an empty list (nothing at all)."""
+    is no surrounding text that could be polluted, hence ``healthy_call`` when it decoded,
+    ``text_pollution`` when it did not (structure there, but broken: BFCL's converter fails the
+    whole step and drops it) and ``full_collapse`` for an empty list (nothing at all)."""
     if isinstance(raw, list):
         if not raw:
             return "full_collapse"
-        return "healthy_call" if len(calls) == len(raw) else "text_pollution"
+        return "healthy_call" if calls else "text_pollution"
     codec = get_codec("python")
     text = raw if isinstance(raw, str) else ("" if raw is None else json.dumps(raw))
     return classify(text, codec, codec.parse(text))
 
 
-def trajectory_from_bfcl(record: dict[str, Any], task: Task | None = None) -> Trajectory:
-    """One official result record as a trajectory (``inference_error`` when ``result`` is no list)."""
+def trajectory_from_bfcl(
+    record: dict[str, Any],
+    task: Task | None = None,
+    function_calling: bool | None = None,
+    keep_positional: bool = False,
+) -> Trajectory:
+    """One official result record as a trajectory (``inference_error`` when ``result`` is no
+    list), each step decoded as ``bfcl evaluate`` decodes it. ``function_calling``: the kind
+    of handler that wrote it (None: told from the steps' shape, :func:`is_function_calling`)."""
     if not isinstance(record, dict) or "id" not in record or "result" not in record:
         raise InteropError("a BFCL result record needs 'id' and 'result'")
     task = task or get_task(record["id"])
@@ -96,11 +125,13 @@ def trajectory_from_bfcl(record: dict[str, Any], task: Task | None = None) -> Tr
     if not isinstance(result, list):
         trajectory.meta["inference_error"] = str(result)[:500]
         return trajectory
+    function_calling = is_function_calling(result) if function_calling is None else function_calling
     for index, turn in enumerate(result):
         steps = []
-        for raw in turn if isinstance(turn, list) else [turn]:
-            calls = decode_step(raw)
-            steps.append(Step(raw, "calls" if calls else "text", calls, [], [], step_structure(raw, calls)))
+        for raw in _steps_of(turn):
+            calls, unrunnable, dropped = decoded_step(raw, function_calling, keep_positional)
+            status = "calls" if calls else "text"
+            steps.append(Step(raw, status, calls, [], unrunnable, step_structure(raw, calls), dropped))
         trajectory.turns.append(TurnRecord(index, [], steps))
     return trajectory
 
@@ -134,7 +165,7 @@ def _file_order(file: Path) -> tuple[int, int, tuple[str, ...]]:
     return (0, 0, file.parts) if manifest is None else (1, manifest["position"], file.parts)
 
 
-def read_bfcl_results(paths: Iterable[Path]) -> Iterator[Trajectory]:
+def read_bfcl_results(paths: Iterable[Path], keep_positional: bool = False) -> Iterator[Trajectory]:
     """Trajectories from official result files (a file, or a folder of ``*_result.json``, searched
     recursively). A result file beside an OOD manifest holds that variant's episodes: their
     trajectories record its spec and seed (``meta.ood``, ``meta.ood_seed``), as a live run does.
@@ -145,14 +176,14 @@ def read_bfcl_results(paths: Iterable[Path]) -> Iterator[Trajectory]:
             raise InteropError(f"{path}: no BFCL result files (*_result.json) found")
         found = 0
         for file in files:
-            for trajectory in _read_result_file(file):
+            for trajectory in _read_result_file(file, keep_positional):
                 found += 1
                 yield trajectory
         if not found:
             raise InteropError(f"{path}: no multi-turn records (ids multi_turn_*) in {len(files)} result file(s)")
 
 
-def _read_result_file(file: Path) -> Iterator[Trajectory]:
+def _read_result_file(file: Path, keep_positional: bool = False) -> Iterator[Trajectory]:
     variant = variant_of(file.parent)
     with open(file, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -167,7 +198,7 @@ def _read_result_file(file: Path) -> Iterator[Trajectory]:
             if "multi_turn" not in str(record.get("id", "")):
                 continue
             try:
-                trajectory = trajectory_from_bfcl(record)
+                trajectory = trajectory_from_bfcl(record, keep_positional=keep_positional)
             except InteropError as exc:
                 raise InteropError(f"{file}:{number}: {exc}") from None
             except Exception as exc:

@@ -77,9 +77,20 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|",
     ]
     lines += [f"| {state} | {_pct(share)} |" for state, share in summary["structure"].items()]
+    lines += ["", positional_note(summary)]
     if "ood" in report:
         lines += ["", *ood_markdown(report["ood"])]
     return "\n".join(lines) + "\n"
+
+
+def positional_note(summary: dict[str, Any]) -> str:
+    """How many calls lost positional arguments to BFCL's python decoder (as ``bfcl evaluate``
+    scores them), so a reader sees when that decided a score."""
+    dropped = summary.get("positional_dropped", {"calls": 0, "tasks": 0})
+    return (
+        f"Positional arguments dropped (BFCL's python decoder): {dropped['calls']} call(s) "
+        f"in {dropped['tasks']} task(s)."
+    )
 
 
 def _points(value: float | None) -> str:
@@ -305,6 +316,7 @@ def _meta_table(report: dict[str, Any]) -> str:
         ("command", report.get("command")),
         ("overall", _pct(summary["overall"])),
         ("overall (BFCL rule)", _pct(summary["overall_bfcl"])),
+        ("positional arguments dropped", positional_note(summary).split(": ", 1)[1]),
     ]
     return (
         "<table>"

@@ -52,6 +52,8 @@ class RunConfig:
     #: OOD variant specs played besides the in-distribution tasks, and their seed
     ood: tuple[str, ...] = ()
     ood_seed: int = 0
+    #: python format: bind positional arguments instead of dropping them as BFCL does
+    keep_positional: bool = False
 
     def __post_init__(self) -> None:
         """Refuse values that cannot make a run, before anything is written (one line each)."""
@@ -78,6 +80,8 @@ class RunConfig:
             data["ood"] = list(self.ood)
         else:  # a run without variants keeps the configuration it always had (so it resumes)
             del data["ood"], data["ood_seed"]
+        if not self.keep_positional:  # likewise for the BFCL decoding, the default
+            del data["keep_positional"]
         return data
 
 
@@ -219,6 +223,7 @@ def run_episodes(
                 call_format=config.call_format,
                 observation_mode="messages" if native[-1] else "text",
                 max_steps_per_turn=config.max_steps_per_turn,
+                keep_positional=config.keep_positional,
                 tasks=[task] if task.is_variant else None,
             )  # a variant is played as given
             env.reset(seed=config.seed, options={"task_id": task.id})

@@ -68,6 +68,9 @@ class Summary:
     structure: dict[str, float] = field(default_factory=dict)
     messages: int = 0
     tasks: int = 0
+    #: calls whose positional arguments BFCL's python decoder dropped, and the tasks with any
+    #: (the python call format and prompting result files decode as BFCL does)
+    positional_dropped: dict[str, int] = field(default_factory=lambda: {"calls": 0, "tasks": 0})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class Summary:
             "failures": self.failures,
             "structure": self.structure,
             "assistant_messages": self.messages,
+            "positional_dropped": dict(self.positional_dropped),
         }
 
 
@@ -160,10 +164,16 @@ def summarize(scores: Sequence[TaskScore], trajectories: Iterable[Trajectory] = 
     summary.by_turns = {k: _rate(v) for k, v in sorted(by_turns.items(), key=lambda kv: int(kv[0]))}
     summary.failures = dict(Counter(r.verdict.failure or "passed" for r in scores).most_common())
     states: Counter[str] = Counter()
+    dropped = {"calls": 0, "tasks": 0}
     for trajectory in trajectories:
+        in_task = 0
         for turn in trajectory.turns:
             for step in turn.steps:
                 states[step.structure or "unknown"] += 1
+                in_task += step.positional_dropped
+        dropped["calls"] += in_task
+        dropped["tasks"] += bool(in_task)
+    summary.positional_dropped = dropped
     summary.messages = sum(states.values())
     summary.structure = {s: states[s] / summary.messages if summary.messages else 0.0 for s in STATES}
     return summary

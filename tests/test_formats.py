@@ -31,7 +31,9 @@ keyword_calls = st.builds(Call, identifiers, st.just(()), st.dictionaries(identi
 @given(calls=st.lists(keyword_calls, min_size=1, max_size=4))
 @settings(max_examples=150, deadline=None)
 def test_render_then_parse_round_trips(name: str, calls: list[Call]) -> None:
-    codec = get_codec(name)
+    # keep_positional: the literal decoder; the python format's default (BFCL's own decoder,
+    # which reads a dict of dicts as a nested call) is tested against the official one below
+    codec = get_codec(name, keep_positional=True)
     parsed = codec.parse(codec.render_calls(calls))
     assert parsed.attempted and not parsed.errors
     assert list(parsed.calls) == calls
@@ -65,11 +67,20 @@ def test_hermes_follows_the_paper_parser() -> None:
 
 
 def test_python_list_follows_bfcl_decoding() -> None:
-    codec = get_codec("python")
-    assert codec.parse("```\n[cd(folder='a')]\n```").calls == (Call("cd", (), {"folder": "a"}),)
-    assert codec.parse("cd(folder='a'), ls()").calls == (Call("cd", (), {"folder": "a"}), Call("ls"))
-    assert codec.parse("sort('a.txt')").calls == (Call("sort", ("a.txt",), {}),)  # BFCL would drop it
-    assert not codec.parse("[]").attempted
+    for codec in (get_codec("python"), get_codec("python", keep_positional=True)):
+        assert codec.parse("```\n[cd(folder='a')]\n```").calls == (Call("cd", (), {"folder": "a"}),)
+        assert codec.parse("cd(folder='a'), ls()").calls == (Call("cd", (), {"folder": "a"}), Call("ls"))
+        assert not codec.parse("[]").attempted
+    # by default as BFCL decodes: positional arguments dropped (and counted), arithmetic folded,
+    # and a callee read through attributes (which the executor then refuses: an error result)
+    bfcl = get_codec("python").parse("sort('a.txt')")
+    assert bfcl.calls == (Call("sort", (), {}),) and bfcl.positional_dropped == 1
+    assert get_codec("python").parse("[f(x=1+1)]").calls == (Call("f", (), {"x": 2}),)
+    hostile = get_codec("python").parse("[__import__('os').system('x')]")
+    assert hostile.attempted and hostile.calls == (Call("system", (), {}),)
+    # keep_positional: the literal-only decoder of earlier releases
+    codec = get_codec("python", keep_positional=True)
+    assert codec.parse("sort('a.txt')").calls == (Call("sort", ("a.txt",), {}),)
     assert not codec.parse("[__import__('os').system('x')]").attempted
     assert not codec.parse("[f(x=1+1)]").attempted
 
@@ -177,3 +188,108 @@ def test_a_dict_without_tool_calls_is_read_as_its_content(name: str) -> None:
         assert not codec.parse({"role": "assistant", "content": __import__("json").dumps(rendered)}).attempted
     else:  # a server without a tool parser: the calls are in the content text
         assert codec.parse({"role": "assistant", "content": rendered}).calls == (Call("cd", (), {"folder": "a"}),)
+
+
+# -- the python format decodes as BFCL's prompting decoder does (differential) -----------------
+
+_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**40), 2**40),
+        st.text(max_size=12),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.just(...),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner, inner),
+        st.dictionaries(st.one_of(st.text(max_size=6), st.integers(0, 9)), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+_exprs = st.one_of(
+    _values.map(repr),
+    st.sampled_from(
+        [
+            "docs",
+            "x.y",
+            "-x",
+            "+1",
+            "not True",
+            "~2",
+            "1+2*3",
+            "'ab'*2",
+            "2**10",
+            "7//2",
+            "1/0",
+            "len('x')+1",
+            "g(1)",
+            "g(a=1)",
+            "g(a=1, b=h(c=2))",
+            "z[0]",
+            "z[1:2]",
+            "{1, 2}",
+            "f'{x}'",
+            "lambda: 1",
+            "1 < 2",
+            "a and b",
+            "[x for x in y]",
+            "{}",
+            "{'k': {}}",
+            "{'f': {'a': 1}}",
+            "*a",
+            "(1)",
+            "-(-1)",
+            "-'s'",
+            "...",
+            "b'x'",
+            "1j",
+            "None",
+        ]
+    ),
+)
+_args = st.lists(st.tuples(st.one_of(st.none(), identifiers), _exprs), max_size=4)
+
+
+def _call_text(name: str, args: list[tuple[str | None, str]]) -> str:
+    seen: set[str] = set()
+    parts = []
+    for key, expr in args:
+        if key is None:
+            parts.append(expr)
+        elif key not in seen:
+            seen.add(key)
+            parts.append(f"{key}={expr}")
+    positional = [p for p in parts if "=" not in p.split("(")[0]]
+    keywords = [p for p in parts if p not in positional]
+    return f"{name}({', '.join(positional + keywords)})"
+
+
+_steps = st.builds(
+    lambda calls, wrap: wrap.format(", ".join(_call_text(n, a) for n, a in calls)),
+    st.lists(st.tuples(st.sampled_from(["cd", "ls", "a.b.f", "echo"]), _args), max_size=3),
+    st.sampled_from(["[{}]", "{}", "```[{}]```", "  [{}]\n", "'[{}]'", "({})", "[{}", "{}]", "I will call [{}]"]),
+)
+
+
+@given(step=st.one_of(_steps, st.text(max_size=60)))
+@settings(max_examples=600, deadline=None)
+def test_python_format_decodes_as_bfcls_prompting_decoder(step: str) -> None:
+    """Differential, against bfcl-eval's default_decode_execute_prompting: the same execution
+    strings, or a failure on both sides. The one documented exception: BFCL evaluates
+    arithmetic with names or calls in it (``len('x')+1``); toolenv evaluates nothing."""
+    from toolenv.formats.bfcl_decode import BFCLDecodeError, decode_prompting
+
+    utils = require_official_module("bfcl_eval.model_handler.utils")
+    try:
+        official = utils.default_decode_execute_prompting(step)
+    except Exception:  # noqa: BLE001 - any failure of the official decoder skips the step
+        official = None
+    try:
+        ours = list(decode_prompting(step).strings)
+    except BFCLDecodeError:
+        ours = None
+    if official is not None and ours is None and ("len(" in step or "lambda" in step):
+        return  # BFCL eval()s these; toolenv refuses them (see toolenv.formats.bfcl_decode)
+    assert ours == official, (step, official, ours)

@@ -129,6 +129,10 @@ class BFCLEnv(gym.Env[Any, Any]):
     - ``tasks`` (``Sequence[Task] | None``, default ``None``): play these task objects (e.g.
       from :func:`toolenv.data.load_task_file`); filters apply. Not JSON-serialisable: for
       programmatic use, not ``gym.make``.
+    - ``keep_positional`` (``bool``, default ``False``): in the ``python`` call format, bind
+      positional arguments to parameter names instead of dropping them. By default the format
+      decodes as BFCL does, and BFCL drops them (``cd('docs')`` runs as ``cd()``); ``info["parse"]``
+      then counts such calls under ``positional_dropped``.
 
     Bad values raise a one-line ``ValueError`` (or :class:`envs._official.DataError`, for the
     task filters) that lists the valid ones.
@@ -184,7 +188,7 @@ class BFCLEnv(gym.Env[Any, Any]):
       calls, results, errors and structure, the verdicts and the reward.
     - ``codec`` (``Codec``): the call format's codec in use for this episode.
     - ``call_format`` (``str``): the configured call format.
-    - ``observation_mode``, ``max_steps_per_turn``, ``render_mode``, ``ood``, ``ood_seed``:
+    - ``observation_mode``, ``max_steps_per_turn``, ``render_mode``, ``ood``, ``ood_seed``, ``keep_positional``:
       the constructor arguments.
     - ``action_space``, ``observation_space``: see above.
     - ``spec`` (``EnvSpec | None``): set by ``gym.make`` (the id and its kwargs).
@@ -221,6 +225,7 @@ class BFCLEnv(gym.Env[Any, Any]):
         ood_seed: int = 0,
         task_file: str | None = None,
         tasks: Sequence[Task] | None = None,
+        keep_positional: bool = False,
     ) -> None:
         """See the class docstring, section Arguments."""
         if observation_mode not in OBSERVATION_MODES:
@@ -229,7 +234,8 @@ class BFCLEnv(gym.Env[Any, Any]):
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: human, ansi")
         source = load_task_file(task_file) if task_file else (list(tasks) if tasks is not None else None)
         self.tasks: list[Task] = select_tasks(categories or CATEGORIES, split, apis, task_ids, tasks=source)
-        self.codec: Codec = get_codec(call_format)
+        self.keep_positional = bool(keep_positional)
+        self.codec: Codec = get_codec(call_format, keep_positional=self.keep_positional)
         self._default_codec = self.codec
         self.call_format = call_format
         self.ood = ood or None
@@ -301,7 +307,15 @@ class BFCLEnv(gym.Env[Any, Any]):
             results = [result.text for result in self._session.execute_all(parsed.calls)]
             error_results = [PARSE_ERROR_PREFIX + error for error in parsed.errors]
             turn_record.steps.append(
-                Step(_copied(action), parsed.status, list(parsed.calls), results, list(parsed.errors), structure)
+                Step(
+                    _copied(action),
+                    parsed.status,
+                    list(parsed.calls),
+                    results,
+                    list(parsed.errors),
+                    structure,
+                    parsed.positional_dropped,
+                )
             )
             self._steps_in_turn += 1
             new = self._result_messages(
@@ -360,7 +374,9 @@ class BFCLEnv(gym.Env[Any, Any]):
         options = task.format_options
         if not options:
             return self._default_codec
-        return get_codec(options.get("call_format", self.call_format), PromptStyle.from_options(options))
+        return get_codec(
+            options.get("call_format", self.call_format), PromptStyle.from_options(options), self.keep_positional
+        )
 
     def _open_turn(self, opening: bool = False) -> list[dict[str, Any]]:
         """The user message(s) that open the current turn; records them in the trajectory.

@@ -25,9 +25,11 @@ class Step:
     results: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     structure: str = ""
+    #: calls of this message whose positional arguments were dropped (BFCL's python decoder)
+    positional_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "raw": self.raw,
             "parse_status": self.parse_status,
             "calls": [c.to_dict() for c in self.calls],
@@ -35,6 +37,9 @@ class Step:
             "errors": list(self.errors),
             "structure": self.structure,
         }
+        if self.positional_dropped:  # written only when it happened: older records stay as they were
+            data["positional_dropped"] = self.positional_dropped
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Step":
@@ -45,6 +50,7 @@ class Step:
             results=list(data.get("results", [])),
             errors=list(data.get("errors", [])),
             structure=data.get("structure", ""),
+            positional_dropped=int(data.get("positional_dropped", 0)),
         )
 
 

@@ -30,14 +30,15 @@ CODECS: dict[str, type[Codec]] = {
 }
 
 
-def get_codec(name: str, style: PromptStyle | None = None) -> Codec:
-    """A codec instance by name (with a prompt style; default: the codec's own layout); a
-    one-line ``ValueError`` listing the valid names otherwise."""
+def get_codec(name: str, style: PromptStyle | None = None, keep_positional: bool = False) -> Codec:
+    """A codec instance by name (with a prompt style; default: the codec's own layout;
+    ``keep_positional``: see :class:`Codec`); a one-line ``ValueError`` listing the valid
+    names otherwise."""
     try:
         cls = CODECS[name]
     except KeyError:
         raise ValueError(f"unknown call format {name!r}; valid: {', '.join(CODECS)}") from None
-    return cls(style)
+    return cls(style, keep_positional)
 
 
 __all__ = ["CODECS", "Codec", "ParseResult", "PromptStyle", "REVEAL_SENTENCE", "ToolSpec", "get_codec", "tool_specs"]

@@ -56,6 +56,8 @@ class ParseResult:
     #: those of the entries that failed, in the order the env answers them (calls, then errors),
     #: so that each result message carries the id of the entry it answers
     call_ids: tuple[str, ...] = ()
+    #: calls whose positional arguments were dropped, as BFCL's prompting decoder drops them
+    positional_dropped: int = 0
 
     @property
     def status(self) -> str:
@@ -72,6 +74,7 @@ class ParseResult:
             "calls": [call.to_dict() for call in self.calls],
             "errors": list(self.errors),
             "outside_text": self.outside_text,
+            **({"positional_dropped": self.positional_dropped} if self.positional_dropped else {}),
         }
 
 
@@ -109,9 +112,12 @@ class Codec:
     #: the token sequence that opens a tool call, for structural health and probes ("" if none)
     call_opener: ClassVar[str] = ""
 
-    def __init__(self, style: PromptStyle | None = None) -> None:
+    def __init__(self, style: PromptStyle | None = None, keep_positional: bool = False) -> None:
         #: where tools go, how docs are written, how results are wrapped (default: the codec's own)
         self.style = style or PromptStyle()
+        #: bind positional arguments instead of dropping them as BFCL's python decoder does
+        #: (only the python-list format drops them; see toolenv.formats.python_list)
+        self.keep_positional = keep_positional
 
     def styled_listing(self, tools: Sequence[ToolSpec]) -> str | None:
         """The tool docs in the style's doc format; None for the codec's own listing."""

@@ -4,11 +4,13 @@ The system prompt is BFCL's default prompt (``ret_fmt=python``, JSON docs, plain
 style), assembled from the templates read at run time from the official distribution, with the
 official docs and their "Python 3 syntax" note: byte-identical to what ``bfcl generate`` sends.
 
-Decoding follows BFCL's ``default_decode_execute_prompting``: strip backticks, newlines and
-spaces at both ends, add missing brackets, and accept only a list of calls. Unlike BFCL it
-keeps positional arguments and never evaluates anything (operators and names are refused).
-Anything that does not decode is a plain reply and ends the turn, as in BFCL. Results come back
-as BFCL's prompting handlers send them: the ``repr`` of a list of ``tool`` messages.
+Decoding is BFCL's own (:mod:`toolenv.formats.bfcl_decode`, rule for rule): in particular
+**positional arguments are dropped**, as ``bfcl generate`` and ``bfcl evaluate`` drop them
+(``cd('docs')`` runs as ``cd()``); each call's ``positional_dropped`` count is reported. With
+``keep_positional=True`` (env kwarg, ``--keep-positional``) positional arguments are bound
+instead, and only literal-only calls decode, which is not how BFCL scores. Anything that does
+not decode is a plain reply and ends the turn, as in BFCL. Results come back as BFCL's
+prompting handlers send them: the ``repr`` of a list of ``tool`` messages.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from typing import Any, Sequence
 from envs._official import official_literal
 from toolenv.calls import Call, CallSyntaxError, parse_python_calls
 from toolenv.formats.base import REVEAL_SENTENCE, Codec, ParseResult, ToolSpec
+from toolenv.formats.bfcl_decode import BFCLDecodeError, decode_prompting
+
+#: the error result of a call BFCL would run but toolenv does not (it evaluates nothing)
+UNRUNNABLE = "BFCL would run {text}, which toolenv does not evaluate (a nested call or a value that does not read back)"
 
 PROMPTS_FILE = "constants/default_prompts.py"
 #: BFCL appends this to every initially offered doc's description (not to held-out docs)
@@ -76,6 +82,19 @@ class PythonListCodec(Codec):
     def parse_text(self, output: Any) -> ParseResult:
         if not isinstance(output, str):
             return ParseResult(errors=("the output is not text",))
+        if self.keep_positional:
+            return self._parse_keeping_positional(output)
+        try:
+            decoded = decode_prompting(output)
+        except BFCLDecodeError:
+            return ParseResult(outside_text=output.strip())
+        if not decoded.strings:  # "[]" ends the turn in BFCL
+            return ParseResult()
+        calls, unrunnable = decoded.calls()
+        errors = tuple(UNRUNNABLE.format(text=text) for text in unrunnable)
+        return ParseResult(tuple(calls), errors, True, "", positional_dropped=decoded.positional_dropped)
+
+    def _parse_keeping_positional(self, output: str) -> ParseResult:
         text = output.strip("`\n ")
         if not text:
             return ParseResult()
@@ -87,7 +106,7 @@ class PythonListCodec(Codec):
             calls = parse_python_calls(text)
         except CallSyntaxError:
             return ParseResult(outside_text=output.strip())
-        if not calls:  # "[]" ends the turn in BFCL
+        if not calls:
             return ParseResult()
         return ParseResult(tuple(calls), (), True, "")
 
