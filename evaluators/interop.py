@@ -40,6 +40,7 @@ from toolenv.executor import keyword_call
 from toolenv.formats import get_codec
 from toolenv.formats.bfcl_decode import BFCLDecodeError
 from toolenv.formats.bfcl_decode import decode_step as decode_bfcl_step
+from toolenv.formats.python_list import UNRUNNABLE
 from toolenv.structure import classify
 from toolenv.trajectory import Step, Trajectory, TurnRecord
 
@@ -130,8 +131,10 @@ def trajectory_from_bfcl(
         steps = []
         for raw in _steps_of(turn):
             calls, unrunnable, dropped = decoded_step(raw, function_calling, keep_positional)
-            status = "calls" if calls else "text"
-            steps.append(Step(raw, status, calls, [], unrunnable, step_structure(raw, calls), dropped))
+            status = "calls" if calls else ("invalid" if unrunnable else "text")
+            errors = [UNRUNNABLE.format(text=text) for text in unrunnable]
+            structure = step_structure(raw, calls or unrunnable)
+            steps.append(Step(raw, status, calls, [], errors, structure, dropped, unrunnable))
         trajectory.turns.append(TurnRecord(index, [], steps))
     return trajectory
 

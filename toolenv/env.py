@@ -315,6 +315,7 @@ class BFCLEnv(gym.Env[Any, Any]):
                     list(parsed.errors),
                     structure,
                     parsed.positional_dropped,
+                    list(parsed.unrunnable),
                 )
             )
             self._steps_in_turn += 1

@@ -27,6 +27,9 @@ class Step:
     structure: str = ""
     #: calls of this message whose positional arguments were dropped (BFCL's python decoder)
     positional_dropped: int = 0
+    #: execution strings BFCL would run that toolenv does not (a nested call, a value that does
+    #: not read back): they still make the step a tool step, each giving an error result
+    unrunnable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -39,6 +42,8 @@ class Step:
         }
         if self.positional_dropped:  # written only when it happened: older records stay as they were
             data["positional_dropped"] = self.positional_dropped
+        if self.unrunnable:
+            data["unrunnable"] = list(self.unrunnable)
         return data
 
     @classmethod
@@ -51,6 +56,7 @@ class Step:
             errors=list(data.get("errors", [])),
             structure=data.get("structure", ""),
             positional_dropped=int(data.get("positional_dropped", 0)),
+            unrunnable=list(data.get("unrunnable", [])),
         )
 
 
@@ -61,9 +67,11 @@ class TurnRecord:
     steps: list[Step] = field(default_factory=list)
     verdict: dict[str, Any] | None = None
 
-    def call_steps(self) -> list[list[Call]]:
-        """The steps that ran at least one call (BFCL drops the others before checking)."""
-        return [list(step.calls) for step in self.steps if step.calls]
+    def call_steps(self) -> list[list[Call | str]]:
+        """The steps that ran at least one call (BFCL drops the others before checking). A
+        step's unrunnable execution strings come last: replayed, each gives an error result
+        and changes nothing, as in BFCL, where they fail when run."""
+        return [list(step.calls) + list(step.unrunnable) for step in self.steps if step.calls or step.unrunnable]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,7 +104,7 @@ class Trajectory:
     verdict: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def model_turns(self) -> list[list[list[Call]]]:
+    def model_turns(self) -> list[list[list[Call | str]]]:
         """Calls by turn and step, the checker's input."""
         return [turn.call_steps() for turn in self.turns]
 

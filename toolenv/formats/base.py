@@ -58,6 +58,9 @@ class ParseResult:
     call_ids: tuple[str, ...] = ()
     #: calls whose positional arguments were dropped, as BFCL's prompting decoder drops them
     positional_dropped: int = 0
+    #: execution strings BFCL's decoder produced that toolenv does not run (see
+    #: toolenv.formats.bfcl_decode); each also has an entry in ``errors``
+    unrunnable: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:

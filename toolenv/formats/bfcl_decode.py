@@ -18,7 +18,8 @@ Prompting (:func:`decode_prompting`)
       always *negates* it (``+1`` → ``-1``, ``not True`` → ``-1``); arithmetic on literals is
       computed (BFCL evaluates it; we fold constants with bounds and refuse anything that is
       not plain arithmetic on literals); a call without keywords becomes its source text
-      (``f(g(1))`` passes ``'g(1)'``); a call with keywords becomes a nested call; a subscript
+      (``f(g(1))`` passes ``'g(1)'``); a call with keywords becomes a nested call (``dict(k=v)``
+      the dict it builds); a subscript
       becomes its source text; lists, tuples and dicts are decoded element by element; any
       other expression (sets, f-strings, comparisons, attributes, lambdas, ...) fails the step;
     - each call is rendered back to text as BFCL does: values by ``repr``, except that a dict
@@ -238,6 +239,10 @@ def _render(name: str, arguments: dict[Any, Any]) -> str:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, _NestedCall) and next(iter(value)) == "dict":
+        # ``dict(k=v)``: BFCL's engine runs Python's dict() (no backend has a tool of that
+        # name), which builds exactly this literal; so does toolenv, without running anything
+        return "{" + ", ".join(f"{k!r}: {_text(v)}" for k, v in value["dict"].items()) + "}"
     if isinstance(value, dict):
         if all(isinstance(v, dict) for v in value.values()):  # read as a nested call
             if not value:

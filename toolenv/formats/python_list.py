@@ -92,7 +92,9 @@ class PythonListCodec(Codec):
             return ParseResult()
         calls, unrunnable = decoded.calls()
         errors = tuple(UNRUNNABLE.format(text=text) for text in unrunnable)
-        return ParseResult(tuple(calls), errors, True, "", positional_dropped=decoded.positional_dropped)
+        return ParseResult(
+            tuple(calls), errors, True, "", positional_dropped=decoded.positional_dropped, unrunnable=tuple(unrunnable)
+        )
 
     def _parse_keeping_positional(self, output: str) -> ParseResult:
         text = output.strip("`\n ")
