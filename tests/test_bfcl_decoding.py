@@ -57,7 +57,9 @@ def test_keep_positional_reaches_result_files(tmp_path: Path) -> None:
 
 
 def test_function_calling_steps_decode_as_bfclss_converter() -> None:
-    decoded = decode_function_calling([{"cd": {"folder": "a"}, "ls": "{}"}, {"mv": '{"source": "x", "destination": "y"}'}])
+    decoded = decode_function_calling(
+        [{"cd": {"folder": "a"}, "ls": "{}"}, {"mv": '{"source": "x", "destination": "y"}'}]
+    )
     assert decoded.strings == ("cd(folder='a')", "ls()", "mv(source='x',destination='y')")
     calls, unrunnable = decoded.calls()
     assert calls == [Call("cd", (), {"folder": "a"}), Call("ls"), Call("mv", (), {"source": "x", "destination": "y"})]
