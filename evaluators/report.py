@@ -52,14 +52,19 @@ def markdown(report: dict[str, Any]) -> str:
         f"- call format: `{report.get('call_format')}`, seed {report.get('seed')}, {summary['tasks']} tasks",
         f"- command: `{report.get('command', '')}`",
         "",
-        "| category | accuracy | correct | total |",
-        "|---|---|---|---|",
+        "| category | accuracy | correct | total | turn credit |",
+        "|---|---|---|---|---|",
     ]
     for category, row in summary["categories"].items():
-        lines.append(f"| {category} | {_pct(row['accuracy'])} | {row['correct']} | {row['total']} |")
+        credit = _pct(row["turn_credit"]) if "turn_credit" in row else ""
+        lines.append(f"| {category} | {_pct(row['accuracy'])} | {row['correct']} | {row['total']} | {credit} |")
     lines += [
-        f"| **overall** (mean of the categories run) | **{_pct(summary['overall'])}** | | |",
-        f"| overall, BFCL rule (missing categories count 0) | {_pct(summary['overall_bfcl'])} | | |",
+        f"| **overall** (mean of the categories run) | **{_pct(summary['overall'])}** | | | "
+        f"{_pct(summary.get('turn_credit', 0.0))} |",
+        f"| overall, BFCL rule (missing categories count 0) | {_pct(summary['overall_bfcl'])} | | | |",
+        "",
+        "Turn credit (not BFCL's score, which is the accuracy): the share of each task's turns "
+        "passed before its first failing turn, averaged over the tasks.",
         "",
         "| API (every task under each API it involves) | accuracy | total |",
         "|---|---|---|",
@@ -171,7 +176,8 @@ def _headline(report: dict[str, Any]) -> str:
     summary = report["summary"]
     cards = "".join(
         f'<div class="card" id="score-{esc(category)}"><div class="value">{_pct(row["accuracy"])}</div>'
-        f'<div class="label">{esc(category)} <small>({row["correct"]}/{row["total"]})</small></div></div>'
+        f'<div class="label">{esc(category)} <small>({row["correct"]}/{row["total"]})</small>'
+        f'<br><small class="turn-credit">turn credit {_pct(row.get("turn_credit", 0.0))}</small></div></div>'
         for category, row in summary["categories"].items()
     )
     variants = ""
@@ -188,7 +194,9 @@ def _headline(report: dict[str, Any]) -> str:
     return (
         f'<section id="headline"><div class="card main" id="score-overall"><div class="value">{_pct(summary["overall"])}</div>'
         f'<div class="label">overall, mean of {len(summary["categories"])} {"category" if len(summary["categories"]) == 1 else "categories"} run ({summary["tasks"]} tasks)'
-        f"<br><small>BFCL rule (missing categories count 0): {_pct(summary['overall_bfcl'])}</small></div></div>"
+        f"<br><small>BFCL rule (missing categories count 0): {_pct(summary['overall_bfcl'])}</small>"
+        f"<br><small class='turn-credit'>turn credit (turns passed before the first failure): "
+        f"{_pct(summary.get('turn_credit', 0.0))}</small></div></div>"
         f'<div class="cards">{cards}</div>{variants}</section>'
     )
 

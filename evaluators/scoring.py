@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from toolenv.checker import Verdict, check
+from toolenv.checker import Verdict, check, turns_passed
 from toolenv.data import API_SHORT_NAMES, CATEGORIES, Task, get_task
 from toolenv.structure import STATES
 from toolenv.trajectory import Trajectory
@@ -33,6 +33,13 @@ class TaskScore:
     #: the OOD variant the task was played as ("" in distribution) and its seed
     ood: str = ""
     ood_seed: int = 0
+    #: per-turn credit: turns passed before the first failing turn (toolenv.checker.turns_passed)
+    turns_passed: int = 0
+
+    @property
+    def turn_credit(self) -> float:
+        """The share of the task's turns passed before the first failing one."""
+        return self.turns_passed / self.num_turns if self.num_turns else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         row = {
@@ -44,6 +51,8 @@ class TaskScore:
             "passed": self.verdict.passed,
             "failure": self.verdict.failure,
             "failed_turn": self.verdict.failed_turn,
+            "turns_passed": self.turns_passed,
+            "turn_credit": self.turn_credit,
         }
         if self.ood:  # only variant rows carry these, so in-distribution rows stay as they were
             row.update(ood=self.ood, ood_seed=self.ood_seed)
@@ -71,6 +80,8 @@ class Summary:
     #: calls whose positional arguments BFCL's python decoder dropped, and the tasks with any
     #: (the python call format and prompting result files decode as BFCL does)
     positional_dropped: dict[str, int] = field(default_factory=lambda: {"calls": 0, "tasks": 0})
+    #: per-turn credit over every task (not BFCL's score; see TaskScore.turn_credit)
+    turn_credit: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +95,7 @@ class Summary:
             "structure": self.structure,
             "assistant_messages": self.messages,
             "positional_dropped": dict(self.positional_dropped),
+            "turn_credit": self.turn_credit,
         }
 
 
@@ -101,7 +113,8 @@ def trajectory_task(trajectory: Trajectory) -> Task:
 
 def score_trajectory(trajectory: Trajectory, task: Task | None = None) -> TaskScore:
     task = task or trajectory_task(trajectory)
-    verdict = check(task, trajectory.model_turns())
+    turns = trajectory.model_turns()
+    verdict = check(task, turns)
     return TaskScore(
         task.id,
         task.category,
@@ -111,6 +124,7 @@ def score_trajectory(trajectory: Trajectory, task: Task | None = None) -> TaskSc
         verdict,
         task.ood_spec,
         task.ood_seed if task.ood_spec else 0,
+        turns_passed(task, turns, verdict),
     )
 
 
@@ -144,6 +158,11 @@ def _rate(rows: Sequence[TaskScore]) -> dict[str, float]:
     return {"accuracy": correct / len(rows) if rows else 0.0, "correct": correct, "total": len(rows)}
 
 
+def _credit(rows: Sequence[TaskScore]) -> float:
+    """Per-turn credit (not BFCL's score): the mean share of turns passed before the first failure."""
+    return sum(r.turn_credit for r in rows) / len(rows) if rows else 0.0
+
+
 def summarize(scores: Sequence[TaskScore], trajectories: Iterable[Trajectory] = ()) -> Summary:
     summary = Summary(tasks=len(scores))
     by_category: dict[str, list[TaskScore]] = defaultdict(list)
@@ -154,7 +173,10 @@ def summarize(scores: Sequence[TaskScore], trajectories: Iterable[Trajectory] = 
         for api in row.apis:  # once under each API the task involves, primary or not
             by_api[api].append(row)
         by_turns[str(row.num_turns)].append(row)
-    summary.categories = {c: _rate(by_category[c]) for c in CATEGORIES if c in by_category}
+    summary.categories = {
+        c: {**_rate(by_category[c]), "turn_credit": _credit(by_category[c])} for c in CATEGORIES if c in by_category
+    }
+    summary.turn_credit = _credit(scores)
     present = [v["accuracy"] for v in summary.categories.values()]
     summary.overall = sum(present) / len(present) if present else 0.0
     summary.overall_bfcl = sum(summary.categories.get(c, {"accuracy": 0.0})["accuracy"] for c in CATEGORIES) / len(

@@ -64,3 +64,19 @@ def test_function_calling_steps_decode_as_bfclss_converter() -> None:
     calls, unrunnable = decoded.calls()
     assert calls == [Call("cd", (), {"folder": "a"}), Call("ls"), Call("mv", (), {"source": "x", "destination": "y"})]
     assert unrunnable == []
+
+
+def test_per_turn_credit_counts_the_turns_passed_before_the_first_failure() -> None:
+    """Issue #14 item 4: beside BFCL's 0/1, the turns passed before the first failing turn."""
+    task = get_task("multi_turn_base_31")
+    truth = [["[" + ", ".join(turn) + "]"] if turn else [] for turn in task.ground_truth]
+    whole = trajectory_from_bfcl({"id": task.id, "result": truth}, keep_positional=True)
+    assert score_trajectory(whole).turns_passed == len(task.turns) and score_trajectory(whole).turn_credit == 1.0
+    broken = trajectory_from_bfcl({"id": task.id, "result": truth})  # turn 1 loses cd('Reports')
+    score = score_trajectory(broken)
+    assert not score.verdict.passed and score.turns_passed == score.verdict.failed_turn == 1
+    short = trajectory_from_bfcl({"id": task.id, "result": truth[:1]}, keep_positional=True)
+    cut = score_trajectory(short)  # force-terminated: BFCL's 0, but its one turn was played right
+    assert cut.verdict.failure == "force_terminated" and cut.turns_passed == 1
+    summary = summarize([score, cut], [broken, short])
+    assert len(task.turns) == 2 and summary.categories["base"]["turn_credit"] == summary.turn_credit == 0.5

@@ -190,3 +190,24 @@ def check(task: Task, model_turns: ModelTurns) -> Verdict:
         if not checker.close_turn(steps).passed:
             break
     return checker.verdict()
+
+
+def turns_passed(task: Task, model_turns: ModelTurns, verdict: Verdict) -> int:
+    """Per-turn credit: how many turns passed before the first failing one (all of them for a
+    passing entry). A force-terminated entry (fewer or more turns than the task) gets BFCL's 0
+    as its score but is credited here for the turns it did play, replayed up to the first
+    failure; the headline score stays BFCL's 0/1."""
+    if verdict.passed:
+        return len(task.ground_truth)
+    if verdict.failed_turn is not None:
+        return verdict.failed_turn
+    checker = TurnChecker(task)
+    for steps in model_turns[: len(task.ground_truth)]:
+        if not checker.close_turn(steps).passed:
+            break
+    passed = 0
+    for turn in checker.turns:
+        if not turn.passed:
+            break
+        passed += 1
+    return passed
