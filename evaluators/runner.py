@@ -23,9 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from toolenv.data import CATEGORIES, SPLITS, Task, data_version, normalize_category, select_tasks
+from toolenv.data import CATEGORIES, Task, data_version, normalize_category
 from toolenv.env import BFCLEnv
 from toolenv.inference import ChatModel
+from toolenv.selection import SPLITS, select_tasks
 from toolenv.trajectory import Trajectory, append_jsonl, read_jsonl
 
 TRAJECTORIES = "trajectories.jsonl"
@@ -87,7 +88,7 @@ class RunConfig:
 
 def episode_tasks(config: RunConfig) -> list[Task]:
     """The run's episodes: the selected tasks (``limit`` of them round-robin over the categories,
-    see :func:`toolenv.data.select_tasks`), then each OOD variant of them (spec order)."""
+    see :func:`toolenv.selection.select_tasks`), then each OOD variant of them (spec order)."""
     tasks = select_tasks(config.categories, config.split, limit=config.limit, seed=config.seed)
     if not config.ood:
         return tasks

@@ -32,7 +32,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from ood_variants.generate import generate
     from ood_variants.registry import normalize_spec
-    from toolenv.data import CATEGORIES, normalize_category, select_tasks
+    from toolenv.data import CATEGORIES, normalize_category
+    from toolenv.selection import select_tasks
 
     if not args.ood:  # not argparse's required=: the hidden alias --variants must satisfy it too
         raise ValueError(
@@ -107,8 +108,9 @@ def _hidden_alias(parser: argparse.ArgumentParser, flag: str, dest: str, **kwarg
 
 def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     """Add this package's subcommands to the ``toolenv`` parser."""
-    from toolenv.data import CATEGORIES, SPLITS, TASK_ID_EXAMPLE
+    from toolenv.data import CATEGORIES, TASK_ID_EXAMPLE
     from toolenv.formats import CODECS
+    from toolenv.selection import SPLITS
 
     ood = commands.add_parser(
         "ood",

@@ -22,8 +22,8 @@ from toolenv.data import (
     normalize_api,
     normalize_category,
     raw_entries,
-    select_tasks,
 )
+from toolenv.selection import select_tasks
 
 
 def test_four_categories_of_200() -> None:

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 
 import toolenv  # noqa: F401  (registers the ids)
 from tests.test_hostile import REFUSED
-from toolenv.data import get_task, load_tasks, paper_split
+from toolenv.data import get_task, load_tasks
 from toolenv.env import BFCLEnv
 from toolenv.expert import expert_actions
 from toolenv.formats import CODECS, get_codec
 from toolenv.registration import ENV_IDS
+from toolenv.selection import paper_split
 
 
 @pytest.mark.parametrize("env_id", list(ENV_IDS))

@@ -12,17 +12,9 @@ from hypothesis import strategies as st
 
 from tests.tiny_model import tiny_qwen2
 from trainers.batching import collate, pack_by_tokens
-from trainers.grpo import (
-    EPSILON,
-    GRPOConfig,
-    GRPOUpdater,
-    group_advantages,
-    low_var_kl,
-    policy_loss_terms,
-    rollout_sequence,
-    token_logprobs,
-    token_mean,
-)
+from trainers.grpo import GRPOConfig, GRPOUpdater
+from trainers.logprobs import rollout_sequence, token_logprobs
+from trainers.losses import EPSILON, group_advantages, low_var_kl, policy_loss_terms, token_mean
 from trainers.optim import warmup_lambda
 from trainers.types import Rollout
 
@@ -318,7 +310,7 @@ def test_dual_clip_caps_the_gradient_of_stale_negative_samples() -> None:
 
 
 def test_logprobs_without_the_padding_mask_and_from_a_start_position() -> None:
-    from trainers.grpo import causal_only
+    from trainers.logprobs import causal_only
 
     model = tiny_qwen2(seed=13)
     long = _rollout(PROMPT, list(range(300, 340)) + [2], [1] * 41, 1.0)

@@ -21,11 +21,12 @@ from evaluators.scoring import score_trajectory
 from ood_variants.generate import JSONL, MANIFEST, generate, load_variant_tasks, verify
 from ood_variants.registry import make_variant
 from tests.fakes import FakeOpenAIServer
-from toolenv.data import load_task_file, select_tasks
+from toolenv.data import load_task_file
 from toolenv.env import BFCLEnv
 from toolenv.expert import expert_actions
 from toolenv.formats import PromptStyle, get_codec, tool_specs
 from toolenv.inference import ChatModel
+from toolenv.selection import select_tasks
 
 TOOLENV = [sys.executable, "-m", "toolenv.cli"]
 

@@ -11,9 +11,10 @@ import torch
 from tests.fakes import FakeOpenAIServer
 from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
 from toolenv.calls import Call
-from toolenv.data import get_task, select_tasks
+from toolenv.data import get_task
 from toolenv.formats import get_codec
 from toolenv.inference.template import end_of_message_id as end_of_turn_id
+from toolenv.selection import select_tasks
 from trainers import sft
 from trainers.rollout import Budgets, EpisodeSpec, RolloutDriver, default_env_factory
 from trainers.sft import (

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from tests.fakes import ChatServer
 from toolenv.calls import Call
 from toolenv.checker import check
-from toolenv.data import Task, get_task, load_tasks, select_tasks
+from toolenv.data import Task, get_task, load_tasks
 from toolenv.env import BFCLEnv
 from toolenv.executor import keyword_call
 from toolenv.formats import get_codec
+from toolenv.selection import select_tasks
 from toolenv.trajectory import Trajectory
 from trainers.supervision import ets, hints, ops, prs, reflect, schedule
 

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainers.grpo import policy_loss_terms
+from trainers.losses import policy_loss_terms
 from trainers.supervision.ops import ShapedLossConfig, shaped_policy_loss, shaped_token_losses
 
 GAMMA = 0.1

@@ -22,7 +22,8 @@ from toolenv.formats import get_codec  # noqa: E402
 from toolenv.inference.hf_engine import HFEngine  # noqa: E402
 from toolenv.trajectory import Trajectory  # noqa: E402
 from trainers.config import TrainConfig, config_from_dict  # noqa: E402
-from trainers.grpo import GRPOConfig, GRPOUpdater, group_advantages  # noqa: E402
+from trainers.grpo import GRPOConfig, GRPOUpdater  # noqa: E402
+from trainers.losses import group_advantages  # noqa: E402
 from trainers.records import read_step_records  # noqa: E402
 from trainers.sft import build_demonstrations, build_samples, sft_loss_sum  # noqa: E402
 from trainers.supervision import ops, reflect, schedule  # noqa: E402

@@ -42,7 +42,8 @@ MAX_NEW_TOKENS = 80  # a healthy call here is 25-45 tokens; an unclosed one is n
 
 
 def _decision_prompts(tokenizer: Any) -> list[list[int]]:
-    from toolenv.data import get_task, paper_split
+    from toolenv.data import get_task
+    from toolenv.selection import paper_split
     from trainers.sft import play_ground_truth
     from trainers.tokenize import prompt_ids
 
@@ -76,8 +77,9 @@ def test_short_sft_teaches_smollm2_healthy_tool_calls(tmp_path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from toolenv.data import get_task, paper_split
+    from toolenv.data import get_task
     from toolenv.inference.smollm2 import ensure_smollm2
+    from toolenv.selection import paper_split
     from trainers.config import config_from_dict
     from trainers.monitor import read_metrics
     from trainers.train import Trainer

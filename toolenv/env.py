@@ -13,10 +13,11 @@ from typing import Any, Mapping, Sequence
 import gymnasium as gym
 
 from toolenv.checker import TurnChecker
-from toolenv.data import CATEGORIES, Task, load_task_file, select_tasks
+from toolenv.data import CATEGORIES, Task, load_task_file
 from toolenv.executor import Session
 from toolenv.formats import Codec, PromptStyle, ToolSpec, get_codec, tool_specs
 from toolenv.formats.base import PARSE_ERROR_PREFIX
+from toolenv.selection import select_tasks
 from toolenv.spaces import AgentAction, ChatMessages, ToolText, messages_text
 from toolenv.structure import classify
 from toolenv.trajectory import Step, Trajectory, TurnRecord

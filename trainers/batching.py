@@ -2,7 +2,7 @@
 
 The one padder of the trainer: GRPO updates, the SFT loss and the joint SFT term all pad on the
 right (under causal attention a real token never sees the padding after it, which is what lets
-:func:`trainers.grpo.causal_only` drop the attention mask), and all pack by the same token
+:func:`trainers.logprobs.causal_only` drop the attention mask), and all pack by the same token
 budget so a micro-batch's padded size is bounded.
 """
 

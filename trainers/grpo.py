@@ -3,14 +3,14 @@
 The math follows verl 0.4 (the paper's trainer, docs/paper-methods.md §4.1), one function per piece so
 each can be checked by hand:
 
-* :func:`group_advantages` — ``A_i = (r_i − mean_g) / (std_g + ε)`` with the *unbiased* group
+* :func:`~trainers.losses.group_advantages` — ``A_i = (r_i − mean_g) / (std_g + ε)`` with the *unbiased* group
   std and ε = 1e-6, broadcast to every trained token of the rollout. A group of one gets mean 0
   and std 1 (verl's rule), so its advantage is ``r/(1+ε)``; a group whose rewards are all equal
   gets 0 everywhere.
-* :func:`policy_loss` — PPO clip with ratio ``exp(clamp(logp − old, ±20))``, clip range
+* :func:`~trainers.losses.policy_loss_terms` — PPO clip with ratio ``exp(clamp(logp − old, ±20))``, clip range
   [1−ε_low, 1+ε_high], and the dual clip: for ``A < 0`` the per-token loss is capped at
   ``−A·c`` (c = 3).
-* :func:`low_var_kl` — Schulman's k3 estimator of KL(π‖π_ref) per token,
+* :func:`~trainers.losses.low_var_kl` — Schulman's k3 estimator of KL(π‖π_ref) per token,
   ``exp(ref − logp) − (ref − logp) − 1``, with ``ref − logp`` clamped to ±20 and the result to
   [−10, 10] as verl does (the clamps only bite on wildly divergent tokens; they keep a bf16
   overflow from becoming an inf loss).
@@ -38,151 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from trainers.batching import collate, pack_by_tokens
+from trainers.logprobs import first_target, rollout_sequence, token_logprobs
+from trainers.losses import EPSILON, group_advantages, low_var_kl, masked_sum, policy_loss_terms
 from trainers.types import Rollout
-
-EPSILON = 1e-6
-
-
-# -- advantages ----------------------------------------------------------------------------
-
-
-def group_advantages(
-    rewards: Sequence[float], groups: Sequence[Any], epsilon: float = EPSILON, normalize_by_std: bool = True
-) -> list[float]:
-    """Per-rollout GRPO advantages (see the module docstring). ``groups[i]`` names rollout i's
-    group (rollouts of the same task in one step share it)."""
-    if len(rewards) != len(groups):
-        raise ValueError("rewards and groups must have the same length")
-    members: dict[Any, list[int]] = {}
-    for index, group in enumerate(groups):
-        members.setdefault(group, []).append(index)
-    advantages = [0.0] * len(rewards)
-    for indices in members.values():
-        values = torch.tensor([float(rewards[i]) for i in indices], dtype=torch.float64)
-        if len(indices) == 1:
-            mean, std = 0.0, 1.0
-        else:
-            mean, std = float(values.mean()), float(values.std(unbiased=True))
-        for i in indices:
-            centred = float(rewards[i]) - mean
-            advantages[i] = centred / (std + epsilon) if normalize_by_std else centred
-    return advantages
-
-
-# -- per-token terms -----------------------------------------------------------------------
-
-
-def policy_loss_terms(
-    logp: torch.Tensor,
-    old_logp: torch.Tensor,
-    advantages: torch.Tensor,
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
-    clip_c: float | None = 3.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token dual-clip PPO loss and a per-token "was clipped" indicator (same shapes)."""
-    ratio = torch.exp(torch.clamp(logp - old_logp, -20.0, 20.0))
-    unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
-    loss = torch.maximum(unclipped, clipped)
-    was_clipped = (clipped > unclipped).float()
-    if clip_c is not None:
-        if clip_c <= 1.0:
-            raise ValueError(f"dual-clip constant must be > 1, got {clip_c}")
-        capped = torch.minimum(loss, -advantages * clip_c)
-        loss = torch.where(advantages < 0, capped, loss)
-    return loss, was_clipped
-
-
-def low_var_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """Per-token k3 estimate of KL(π‖π_ref) (verl's ``low_var_kl``, clamped as it is)."""
-    log_ratio = torch.clamp(ref_logp - logp, -20.0, 20.0)
-    return torch.clamp(torch.exp(log_ratio) - log_ratio - 1.0, -10.0, 10.0)
-
-
-def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (values * mask).sum()
-
-
-def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the unmasked tokens (0 when there are none)."""
-    return masked_sum(values, mask) / mask.sum().clamp(min=1)
-
-
-# -- model forward -------------------------------------------------------------------------
-
-
-def rollout_sequence(rollout: Rollout) -> tuple[list[int], list[int]]:
-    """A rollout's full ids and per-token trained mask (prompt untrained)."""
-    return rollout.input_ids, [0] * len(rollout.prompt_ids) + list(rollout.loss_mask)
-
-
-def token_logprobs(
-    model: Any,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    temperature: float = 1.0,
-    with_entropy: bool = False,
-    probe: Callable[[torch.Tensor, int], None] | None = None,
-    start: int = 0,
-    entropy_grad: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probabilities of each next token (``[B, T-1]``: position t scores token t+1) and,
-    optionally, the entropy of each next-token distribution.
-
-    Only positions ``>= start`` are computed (the LM head runs on them alone, through
-    transformers' ``logits_to_keep``; the rest are 0): prompts are long and never trained,
-    and a 49k–152k-entry vocabulary makes the logits the largest tensor of the step. Logits
-    are taken in fp32 and divided by the sampling temperature (as verl's actor does).
-    ``probe(logprobs, start)`` receives the fp32 log-softmax of the computed positions
-    (``[B, T-1-start, V]``) for the control-token monitor."""
-    width = input_ids.shape[1]
-    start = max(0, min(start, width - 2))
-    output = model(
-        input_ids=input_ids, attention_mask=causal_only(attention_mask), use_cache=False, logits_to_keep=width - start
-    )
-    logits = output.logits[:, :-1, :].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    logprobs_all = F.log_softmax(logits, dim=-1)
-    part = torch.gather(logprobs_all, -1, input_ids[:, start + 1 :].unsqueeze(-1)).squeeze(-1)
-    logp = F.pad(part, (start, 0))
-    entropy = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            entropy = F.pad(-(logprobs_all.exp() * logprobs_all).sum(-1), (start, 0))
-    if probe is not None:
-        probe(logprobs_all.detach(), start)
-    return logp, entropy
-
-
-def causal_only(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """``None`` for right-padded batches: under causal attention a real token never sees the
-    padding after it, so the mask changes nothing at real positions, and without it SDPA takes
-    its fast causal kernel (3.6x faster on a 2 x 4,500-token CPU batch). A batch with padding
-    on the left keeps its mask."""
-    if attention_mask is None:
-        return None
-    lengths = attention_mask.sum(-1)
-    right_padded = bool(
-        (
-            attention_mask.cumsum(-1)
-            == torch.minimum(
-                torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device), lengths.unsqueeze(-1)
-            )
-        ).all()
-    )
-    return None if right_padded else attention_mask
-
-
-def first_target(rollouts: Sequence[Rollout]) -> int:
-    """The first loss position of a batch (the prompt's last token predicts the first
-    completion token)."""
-    return max(0, min(len(r.prompt_ids) for r in rollouts) - 1)
-
 
 # -- update --------------------------------------------------------------------------------
 

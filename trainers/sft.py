@@ -271,7 +271,7 @@ def sft_loss_sum(model: Any, input_ids: Any, attention_mask: Any, target_mask: A
 
     width = input_ids.shape[1]
     start = max(0, min(start, width - 2))
-    from trainers.grpo import causal_only
+    from trainers.logprobs import causal_only
 
     logits = (
         model(

@@ -32,8 +32,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from toolenv.data import select_tasks
 from toolenv.inference import end_of_message_id, model_path
+from toolenv.selection import select_tasks
 from trainers.checkpoint import load_checkpoint, prepare_train_dir, save_checkpoint, save_policy, unwrap
 from trainers.config import TrainConfig, check_cpu_sizes
 from trainers.grpo import GRPOUpdater

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from evaluators.runner import RunConfig, run_eval, score_and_report
-from toolenv.data import data_version, select_tasks
+from toolenv.data import data_version
 from toolenv.inference import GenerationConfig
 from toolenv.registration import make_variant
+from toolenv.selection import select_tasks
 from trainers.config import check_cpu_sizes
 from trainers.study.config import Study
 from trainers.study.report import check_report_keeps, finished_labels, write_report

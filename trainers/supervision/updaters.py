@@ -24,7 +24,8 @@ from typing import Any, Sequence
 import torch
 
 from trainers.batching import collate, pack_by_tokens, pad_right
-from trainers.grpo import GRPOUpdater, StepStats, policy_loss_terms
+from trainers.grpo import GRPOUpdater, StepStats
+from trainers.losses import policy_loss_terms
 from trainers.supervision.ops import ShapedLossConfig, shaped_token_losses
 from trainers.types import Rollout
 
