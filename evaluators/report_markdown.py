@@ -31,7 +31,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"| overall, BFCL rule (missing categories count 0) | {pct(summary['overall_bfcl'])} | | | |",
         "",
         "Turn credit (not BFCL's score, which is the accuracy): the share of each task's turns "
-        "passed before its first failing turn, averaged over the tasks.",
+        "passed before its first failing turn, averaged over the tasks (a turn that expects no "
+        "call passes, as BFCL's checker passes it).",
         "",
         "| API (every task under each API it involves) | accuracy | total |",
         "|---|---|---|",

@@ -196,7 +196,8 @@ def turns_passed(task: Task, model_turns: ModelTurns, verdict: Verdict) -> int:
     """Per-turn credit: how many turns passed before the first failing one (all of them for a
     passing entry). A force-terminated entry (fewer or more turns than the task) gets BFCL's 0
     as its score but is credited here for the turns it did play, replayed up to the first
-    failure; the headline score stays BFCL's 0/1."""
+    failure; the headline score stays BFCL's 0/1. A turn that expects no call passes, as the
+    checker passes it."""
     if verdict.passed:
         return len(task.ground_truth)
     if verdict.failed_turn is not None:
