@@ -122,7 +122,7 @@ def test_k3_expectation_is_the_kl(a: list[float], b: list[float]) -> None:
     kl = float((logp.exp() * (logp - ref)).sum())
     if float((ref - logp).abs().max()) < 20 and float(k3.max()) < 10:  # inside the clamps
         assert float((logp.exp() * k3).sum()) == pytest.approx(kl, abs=1e-9)
-    assert float(k3.min()) >= 0.0
+    assert float(k3.min()) >= -1e-12  # k3 >= 0 exactly; exp(x) - x - 1 rounds to -1e-16 near x = 0
 
 
 def test_token_mean() -> None:
