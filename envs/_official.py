@@ -5,13 +5,21 @@ byte-identical to the reference (the dataset files, the function docs, the long-
 the large default tables of the backends, the prompt templates) is read from the distribution's
 files: JSON files as bytes, Python source files through :mod:`ast` (literal values only).
 
-Where the distribution comes from, in this order:
+Two releases are pinned (:data:`RELEASES`): ``2026.3.23``, the default, and ``2025.10.2``,
+the data the paper was measured on (``docs/data-versions.md``). The release in use is, in this
+order: the one passed explicitly (``distribution("2025.10.2")``, a task's own release), the
+process's selection (:func:`select_version`, which ``--data-version`` calls), the environment
+variable ``TOOLENV_DATA_VERSION``, and :data:`DEFAULT_VERSION`.
+
+Where a release's files come from, in this order:
 
 1. ``TOOLENV_BFCL_SOURCE``: a folder holding ``bfcl_eval/`` (for example a BFCL checkout's
-   ``berkeley-function-call-leaderboard``) or the ``bfcl_eval`` folder itself;
-2. an installed ``bfcl-eval`` of the pinned version (located with ``importlib``, never imported);
-3. the pinned wheel in the cache (``$TOOLENV_HOME/wheels``, default ``~/.cache/toolenv``),
-   verified by sha256; fetched there with ``pip download --no-deps`` when missing.
+   ``berkeley-function-call-leaderboard``) or the ``bfcl_eval`` folder itself; it serves the
+   release its ``pyproject.toml`` or ``*.dist-info`` names (the default release if neither);
+2. an installed ``bfcl-eval`` of that release (located with ``importlib``, never imported);
+3. the release's pinned wheel in the cache (``$TOOLENV_HOME/wheels``, default
+   ``~/.cache/toolenv``), verified by sha256; fetched there with ``pip download --no-deps``
+   when missing.
 
 This module is stdlib-only because the backends (``envs``) sit below every other layer.
 """
@@ -23,6 +31,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,14 +43,93 @@ from pathlib import Path
 from typing import Any
 
 BFCL_DISTRIBUTION = "bfcl-eval"
-BFCL_VERSION = "2026.3.23"
-WHEEL_FILENAME = f"bfcl_eval-{BFCL_VERSION}-py3-none-any.whl"
-WHEEL_SHA256 = "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a"
 BACKEND_SOURCE_DIR = "eval_checker/multi_turn_eval/func_source_code"
 
 
 class DataError(RuntimeError):
     """A one-line, actionable problem with the official data (missing, corrupt, wrong version)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One pinned bfcl-eval release: its version, the sha256 of its wheel, and why it is here."""
+
+    version: str
+    sha256: str
+    role: str
+
+    @property
+    def wheel_filename(self) -> str:
+        return f"bfcl_eval-{self.version}-py3-none-any.whl"
+
+
+#: the default release: the newest data
+DEFAULT_VERSION = "2026.3.23"
+#: the release the paper's numbers were measured on (the last of the nine identical ones)
+PAPER_VERSION = "2025.10.2"
+RELEASES: dict[str, Release] = {
+    DEFAULT_VERSION: Release(
+        DEFAULT_VERSION, "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a", "default"
+    ),
+    PAPER_VERSION: Release(
+        PAPER_VERSION, "7ba33a08b71205354b08792d4fb39e26ca15e6b9379ef5efb5263ed93bc39a44", "the paper's"
+    ),
+}
+#: the default release's pins, under the names older code uses
+BFCL_VERSION = DEFAULT_VERSION
+WHEEL_FILENAME = RELEASES[DEFAULT_VERSION].wheel_filename
+WHEEL_SHA256 = RELEASES[DEFAULT_VERSION].sha256
+#: the environment variable that selects the release for a whole process
+VERSION_VARIABLE = "TOOLENV_DATA_VERSION"
+
+_selected: str | None = None
+
+
+def known_versions() -> str:
+    """``2026.3.23 (default), 2025.10.2 (the paper's)``: for error messages and help texts."""
+    return ", ".join(f"{release.version} ({release.role})" for release in RELEASES.values())
+
+
+def check_version(version: str) -> str:
+    """``version`` if it is a pinned release; else a one-line :class:`DataError` naming them."""
+    if version not in RELEASES:
+        raise DataError(f"unknown BFCL data version {version!r}; known: {known_versions()}")
+    return version
+
+
+def select_version(version: str | None) -> str:
+    """Make ``version`` the process's release (``None``: back to the environment variable or
+    the default); returns the release now selected."""
+    global _selected
+    _selected = None if version is None else check_version(version)
+    return selected_version()
+
+
+def selected_version() -> str:
+    """The process's release: :func:`select_version`'s, else ``$TOOLENV_DATA_VERSION``, else the default."""
+    if _selected is not None:
+        return _selected
+    raw = os.environ.get(VERSION_VARIABLE)
+    if raw:
+        try:
+            return check_version(raw.strip())
+        except DataError as exc:
+            raise DataError(f"{VERSION_VARIABLE}: {exc}") from None
+    return DEFAULT_VERSION
+
+
+def resolve_version(version: str | None) -> str:
+    """An explicit release, checked; ``None``: the process's release."""
+    return selected_version() if version is None else check_version(version)
+
+
+def release_of(data_version: str) -> str:
+    """The release named in a recorded data version (``bfcl-eval==2025.10.2 (wheel …)`` ->
+    ``2025.10.2``); a one-line :class:`DataError` for a record of no pinned release."""
+    match = re.match(rf"{re.escape(BFCL_DISTRIBUTION)}==(\S+)", data_version or "")
+    if match is None:
+        raise DataError(f"data version {data_version!r} names no bfcl-eval release; known: {known_versions()}")
+    return check_version(match.group(1))
 
 
 def toolenv_home() -> Path:
@@ -52,8 +140,8 @@ def toolenv_home() -> Path:
     return Path(base) / "toolenv"
 
 
-def cached_wheel_path() -> Path:
-    return toolenv_home() / "wheels" / WHEEL_FILENAME
+def cached_wheel_path(version: str | None = None) -> Path:
+    return toolenv_home() / "wheels" / RELEASES[resolve_version(version)].wheel_filename
 
 
 def sha256_of(path: Path) -> str:
@@ -69,7 +157,7 @@ class Distribution:
     """One located copy of the official package's files.
 
     ``kind`` is ``"source"`` (a folder), ``"installed"`` or ``"wheel"``; ``root`` is the
-    ``bfcl_eval`` folder, or the wheel file. ``version`` is the pinned version string.
+    ``bfcl_eval`` folder, or the wheel file. ``version`` is the release (a key of :data:`RELEASES`).
     """
 
     kind: str
@@ -92,10 +180,13 @@ class Distribution:
         except (KeyError, FileNotFoundError, IsADirectoryError) as exc:
             raise DataError(
                 f"the official distribution at {self.root} has no bfcl_eval/{relative}; "
-                f"run `toolenv data fetch --force` to restore {BFCL_DISTRIBUTION}=={BFCL_VERSION}"
+                f"run `toolenv data fetch --force --data-version {self.version}` to restore "
+                f"{BFCL_DISTRIBUTION}=={self.version}"
             ) from exc
         except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"cannot read {self.root} ({exc}); run `toolenv data fetch --force`") from exc
+            raise DataError(
+                f"cannot read {self.root} ({exc}); run `toolenv data fetch --force --data-version {self.version}`"
+            ) from exc
 
     def read_text(self, relative: str) -> str:
         return self.read_bytes(relative).decode("utf-8")
@@ -110,27 +201,44 @@ def _wheel_zip(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
 
 
-def _source_from_env() -> Distribution | None:
+def _source_version(folder: Path) -> str:
+    """The release a source folder holds: the ``version`` of a BFCL checkout's ``pyproject.toml``
+    or of an unpacked wheel's ``*.dist-info``; the default release when neither says."""
+    for parent in (folder, folder.parent):
+        for metadata in sorted(parent.glob("bfcl_eval-*.dist-info/METADATA")):
+            for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+        pyproject = parent / "pyproject.toml"
+        if pyproject.is_file():
+            match = re.search(r'(?m)^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8", errors="replace"))
+            if match:
+                return match.group(1)
+    return DEFAULT_VERSION
+
+
+def _source_from_env(version: str) -> Distribution | None:
     raw = os.environ.get("TOOLENV_BFCL_SOURCE")
     if not raw:
         return None
     folder = Path(raw).expanduser()
     for candidate in (folder, folder / "bfcl_eval"):
         if (candidate / "data").is_dir() and (candidate / BACKEND_SOURCE_DIR).is_dir():
-            return Distribution("source", candidate.resolve(), BFCL_VERSION)
+            held = _source_version(candidate.resolve())
+            return Distribution("source", candidate.resolve(), version) if held == version else None
     raise DataError(
         f"TOOLENV_BFCL_SOURCE={raw} holds no bfcl_eval/ folder with data/ and "
         f"{BACKEND_SOURCE_DIR}/; point it at a BFCL checkout or unset it"
     )
 
 
-def _installed() -> Distribution | None:
+def _installed(version: str) -> Distribution | None:
     try:
-        version = importlib.metadata.version(BFCL_DISTRIBUTION)
+        installed = importlib.metadata.version(BFCL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         return None
-    if version != BFCL_VERSION:
-        return None  # another version is installed: use the pinned wheel instead
+    if installed != version:
+        return None  # another release is installed: use the pinned wheel instead
     spec = importlib.util.find_spec("bfcl_eval")  # top-level lookup: does not import it
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -140,14 +248,15 @@ def _installed() -> Distribution | None:
     return Distribution("installed", root, version)
 
 
-def _verified_wheel(path: Path) -> Distribution:
+def _verified_wheel(path: Path, version: str) -> Distribution:
+    expected = RELEASES[version].sha256
     actual = sha256_of(path)
-    if actual != WHEEL_SHA256:
+    if actual != expected:
         raise DataError(
-            f"cached wheel {path} is corrupt (sha256 {actual[:16]}…, expected {WHEEL_SHA256[:16]}…); "
-            "run `toolenv data fetch --force`"
+            f"cached wheel {path} is corrupt (sha256 {actual[:16]}…, expected {expected[:16]}…); "
+            f"run `toolenv data fetch --force --data-version {version}`"
         )
-    return Distribution("wheel", path, BFCL_VERSION, actual)
+    return Distribution("wheel", path, version, actual)
 
 
 def download_wheel(requirement: str, filename: str, sha256: str, target: Path, quiet: bool = False) -> Path:
@@ -188,40 +297,47 @@ def download_wheel(requirement: str, filename: str, sha256: str, target: Path, q
     return target
 
 
-def fetch_wheel(force: bool = False, quiet: bool = False) -> Path:
-    """Download the pinned bfcl-eval wheel into the cache (see :func:`download_wheel`)."""
-    target = cached_wheel_path()
+def fetch_wheel(force: bool = False, quiet: bool = False, version: str | None = None) -> Path:
+    """Download a pinned bfcl-eval wheel (default: the process's release) into the cache (see
+    :func:`download_wheel`)."""
+    release = RELEASES[resolve_version(version)]
+    target = cached_wheel_path(release.version)
     if target.exists() and not force:
-        _verified_wheel(target)
+        _verified_wheel(target, release.version)
         return target
     try:
-        download_wheel(f"{BFCL_DISTRIBUTION}=={BFCL_VERSION}", WHEEL_FILENAME, WHEEL_SHA256, target, quiet)
+        download_wheel(f"{BFCL_DISTRIBUTION}=={release.version}", release.wheel_filename, release.sha256, target, quiet)
     except DataError as exc:
         raise DataError(f"{exc}; or set TOOLENV_BFCL_SOURCE to a BFCL checkout") from None
     _wheel_zip.cache_clear()
-    distribution.cache_clear()
+    _distribution.cache_clear()
     return target
 
 
-@lru_cache(maxsize=1)
-def distribution() -> Distribution:
-    """The official distribution to read from (see the module docstring for the order)."""
-    found = _source_from_env() or _installed()
+def distribution(version: str | None = None) -> Distribution:
+    """The official distribution of a release (default: the process's release; see the module
+    docstring for the order in which it is looked for)."""
+    return _distribution(resolve_version(version))
+
+
+@lru_cache(maxsize=None)
+def _distribution(version: str) -> Distribution:
+    found = _source_from_env(version) or _installed(version)
     if found is not None:
         return found
-    wheel = cached_wheel_path()
+    wheel = cached_wheel_path(version)
     if not wheel.exists():
-        fetch_wheel()
-    return _verified_wheel(wheel)
+        fetch_wheel(version=version)
+    return _verified_wheel(wheel, version)
 
 
 # --------------------------------------------------------------------------------------------
 # Literal values from the official Python sources, through ast (never executed).
 
 
-@lru_cache(maxsize=32)
-def _module_ast(relative: str) -> ast.Module:
-    return ast.parse(distribution().read_text(relative), filename=relative)
+@lru_cache(maxsize=64)
+def _module_ast(relative: str, version: str) -> ast.Module:
+    return ast.parse(distribution(version).read_text(relative), filename=relative)
 
 
 def _assigned_names(node: ast.AST) -> list[str]:
@@ -307,8 +423,7 @@ def _find_assignment(body: list[ast.stmt], name: str) -> ast.expr:
     raise DataError(f"the official source assigns no literal named {name!r}")
 
 
-@lru_cache(maxsize=256)
-def official_literal(module_file: str, dotted_name: str) -> Any:
+def official_literal(module_file: str, dotted_name: str, version: str | None = None) -> Any:
     """The literal value bound to ``dotted_name`` in an official backend source file.
 
     ``module_file`` is a file in ``func_source_code`` (``"trading_bot.py"``) or a path relative
@@ -317,10 +432,17 @@ def official_literal(module_file: str, dotted_name: str) -> Any:
     assignment of that name in the scope, ``self.NAME = …`` included); ``Class.method.return``
     is the first literal container the method returns.
 
+    ``version``: the release to read (default: the process's release).
+
     The returned object is shared by every caller: treat it as read-only and copy before
     putting it into mutable state.
     """
+    return _official_literal(module_file, dotted_name, resolve_version(version))
+
+
+@lru_cache(maxsize=512)
+def _official_literal(module_file: str, dotted_name: str, version: str) -> Any:
     relative = module_file if "/" in module_file else f"{BACKEND_SOURCE_DIR}/{module_file}"
-    module = _module_ast(relative)
+    module = _module_ast(relative, version)
     *scopes, name = dotted_name.split(".")
     return _literal(_find_assignment(_scope_body(module, scopes), name), module)

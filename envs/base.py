@@ -21,7 +21,7 @@ import random
 from functools import lru_cache
 from typing import Any, ClassVar, Mapping
 
-from envs._official import distribution, official_literal
+from envs._official import DEFAULT_VERSION, distribution, official_literal, resolve_version
 
 FUNC_DOC_DIR = "data/multi_turn_func_doc"
 
@@ -57,10 +57,14 @@ class Template:
         return pickle.loads(self._blob)
 
 
-@lru_cache(maxsize=128)
-def official_template(module_file: str, dotted_name: str) -> Template:
+def official_template(module_file: str, dotted_name: str, version: str | None = None) -> Template:
     """A :class:`Template` of a literal read from the official sources (see ``official_literal``)."""
-    return Template(official_literal(module_file, dotted_name))
+    return _official_template(module_file, dotted_name, resolve_version(version))
+
+
+@lru_cache(maxsize=128)
+def _official_template(module_file: str, dotted_name: str, version: str) -> Template:
+    return Template(official_literal(module_file, dotted_name, version))
 
 
 def clone(value: Any) -> Any:
@@ -111,6 +115,9 @@ class Backend:
     doc_file: ClassVar[str] = ""
     #: stateless backends are not given a scenario (MathAPI)
     stateless: ClassVar[bool] = False
+    #: the bfcl-eval release whose behaviour and function docs this class has; a release's
+    #: behaviour differences are subclasses (``envs/v2025_10_2/``), see :func:`envs.backend_class`
+    data_version: ClassVar[str] = DEFAULT_VERSION
 
     def load_scenario(self, config: Mapping[str, Any], long_context: bool = False) -> None:
         """Set the state from ``config``; keys missing from it take the official defaults.
@@ -129,23 +136,23 @@ class Backend:
     @classmethod
     def tool_docs(cls) -> list[dict[str, Any]]:
         """The official function docs of this API (a fresh deep copy, in the file's order)."""
-        return copy.deepcopy(_tool_docs(cls.doc_file))
+        return copy.deepcopy(_tool_docs(cls.doc_file, cls.data_version))
 
     @classmethod
     def tool_names(cls) -> frozenset[str]:
         """The names of the public methods a model may call."""
-        return _tool_names(cls.doc_file)
+        return _tool_names(cls.doc_file, cls.data_version)
 
 
-@lru_cache(maxsize=16)
-def _tool_docs(doc_file: str) -> tuple[dict[str, Any], ...]:
-    text = distribution().read_text(f"{FUNC_DOC_DIR}/{doc_file}")
+@lru_cache(maxsize=32)
+def _tool_docs(doc_file: str, version: str) -> tuple[dict[str, Any], ...]:
+    text = distribution(version).read_text(f"{FUNC_DOC_DIR}/{doc_file}")
     return tuple(json.loads(line) for line in text.splitlines() if line.strip())
 
 
-@lru_cache(maxsize=16)
-def _tool_names(doc_file: str) -> frozenset[str]:
-    return frozenset(doc["name"] for doc in _tool_docs(doc_file))
+@lru_cache(maxsize=32)
+def _tool_names(doc_file: str, version: str) -> frozenset[str]:
+    return frozenset(doc["name"] for doc in _tool_docs(doc_file, version))
 
 
 def json_schema(gorilla: Mapping[str, Any]) -> dict[str, Any]:

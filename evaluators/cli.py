@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from envs._official import distribution
+from envs._official import distribution, release_of
 from toolenv.cli import non_negative_float, positive_float, positive_int
 from toolenv.data import CATEGORIES, normalize_category
 
@@ -127,6 +127,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ValueError(f"{source} holds no {TRAJECTORIES}" + ("" if source.exists() else " (no such folder)"))
         meta = run_meta(source)
+        played_on = release_of(meta["data_version"])
+        if args.data_version and args.data_version != played_on:
+            raise ValueError(
+                f"{source} was played on bfcl-eval {played_on}; score it with --data-version {played_on} "
+                "(or without --data-version: a run is scored on the release it records)"
+            )
         trajectories, partial = read_trajectories(path)
         if partial:
             print(

@@ -227,7 +227,11 @@ def bfcl_record(trajectory: Trajectory) -> tuple[str, dict[str, Any]]:
         steps = []
         for step in turn.steps:
             if step.calls:
-                calls = step.calls if variant else [keyword_call(call, task.involved_classes) for call in step.calls]
+                calls = (
+                    step.calls
+                    if variant
+                    else [keyword_call(call, task.involved_classes, task.release) for call in step.calls]
+                )
                 steps.append(codec.render_calls(calls))
             else:
                 steps.append(step.raw if isinstance(step.raw, str) else json.dumps(step.raw))

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from envs._official import release_of
 from toolenv.data import CATEGORIES, Task, data_version, normalize_category
 from toolenv.env import BFCLEnv
 from toolenv.inference import ChatModel
@@ -89,7 +90,8 @@ class RunConfig:
 def episode_tasks(config: RunConfig) -> list[Task]:
     """The run's episodes: the selected tasks (``limit`` of them round-robin over the categories,
     see :func:`toolenv.selection.select_tasks`), then each OOD variant of them (spec order)."""
-    tasks = select_tasks(config.categories, config.split, limit=config.limit, seed=config.seed)
+    release = release_of(config.data_version) if config.data_version else None
+    tasks = select_tasks(config.categories, config.split, limit=config.limit, seed=config.seed, data_version=release)
     if not config.ood:
         return tasks
     from toolenv.registration import make_variant
@@ -162,6 +164,12 @@ def check_run_dir(out_dir: Path, config: RunConfig) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise RunError(f"{out_dir} is a file, not a run folder; use a new --out")
     previous = read_run_file(out_dir) if out_dir.is_dir() else None
+    saved_version = (previous or {}).get("config", {}).get("data_version")
+    if saved_version and config.data_version and release_of(saved_version) != release_of(config.data_version):
+        release = release_of(saved_version)
+        raise RunError(
+            f"{out_dir} holds a run on bfcl-eval {release}; resume it with --data-version {release} or use a new --out"
+        )
     if previous is not None and previous.get("config") != json.loads(json.dumps(config.to_dict())):
         raise RunError(
             f"{out_dir} holds a run with another configuration; resume it with the same options or use a new --out"

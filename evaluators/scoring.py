@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from envs._official import release_of
 from toolenv.checker import Verdict, check, turns_passed
 from toolenv.data import API_SHORT_NAMES, CATEGORIES, Task, get_task
 from toolenv.structure import STATES
@@ -100,9 +101,10 @@ class Summary:
 
 
 def trajectory_task(trajectory: Trajectory) -> Task:
-    """The task a trajectory was played on: the official task, or the OOD variant whose spec
-    and seed it records (rebuilt through toolenv's variant provider, deterministically)."""
-    task = get_task(trajectory.task_id)
+    """The task a trajectory was played on: the official task of the release it records, or the
+    OOD variant whose spec and seed it records (rebuilt through toolenv's variant provider,
+    deterministically)."""
+    task = get_task(trajectory.task_id, release_of(trajectory.data_version))
     spec = trajectory.meta.get("ood")
     if spec:
         from toolenv.registration import make_variant

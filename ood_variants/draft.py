@@ -24,29 +24,21 @@ from toolenv.executor import NameMap, keyword_call
 
 
 @lru_cache(maxsize=None)
-def canonical_docs(class_name: str) -> tuple[str, ...]:
-    """The official docs of one API as JSON texts (parsed afresh for every draft)."""
-    return tuple(json.dumps(doc) for doc in backend_class(class_name).tool_docs())
+def canonical_docs(class_name: str, version: str) -> tuple[str, ...]:
+    """The official docs of one API in one release, as JSON texts (parsed afresh for every draft)."""
+    return tuple(json.dumps(doc) for doc in backend_class(class_name, version).tool_docs())
 
 
 @lru_cache(maxsize=None)
-def _docs_blob(classes: tuple[str, ...]) -> bytes:
-    docs = [json.loads(text) for name in classes for text in canonical_docs(name)]
+def _docs_blob(classes: tuple[str, ...], version: str) -> bytes:
+    docs = [json.loads(text) for name in classes for text in canonical_docs(name, version)]
     return pickle.dumps(docs, pickle.HIGHEST_PROTOCOL)
 
 
-def fresh_docs(classes: tuple[str, ...]) -> list[dict[str, Any]]:
+def fresh_docs(classes: tuple[str, ...], version: str) -> list[dict[str, Any]]:
     """A private copy of the official docs of these APIs, in order (unpickling a cached blob
     is several times faster than parsing JSON or deep-copying)."""
-    return pickle.loads(_docs_blob(classes))
-
-
-@lru_cache(maxsize=None)
-def _owner(tool: str, classes: tuple[str, ...]) -> str:
-    for name in classes:
-        if tool in backend_class(name).tool_names():
-            return name
-    raise KeyError(tool)
+    return pickle.loads(_docs_blob(classes, version))
 
 
 def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
@@ -123,7 +115,7 @@ class Draft:
     def from_task(cls, task: Task) -> "Draft":
         if task.is_variant:
             raise ValueError(f"{task.id} is already a variant ({task.ood_spec}); variants are made from official tasks")
-        docs = fresh_docs(task.involved_classes)
+        docs = fresh_docs(task.involved_classes, task.release)
         names = {}
         for doc in docs:
             params = list((doc.get("parameters", {}).get("properties") or {}))
@@ -134,7 +126,7 @@ class Draft:
             docs=docs,
             names=names,
             turns=[[m.to_dict() for m in turn] for turn in task.turns],
-            truth=[[keyword_call(call, classes) for call in turn] for turn in task.ground_truth_calls],
+            truth=[[keyword_call(call, classes, task.release) for call in turn] for turn in task.ground_truth_calls],
             held_out=[(index, list(names_)) for index, names_ in task.held_out],
             excluded=list(task.excluded_function),
             config=task.initial_config,

@@ -12,7 +12,8 @@ import re
 from functools import lru_cache
 from typing import Collection, Sequence
 
-from envs import all_backend_classes
+from envs import RELEASE_PACKAGES, all_backend_classes
+from envs._official import DEFAULT_VERSION
 from ood_variants.banks import FILLER_WORDS, NAME_SYNONYMS, WORD_SYNONYMS
 
 TOOL_STYLES = ("synonym", "paraphrase", "opaque", "camel", "pascal")
@@ -23,8 +24,10 @@ _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 @lru_cache(maxsize=1)
 def canonical_tool_names() -> frozenset[str]:
-    """Every tool name of every BFCL API (a variant name must never be one of them)."""
-    return frozenset(name for cls in all_backend_classes().values() for name in cls.tool_names())
+    """Every tool name of every BFCL API in every pinned release (a variant name must never be
+    one of them, whichever release the task comes from, and a variant is the same in each)."""
+    releases = (DEFAULT_VERSION, *RELEASE_PACKAGES)
+    return frozenset(name for v in releases for cls in all_backend_classes(v).values() for name in cls.tool_names())
 
 
 def words(name: str) -> list[str]:

@@ -154,7 +154,12 @@ def add_distractors(draft: Draft, rng: random.Random, style: str) -> None:
     never uses them; calling one gives the unknown-function error."""
     taken = {doc["name"] for doc in draft.docs}
     if style == "other_api":
-        pool = [text for cls in ALL_CLASSES if cls not in draft.base.involved_classes for text in canonical_docs(cls)]
+        pool = [
+            text
+            for cls in ALL_CLASSES
+            if cls not in draft.base.involved_classes
+            for text in canonical_docs(cls, draft.base.release)
+        ]
         extra = [
             doc
             for doc in map(json.loads, rng.sample(pool, min(len(pool), rng.randint(3, 6))))

@@ -60,12 +60,12 @@ def _message_people(draft: Draft) -> list[str]:
     if "MessageAPI" not in draft.base.involved_classes:
         return []
     scenario = draft.config.get("MessageAPI") or {}
-    user_map = scenario.get("user_map") if "user_map" in scenario else _default_user_map()
+    user_map = scenario.get("user_map") if "user_map" in scenario else _default_user_map(draft.base.release)
     return [name for name in user_map if isinstance(name, str)]
 
 
-def _default_user_map() -> dict[str, str]:
-    probe = backend_class("MessageAPI")()
+def _default_user_map(version: str) -> dict[str, str]:
+    probe = backend_class("MessageAPI", version)()
     probe.load_scenario({})
     return dict(probe.user_map)  # type: ignore[attr-defined]
 
@@ -153,7 +153,10 @@ def perturb_values(draft: Draft, rng: random.Random, style: str | None) -> None:
         return
     if people and "user_map" not in (draft.config.get("MessageAPI") or {}):
         # the backend's default map, made explicit so that it can be renamed with the rest
-        draft.config["MessageAPI"] = {**(draft.config.get("MessageAPI") or {}), "user_map": _default_user_map()}
+        draft.config["MessageAPI"] = {
+            **(draft.config.get("MessageAPI") or {}),
+            "user_map": _default_user_map(draft.base.release),
+        }
     text = json.dumps([draft.config, draft.turns, truth_strings])
     taken: set[str] = set()
     mapping = {}

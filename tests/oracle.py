@@ -20,6 +20,10 @@ from typing import Any, NoReturn, Sequence
 
 import pytest
 
+from tests.release_oracle import use_release_oracle
+
+use_release_oracle()  # before the import below: the oracle must be of the release under test
+
 try:
     from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils as _official_utils
 except ImportError:  # pragma: no cover - reported by the tests that need it

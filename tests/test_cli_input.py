@@ -58,6 +58,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "empty.toml").write_text("")
     (root / "no_mode.toml").write_text('[model]\npath = "x"\n')
     (root / "bad.toml").write_text("[run\n")
+    (root / "bad_release.toml").write_text('[run]\nmode = "sft"\n[model]\npath = "x"\n[data]\ndata_version = "1.0"\n')
     return root
 
 
@@ -96,6 +97,11 @@ BAD_INPUT = [
     ),
     (["eval", "--categories", "base", "--limit", "3", "--out", "{tmp}/run"], "holds a run with another configuration"),
     (["eval", "--out", "{tmp}/a_file"], "is a file, not a run folder"),
+    (["eval", "--data-version", "2099.1.1", "--out", "{tmp}/new"], "unknown BFCL data version '2099.1.1'"),
+    (
+        ["eval", "--categories", "base", "--limit", "4", "--data-version", "2025.10.2", "--out", "{tmp}/run"],
+        "holds a run on bfcl-eval 2026.3.23; resume it with --data-version 2026.3.23",
+    ),
     (["eval", "--out", "{tmp}/corrupt_run"], "corrupt_run/run.json is not valid JSON"),
     # score
     (["score", "{tmp}/nothing"], "holds no trajectories.jsonl (no such folder)"),
@@ -104,6 +110,10 @@ BAD_INPUT = [
     (["score", "{tmp}/empty_run"], "holds no finished episode"),
     (["score", "{tmp}/corrupt_run"], "corrupt_run/run.json is not valid JSON"),
     (["score", "{tmp}/run", "--out", "{tmp}/a_file"], "is a file, not a folder"),
+    (
+        ["score", "{tmp}/run", "--data-version", "2025.10.2"],
+        "was played on bfcl-eval 2026.3.23; score it with --data-version",
+    ),
     (["score", "{tmp}/bfcl_corrupt", "--bfcl-results"], "not valid JSON"),
     (["score", "{tmp}/bfcl_single", "--bfcl-results", "--out", "{tmp}/new"], "multi"),
     # export
@@ -124,6 +134,8 @@ BAD_INPUT = [
     (["train", "{tmp}/bad.toml"], "bad.toml"),
     (["train", "{tmp}/empty.toml"], "mode"),
     (["train", "{tmp}/no_mode.toml"], "mode"),
+    (["train", "{tmp}/bad_release.toml"], "[data] data_version: unknown BFCL data version '1.0'"),
+    (["replay", "--data-version", "latest"], "unknown BFCL data version 'latest'"),
     (["plot", "{tmp}/nothing"], "nothing"),
     (["study", "{tmp}/missing.toml"], "missing.toml"),
 ]

@@ -90,21 +90,21 @@ def test_unknown_category_is_a_one_line_error(bad: str) -> None:
 
 def test_bad_source_folder_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOOLENV_BFCL_SOURCE", str(tmp_path))
-    official.distribution.cache_clear()
+    official._distribution.cache_clear()
     try:
         with pytest.raises(DataError, match="TOOLENV_BFCL_SOURCE"):
             official.distribution()
     finally:
         monkeypatch.delenv("TOOLENV_BFCL_SOURCE")
-        official.distribution.cache_clear()
+        official._distribution.cache_clear()
 
 
 def test_wheel_cache_fetch_verify_and_corruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Fetch the pinned wheel from the package registry into an empty cache, read the same data
     from it, then corrupt it and get a one-line error that says how to fix it."""
     monkeypatch.setenv("TOOLENV_HOME", str(tmp_path))
-    monkeypatch.setattr(official, "_installed", lambda: None)
-    official.distribution.cache_clear()
+    monkeypatch.setattr(official, "_installed", lambda version: None)
+    official._distribution.cache_clear()
     try:
         wheel = official.fetch_wheel(quiet=True)
         assert official.sha256_of(wheel) == WHEEL_SHA256
@@ -114,16 +114,16 @@ def test_wheel_cache_fetch_verify_and_corruption(tmp_path: Path, monkeypatch: py
         assert json.loads(lines[0]) == raw_entries("base")[0]
 
         wheel.write_bytes(wheel.read_bytes()[:-100] + b"x" * 100)
-        official.distribution.cache_clear()
+        official._distribution.cache_clear()
         with pytest.raises(DataError) as info:
             official.distribution()
         message = str(info.value)
         assert "corrupt" in message and "toolenv data fetch --force" in message and "\n" not in message
         official.fetch_wheel(force=True, quiet=True)
-        official.distribution.cache_clear()
+        official._distribution.cache_clear()
         assert official.distribution().kind == "wheel"
     finally:
-        official.distribution.cache_clear()
+        official._distribution.cache_clear()
 
 
 def test_cli_reports_bad_input_in_one_line() -> None:

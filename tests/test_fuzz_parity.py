@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,9 @@ from tests.fuzz import random_sequence
 from tests.oracle import require_official
 from tests.parity import replay_both
 from toolenv.data import load_tasks
+
+#: holds for every pinned release: CI runs this file again on the paper's (see tests/release_oracle.py)
+pytestmark = pytest.mark.release
 
 # CI budget: SEQUENCES random sequences of up to 3 turns x (6 random + 4 ground-truth) calls.
 SEQUENCES = 5000

@@ -16,14 +16,22 @@ from collections import Counter
 from importlib.metadata import entry_points
 from typing import Any, Callable, NoReturn, Sequence
 
-from envs._official import DataError, cached_wheel_path, distribution, fetch_wheel
+from envs._official import (
+    DataError,
+    cached_wheel_path,
+    check_version,
+    distribution,
+    fetch_wheel,
+    known_versions,
+    select_version,
+)
 from toolenv.data import CATEGORIES, load_tasks, normalize_category
 from toolenv.executor import Session
 from toolenv.inference import ModelError, one_line
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
-    path = fetch_wheel(force=args.force)
+    path = fetch_wheel(force=args.force)  # the selected release (--data-version)
     print(f"bfcl-eval wheel: {path}")
     _cmd_data_info(args)
     return 0
@@ -147,13 +155,38 @@ class Parser(argparse.ArgumentParser):
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    from envs._official import BFCL_VERSION
-
     try:
         ours = version("toolenv")
     except PackageNotFoundError:
         ours = "unknown"
-    return f"toolenv {ours} (BFCL data: bfcl-eval {BFCL_VERSION})"
+    return f"toolenv {ours} (BFCL data: bfcl-eval {known_versions()})"
+
+
+def data_version_arg(text: str) -> str:
+    """An argparse type: a pinned BFCL release."""
+    try:
+        return check_version(text)
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_data_version_option(parser: argparse.ArgumentParser) -> None:
+    """``--data-version`` on ``parser`` and, recursively, on each of its subcommands: every
+    command reads the release it names (see :func:`main`)."""
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subcommands:
+        if not any("--data-version" in a.option_strings for a in parser._actions):
+            parser.add_argument(
+                "--data-version",
+                type=data_version_arg,
+                metavar="VERSION",
+                help=f"the BFCL release to use: {known_versions()} (default: $TOOLENV_DATA_VERSION, "
+                "else the default release)",
+            )
+        return
+    for action in subcommands:
+        for child in dict.fromkeys(action.choices.values()):
+            add_data_version_option(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         "data", help="the official BFCL data: fetch the pinned wheel, show its version and counts"
     )
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    fetch = data_commands.add_parser("fetch", help="download and verify the pinned bfcl-eval wheel")
+    fetch = data_commands.add_parser(
+        "fetch", help="download and verify the pinned bfcl-eval wheel of a release (default: the selected one)"
+    )
     fetch.add_argument("--force", action="store_true", help="download again even if the cache is valid")
     fetch.set_defaults(handler=_cmd_data_fetch)
     info = data_commands.add_parser("info", help="data source, version and counts")
@@ -183,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     # (torch, datasets) only inside the handlers, so `toolenv --help` stays fast.
     for add_commands in command_plugins():
         add_commands(commands)
+    add_data_version_option(parser)
     return parser
 
 
@@ -209,6 +245,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ModelError, ValueErro
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "data_version", None):
+            select_version(args.data_version)  # the process's release, for every layer below
         return args.handler(args)
     except USER_ERRORS as exc:  # user-fixable: one line, no traceback
         print(f"toolenv: error: {one_line(str(exc), 500) or type(exc).__name__}", file=sys.stderr)

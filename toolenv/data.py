@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from envs import BACKEND_MODULES, backend_class
-from envs._official import DataError, distribution
+from envs._official import DataError, distribution, release_of, resolve_version
 from toolenv.calls import Call, parse_python_call
 from toolenv.executor import NameMap
 
@@ -157,7 +157,7 @@ class Task:
         if self.tool_docs_json:
             docs = json.loads(self.tool_docs_json)
         else:
-            docs = [doc for cls in self.involved_classes for doc in backend_class(cls).tool_docs()]
+            docs = [doc for cls in self.involved_classes for doc in backend_class(cls, self.release).tool_docs()]
         offered = [doc for doc in docs if doc["name"] not in hidden]
         if revealed_up_to is not None:
             by_name = {doc["name"]: doc for doc in docs}
@@ -165,6 +165,12 @@ class Task:
                 if index <= revealed_up_to:
                     offered += [by_name[name] for name in names]
         return offered
+
+    @cached_property
+    def release(self) -> str:
+        """The bfcl-eval release the task comes from (``"2026.3.23"``), read from ``data_version``:
+        the backends, docs and checker replay of this task are that release's."""
+        return release_of(self.data_version)
 
     @property
     def is_variant(self) -> bool:
@@ -265,8 +271,8 @@ def load_task_file(path: str | Path) -> list[Task]:
     return tasks
 
 
-def _jsonl(relative: str) -> list[dict[str, Any]]:
-    text = distribution().read_text(relative)
+def _jsonl(relative: str, version: str | None = None) -> list[dict[str, Any]]:
+    text = distribution(version).read_text(relative)
     try:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
@@ -275,22 +281,23 @@ def _jsonl(relative: str) -> list[dict[str, Any]]:
         ) from None
 
 
-def raw_entries(category: str) -> list[dict[str, Any]]:
-    """The official prompt entries of a category, as parsed JSON (fresh dicts)."""
+def raw_entries(category: str, data_version: str | None = None) -> list[dict[str, Any]]:
+    """The official prompt entries of a category, as parsed JSON (fresh dicts); ``data_version``
+    is a release (default: the process's, see :mod:`envs._official`)."""
     short = normalize_category(category)
-    return _jsonl(f"data/BFCL_v4_{_PREFIX}{short}.json")
+    return _jsonl(f"data/BFCL_v4_{_PREFIX}{short}.json", data_version)
 
 
-def raw_ground_truth(category: str) -> list[dict[str, Any]]:
+def raw_ground_truth(category: str, data_version: str | None = None) -> list[dict[str, Any]]:
     short = normalize_category(category)
-    return _jsonl(f"data/possible_answer/BFCL_v4_{_PREFIX}{short}.json")
+    return _jsonl(f"data/possible_answer/BFCL_v4_{_PREFIX}{short}.json", data_version)
 
 
-@lru_cache(maxsize=8)
-def _load_category(short: str) -> tuple[Task, ...]:
-    version = distribution().data_version
-    prompts = raw_entries(short)
-    answers = {entry["id"]: entry["ground_truth"] for entry in raw_ground_truth(short)}
+@lru_cache(maxsize=16)
+def _load_category(short: str, release: str) -> tuple[Task, ...]:
+    version = distribution(release).data_version
+    prompts = raw_entries(short, release)
+    answers = {entry["id"]: entry["ground_truth"] for entry in raw_ground_truth(short, release)}
     tasks = []
     for entry in prompts:
         if entry["id"] not in answers:
@@ -311,21 +318,23 @@ def _load_category(short: str) -> tuple[Task, ...]:
     return tuple(tasks)
 
 
-def load_tasks(categories: str | Iterable[str] | None = None) -> list[Task]:
-    """Tasks of the given categories (default: all four), in category then id order."""
+def load_tasks(categories: str | Iterable[str] | None = None, data_version: str | None = None) -> list[Task]:
+    """Tasks of the given categories (default: all four), in category then id order, of one
+    release (``data_version``, e.g. ``"2025.10.2"``; default: the process's release)."""
     if categories is None:
         wanted: Iterable[str] = CATEGORIES
     elif isinstance(categories, str):
         wanted = [categories]
     else:
         wanted = categories
-    return [task for short in map(normalize_category, wanted) for task in _load_category(short)]
+    release = resolve_version(data_version)
+    return [task for short in map(normalize_category, wanted) for task in _load_category(short, release)]
 
 
 TASK_ID_EXAMPLE = "multi_turn_base_5"
 
 
-def get_task(task_id: str) -> Task:
+def get_task(task_id: str, data_version: str | None = None) -> Task:
     """One task by id (``"multi_turn_base_17"``); a one-line error if it does not exist, saying
     what an id looks like (so ``"5"`` is not mistaken for a category)."""
     category, _, number = str(task_id).rpartition("_")
@@ -335,12 +344,13 @@ def get_task(task_id: str) -> Task:
             f"unknown task {task_id!r}; a task id looks like {TASK_ID_EXAMPLE} "
             f"({_PREFIX}<category>_<index>, category one of {', '.join(CATEGORIES)})"
         )
-    tasks = load_tasks(short)
+    tasks = load_tasks(short, data_version)
     for task in tasks:
         if task.id == task_id:
             return task
     raise DataError(f"no task with id {task_id!r}; {short} holds {tasks[0].id} … {tasks[-1].id}")
 
 
-def data_version() -> str:
-    return distribution().data_version
+def data_version(release: str | None = None) -> str:
+    """What reports record for a release (default: the process's): package, version, source."""
+    return distribution(release).data_version

@@ -134,6 +134,10 @@ class BFCLEnv(gym.Env[Any, Any]):
       positional arguments to parameter names instead of dropping them. By default the format
       decodes as BFCL does, and BFCL drops them (``cd('docs')`` runs as ``cd()``); ``info["parse"]``
       then counts such calls under ``positional_dropped``.
+    - ``data_version`` (``str | None``, default ``None``): the bfcl-eval release to play,
+      ``"2026.3.23"`` (the default release) or ``"2025.10.2"`` (the paper's data); its tasks, tool
+      docs and backend behaviour. ``None``: the process's release (``TOOLENV_DATA_VERSION``,
+      else the default). Tasks given by ``task_file``/``tasks`` carry their own release.
 
     Bad values raise a one-line ``ValueError`` (or :class:`envs._official.DataError`, for the
     task filters) that lists the valid ones.
@@ -227,6 +231,7 @@ class BFCLEnv(gym.Env[Any, Any]):
         task_file: str | None = None,
         tasks: Sequence[Task] | None = None,
         keep_positional: bool = False,
+        data_version: str | None = None,
     ) -> None:
         """See the class docstring, section Arguments."""
         if observation_mode not in OBSERVATION_MODES:
@@ -234,7 +239,9 @@ class BFCLEnv(gym.Env[Any, Any]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: human, ansi")
         source = load_task_file(task_file) if task_file else (list(tasks) if tasks is not None else None)
-        self.tasks: list[Task] = select_tasks(categories or CATEGORIES, split, apis, task_ids, tasks=source)
+        self.tasks: list[Task] = select_tasks(
+            categories or CATEGORIES, split, apis, task_ids, tasks=source, data_version=data_version
+        )
         self.keep_positional = bool(keep_positional)
         self.codec: Codec = get_codec(call_format, keep_positional=self.keep_positional)
         self._default_codec = self.codec

@@ -158,16 +158,18 @@ class Session:
         long_context: bool = False,
         copy_config: bool = True,
         name_map: NameMap | None = None,
+        version: str | None = None,
     ) -> None:
         """``copy_config=False`` hands the config's contents to the backends without copying;
         only for a config nobody else holds (``Task.initial_config`` returns a fresh one).
-        ``name_map``: the variant names that are callable instead of the canonical ones."""
+        ``name_map``: the variant names that are callable instead of the canonical ones.
+        ``version``: the bfcl-eval release whose backends to build (default: the process's)."""
         config = initial_config or {}
         self.name_map = name_map
         self.instances: dict[str, Backend] = {}
         self._dispatch: dict[str, Backend] = {}
         for class_name in involved_classes:
-            cls = backend_class(class_name)
+            cls = backend_class(class_name, version)
             instance = cls()
             if not cls.stateless:
                 scenario = config.get(class_name, {})
@@ -185,6 +187,7 @@ class Session:
             task.long_context,
             copy_config=False,
             name_map=getattr(task, "name_map", None),
+            version=task.release,
         )
 
     @property
@@ -243,11 +246,11 @@ class Session:
         return {name: instance.public_state() for name, instance in self.instances.items()}
 
 
-def keyword_call(call: Call, classes: Iterable[str]) -> Call:
+def keyword_call(call: Call, classes: Iterable[str], version: str | None = None) -> Call:
     """The same call with its positional arguments bound to their parameter names
     (``sort('a.txt')`` -> ``sort(file_name='a.txt')``), as BFCL's checker and result files want
     them; unchanged when it has none or they cannot be bound (:func:`envs.bind_arguments`)."""
     if not call.args:
         return call
-    bound = bind_arguments(call.name, call.args, call.kwargs, classes)
+    bound = bind_arguments(call.name, call.args, call.kwargs, classes, version)
     return call if bound is None else Call(call.name, (), bound)

@@ -24,7 +24,7 @@ def expert_turns(task: Task, codec: Codec, reply: str = DEFAULT_REPLY) -> list[l
     for calls in task.ground_truth_calls:
         turn: list[Any] = []
         if calls:
-            turn.append(codec.render_calls([keyword_call(call, task.involved_classes) for call in calls]))
+            turn.append(codec.render_calls([keyword_call(call, task.involved_classes, task.release) for call in calls]))
         turn.append(reply)
         actions.append(turn)
     return actions

@@ -30,6 +30,7 @@ def select_tasks(
     *,
     limit: int | None = None,
     seed: int = 0,
+    data_version: str | None = None,
 ) -> list[Task]:
     """Tasks filtered by category, the paper's split (``all``/``train``/``test``), involved APIs
     (class names such as ``"TravelAPI"`` or short names such as ``"travel"``, any case; see
@@ -40,7 +41,8 @@ def select_tasks(
     order given) from a ``seed``-ed shuffle of entry indices, so that a small sample covers
     every category and API block (:func:`sample_round_robin`).
 
-    ``tasks`` filters the given tasks (e.g. from :func:`load_task_file`) instead of the official ones."""
+    ``tasks`` filters the given tasks (e.g. from :func:`load_task_file`) instead of the official
+    ones of ``data_version`` (a release; default: the process's)."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     if isinstance(apis, str):  # one name, not its characters
@@ -51,7 +53,7 @@ def select_tasks(
         task_ids = [task_ids]
     source = "official"
     if tasks is None:
-        tasks = load_tasks(categories)
+        tasks = load_tasks(categories, data_version)
     else:
         source = "given"
         wanted = set(map(normalize_category, [categories] if isinstance(categories, str) else categories or CATEGORIES))

@@ -13,9 +13,10 @@ from typing import Any
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from trainers.config import load_config
+    from trainers.config import apply_data_version, load_config
 
     config = load_config(args.config)  # validated before anything heavy is imported
+    apply_data_version(config, args.data_version)
     if args.out_dir:
         config.run.out_dir = args.out_dir
     from trainers.train import train

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envs._official import DataError, check_version, resolve_version, select_version
 from toolenv.inference import canonical_engine
 
 MODES = ("sft", "grpo")
@@ -44,6 +45,9 @@ class ModelSection:
 
 @dataclass
 class DataSection:
+    #: the bfcl-eval release to train and validate on ("2025.10.2": the paper's data); "" = the
+    #: process's release (--data-version, $TOOLENV_DATA_VERSION, else the default release)
+    data_version: str = ""
     call_format: str = "hermes"
     train_categories: list[str] = field(default_factory=lambda: ["base", "miss_param", "miss_func"])
     train_split: str = "train"
@@ -292,6 +296,11 @@ def _check_consistency(config: TrainConfig, where: str) -> None:
     from toolenv.formats import get_codec
 
     get_codec(config.data.call_format)
+    if config.data.data_version:
+        try:
+            check_version(config.data.data_version)
+        except DataError as exc:
+            raise ValueError(f"{where}: [data] data_version: {exc}") from None
     for category in config.data.train_categories + config.data.val_categories:
         normalize_category(category)
     if len(config.optim.betas) != 2:
@@ -312,6 +321,19 @@ def _check_consistency(config: TrainConfig, where: str) -> None:
         raise ValueError(f"{where}: [grpo] mini_batches ({config.grpo.mini_batches}) exceeds prompts_per_step")
     if bool(config.sft.reply_endpoint) != bool(config.sft.reply_model):
         raise ValueError(f"{where}: [sft] reply_endpoint and reply_model go together")
+
+
+def apply_data_version(config: TrainConfig, requested: str | None = None) -> str:
+    """Select the release a configuration names (``[data] data_version``) for the whole process,
+    so that training, validation, demonstrations and reflections all read it; ``requested`` (a
+    ``--data-version`` flag) must agree with it. Returns the release in use."""
+    named = config.data.data_version
+    if named and requested and named != requested:
+        raise ValueError(
+            f"the configuration names [data] data_version = {named!r} but --data-version is {requested!r}; "
+            "drop one of them"
+        )
+    return select_version(named) if named else resolve_version(requested)
 
 
 #: keys a run file must set: without them an empty file silently became the paper's 300-step GPU run

@@ -139,7 +139,7 @@ def play_ground_truth(
     env.reset(options={"task_id": task.id})
     done = False
     for turn, calls in enumerate(task.ground_truth_calls):
-        bound = [keyword_call(call, task.involved_classes) for call in calls]
+        bound = [keyword_call(call, task.involved_classes, task.release) for call in calls]
         groups = _group_calls(bound, calls_per_message, env.max_steps_per_turn)
         for group in groups:
             _, _, terminated, truncated, _ = env.step(codec.render_calls(group))

@@ -35,7 +35,7 @@ import torch
 from toolenv.inference import end_of_message_id, model_path
 from toolenv.selection import select_tasks
 from trainers.checkpoint import load_checkpoint, prepare_train_dir, save_checkpoint, save_policy, unwrap
-from trainers.config import TrainConfig, check_cpu_sizes
+from trainers.config import TrainConfig, apply_data_version, check_cpu_sizes
 from trainers.grpo import GRPOUpdater
 from trainers.modes import MODES, Dist, StepProgress, TrainingMode
 from trainers.monitor import MetricsWriter, validate
@@ -309,6 +309,7 @@ def _val_headline(metrics: dict[str, Any]) -> dict[str, Any]:
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run a configuration (the ``toolenv train`` entry point); returns the run folder. On a
     CPU it refuses a configuration that relies on the paper's GPU-sized defaults."""
+    apply_data_version(config)  # the configuration's release, for every task this run reads
     if resolve_device(config.model.device).type == "cpu":
         check_cpu_sizes(config)  # before the model is loaded: a one-line error, nothing written
     torch.manual_seed(config.run.seed)

@@ -7,10 +7,13 @@ from typing import Any
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from trainers.config import apply_data_version
     from trainers.study.config import load_study
     from trainers.study.run import run_study
 
-    path = run_study(load_study(args.study), only=args.only, report_only=args.report_only, force=args.force)
+    study = load_study(args.study)
+    apply_data_version(study.config, args.data_version)
+    path = run_study(study, only=args.only, report_only=args.report_only, force=args.force)
     print(path)
     print(path.read_text())
     return 0

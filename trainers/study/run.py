@@ -13,7 +13,7 @@ from toolenv.data import data_version
 from toolenv.inference import GenerationConfig
 from toolenv.registration import make_variant
 from toolenv.selection import select_tasks
-from trainers.config import check_cpu_sizes
+from trainers.config import apply_data_version, check_cpu_sizes
 from trainers.study.config import Study
 from trainers.study.report import check_report_keeps, finished_labels, write_report
 
@@ -116,6 +116,7 @@ def run_study(
     ``report_only`` the report is rebuilt from the finished runs, and refused when a selected
     label has none; a report with fewer finished labels than the one in ``report_dir`` is
     refused before anything runs. ``force`` lifts both refusals."""
+    apply_data_version(study.config)  # the study's release (its base config's), for every phase
     say = log or (lambda text: print(f"[study] {text}", file=sys.stderr, flush=True))
     unknown = sorted(set(only or ()) - set(study.labels))
     if unknown:

@@ -104,7 +104,7 @@ def expected_calls_text(task: Task, turn: int, codec: Codec) -> str:
 def render_calls(task: Task, calls: Sequence[Any], codec: Codec) -> str:
     """``calls`` of ``task`` as text in ``codec``'s format, positional arguments bound to names
     (JSON formats cannot express positional arguments)."""
-    return _as_text(codec.render_calls([keyword_call(call, task.involved_classes) for call in calls]))
+    return _as_text(codec.render_calls([keyword_call(call, task.involved_classes, task.release) for call in calls]))
 
 
 def builtin_hint(task: Task, codec: Codec) -> str:

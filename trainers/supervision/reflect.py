@@ -178,8 +178,12 @@ def reflect(task: Task, trajectory: Trajectory, codec: Codec) -> Reflection:
     verdict = verdicts[failed] if failed < len(verdicts) and not verdicts[failed].passed else None
     failure = verdict.failure if verdict is not None else "force_terminated"
     turn = trajectory.turns[failed] if failed < len(trajectory.turns) else None
-    made = [keyword_call(c, task.involved_classes) for step in (turn.steps if turn else []) for c in step.calls]
-    expected = [keyword_call(c, task.involved_classes) for c in task.ground_truth_calls[failed]]
+    made = [
+        keyword_call(c, task.involved_classes, task.release)
+        for step in (turn.steps if turn else [])
+        for c in step.calls
+    ]
+    expected = [keyword_call(c, task.involved_classes, task.release) for c in task.ground_truth_calls[failed]]
     errors = []
     for step in turn.steps if turn else []:
         for call, result in zip(list(step.calls) + [None] * len(step.errors), list(step.results) + list(step.errors)):
