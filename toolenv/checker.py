@@ -13,6 +13,13 @@ scoring bug. The rules are BFCL's (``multi_turn_checker``), turn by turn:
 
 The first failing turn decides; a trajectory with a different number of turns than the ground
 truth fails as ``force_terminated``. The entry scores 1 only if every checked turn passes.
+
+The ground-truth side is deterministic per task (and release). The first time a task is
+checked its ground truth is replayed alongside the model's turns; from the second time on,
+:func:`truth_replay` holds it (per turn: its result strings and a private copy of every
+instance's public state), so that scoring a group of trajectories of one task (an RL group,
+several models) replays the ground truth about once. Copying the state costs more than one
+replay, hence not on first use. The model side is always replayed from scratch.
 """
 
 from __future__ import annotations
@@ -105,13 +112,40 @@ def _short(value: Any, limit: int = 300) -> str:
     return truncate(_REPR.repr(value), limit)
 
 
-def state_differences(model: Session, truth: Session) -> tuple[StateDiff, ...]:
-    """Public attributes of the ground-truth instances that the model's instances do not equal
-    (Python ``!=``, as BFCL: ``50 == 50.0`` here)."""
+@dataclass(frozen=True)
+class TruthTurn:
+    """The ground truth's side of one turn: its result strings, and the public state of every
+    instance after it (``{class: {attribute: value}}``, a private copy: read it, never change it)."""
+
+    results: tuple[str, ...]
+    state: dict[str, dict[str, Any]]
+
+
+#: where :func:`truth_replay` keeps a task's replay, and where a first check marks the task
+#: (in the task's ``__dict__``: a cache, not part of the frozen task's value)
+_TRUTH, _CHECKED = "_truth_replay", "_truth_checked"
+
+
+def truth_replay(task: Task) -> tuple[TruthTurn, ...]:
+    """The ground truth of ``task`` replayed on fresh backends, turn by turn (cached per task)."""
+    cached = task.__dict__.get(_TRUTH)
+    if cached is None:
+        session = Session.for_task(task)
+        turns = []
+        for calls in task.ground_truth_calls:
+            results = tuple(result.text for result in session.execute_all(calls))
+            turns.append(TruthTurn(results, session.state_copy()))
+        cached = task.__dict__[_TRUTH] = tuple(turns)
+    return cached
+
+
+def state_differences(model: Session, truth: dict[str, dict[str, Any]]) -> tuple[StateDiff, ...]:
+    """Public attributes of the ground truth's instances (``truth``: their public state) that the
+    model's instances do not equal (Python ``!=``, as BFCL: ``50 == 50.0`` here)."""
     diffs = []
-    for class_name, truth_instance in truth.instances.items():
+    for class_name, truth_state in truth.items():
         model_instance = model.instances[class_name]
-        for attribute, expected in truth_instance.public_state().items():
+        for attribute, expected in truth_state.items():
             got = getattr(model_instance, attribute, None)
             if got != expected:
                 diffs.append(StateDiff(class_name, attribute, _short(expected), _short(got)))
@@ -133,14 +167,21 @@ def missing_results(expected: Sequence[str], produced: Sequence[str]) -> tuple[s
 class TurnChecker:
     """Incremental form of the checker: feed the model's steps turn by turn.
 
-    It owns its own fresh model and ground-truth sessions (never the live episode's), so the
-    environment can report per-turn verdicts as turns close at O(turns) cost in total.
+    It owns its own fresh model session (never the live episode's) and reads the task's cached
+    ground-truth replay, so the environment can report per-turn verdicts as turns close at
+    O(turns) cost in total.
     """
 
     def __init__(self, task: Task) -> None:
         self.task = task
         self._model = Session.for_task(task)
-        self._truth = Session.for_task(task)
+        self._replayed: tuple[TruthTurn, ...] | None = None
+        self._truth: Session | None = None
+        if task.__dict__.get(_TRUTH) is not None or task.__dict__.get(_CHECKED):
+            self._replayed = truth_replay(task)
+        else:  # the first check of this task: replay the ground truth alongside
+            task.__dict__[_CHECKED] = True
+            self._truth = Session.for_task(task)
         self._model_results: list[str] = []
         self.turns: list[TurnVerdict] = []
 
@@ -153,22 +194,28 @@ class TurnChecker:
         turn = len(self.turns)
         if turn >= len(self.task.ground_truth):
             raise IndexError(f"{self.task.id} has only {len(self.task.ground_truth)} turns")
-        truth_calls = self.task.ground_truth_calls[turn]
+        truth = self._truth_turn(turn)
         for step in steps:
             self._model_results.extend(result.text for result in self._model.execute_all(step))
-        truth_results = [result.text for result in self._truth.execute_all(truth_calls)]
-        if not truth_calls:
+        if not self.task.ground_truth[turn]:
             verdict = TurnVerdict(turn, checked=False, passed=True)
         elif len(steps) == 0 or (len(steps) == 1 and len(steps[0]) == 0):  # BFCL's exact rule
             verdict = TurnVerdict(turn, True, False, "empty_turn")
-        elif diffs := state_differences(self._model, self._truth):
+        elif diffs := state_differences(self._model, truth.state):
             verdict = TurnVerdict(turn, True, False, "state_mismatch", diffs)
-        elif missing := missing_results(truth_results, self._model_results):
+        elif missing := missing_results(truth.results, self._model_results):
             verdict = TurnVerdict(turn, True, False, "response_mismatch", (), missing)
         else:
             verdict = TurnVerdict(turn, True, True)
         self.turns.append(verdict)
         return verdict
+
+    def _truth_turn(self, turn: int) -> TruthTurn:
+        if self._replayed is not None:
+            return self._replayed[turn]
+        assert self._truth is not None
+        results = tuple(result.text for result in self._truth.execute_all(self.task.ground_truth_calls[turn]))
+        return TruthTurn(results, self._truth.public_state())  # the live state: read at once
 
     def verdict(self) -> Verdict:
         """The entry's verdict from the turns closed so far (BFCL: the first failure decides)."""

@@ -19,7 +19,9 @@ before the call, so the same backends run renamed calls and the canonical names 
 from __future__ import annotations
 
 import copy
+import io
 import json
+import pickle
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -48,6 +50,29 @@ class Result:
         return {"text": self.text, "ok": self.ok, "error_kind": self.error_kind}
 
 
+def _dict_encoder() -> Any:
+    """``json.dumps``'s own C encoder with its default settings, built once instead of on every
+    call (``json.dumps`` builds one per call: more than half its cost on a small dict)."""
+    return json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        {}, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+
+
+_ENCODE = _dict_encoder() if getattr(json.encoder, "c_make_encoder", None) else None
+
+
+def _dumps(value: dict[Any, Any]) -> str:
+    """``json.dumps(value)``, exactly (same separators, escaping, key order, errors)."""
+    global _ENCODE
+    if _ENCODE is None:
+        return json.dumps(value)
+    try:
+        return "".join(_ENCODE(value, 0))
+    except Exception:
+        _ENCODE = _dict_encoder()  # a failed encode may leave the circularity markers dirty
+        return json.dumps(value)  # raises as json.dumps does, for the caller's fallback
+
+
 def stringify(value: Any) -> str:
     """BFCL's stringification of a method's return value."""
     kind = type(value)
@@ -57,7 +82,7 @@ def stringify(value: Any) -> str:
         try:
             if StaticPayload.registry and not StaticPayload.registry.keys().isdisjoint(map(id, value.values())):
                 return _json_with_payloads(value)
-            return json.dumps(value)
+            return _dumps(value)
         except Exception:  # the reference falls back to str() on any failure
             return str(value)
     return str(value)
@@ -179,7 +204,10 @@ class Session:
 
     @classmethod
     def for_task(cls, task: Any) -> "Session":
-        """Fresh instances for one side of a :class:`~toolenv.data.Task` (its own scenario copy)."""
+        """Fresh instances for one side of a :class:`~toolenv.data.Task` (its own scenario copy).
+
+        Built from the scenario every time: loading is cheap (the backends keep their tables as
+        pickled templates), cheaper than copying a prepared snapshot of the instances."""
         scenarios = {name: task.scenario(name) for name in task.involved_classes}
         return cls(
             task.involved_classes,
@@ -244,6 +272,33 @@ class Session:
     def public_state(self) -> dict[str, dict[str, Any]]:
         """Compared state of every instance: ``{class_name: {attribute: value}}``."""
         return {name: instance.public_state() for name, instance in self.instances.items()}
+
+    def state_copy(self) -> dict[str, dict[str, Any]]:
+        """A private deep copy of :meth:`public_state` (shared payloads stay shared)."""
+        return _restore(_snapshot(self.public_state()))
+
+
+class _SnapshotPickler(pickle.Pickler):
+    """Pickles state with its :class:`StaticPayload` values by reference: a payload is shared,
+    read-only content, and a copy would be registered (and encoded) anew."""
+
+    def persistent_id(self, obj: Any) -> int | None:
+        return id(obj) if type(obj) is StaticPayload else None
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> StaticPayload:
+        return StaticPayload.registry[pid]
+
+
+def _snapshot(instances: Any) -> bytes:
+    buffer = io.BytesIO()
+    _SnapshotPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(instances)
+    return buffer.getvalue()
+
+
+def _restore(blob: bytes) -> Any:
+    return _SnapshotUnpickler(io.BytesIO(blob)).load()
 
 
 def keyword_call(call: Call, classes: Iterable[str], version: str | None = None) -> Call:
