@@ -83,6 +83,9 @@ WHEEL_SHA256 = RELEASES[DEFAULT_VERSION].sha256
 VERSION_VARIABLE = "TOOLENV_DATA_VERSION"
 
 _selected: str | None = None
+#: ``$TOOLENV_DATA_VERSION`` as first read (``select_version`` reads it again): every backend
+#: table lookup resolves the release, and reading the environment each time is slow
+_from_environment: str | None = None
 
 
 def known_versions() -> str:
@@ -98,24 +101,27 @@ def check_version(version: str) -> str:
 
 
 def select_version(version: str | None) -> str:
-    """Make ``version`` the process's release (``None``: back to the environment variable or
-    the default); returns the release now selected."""
-    global _selected
+    """Make ``version`` the process's release (``None``: back to the environment variable, read
+    anew, or the default); returns the release now selected."""
+    global _selected, _from_environment
     _selected = None if version is None else check_version(version)
+    _from_environment = None
     return selected_version()
 
 
 def selected_version() -> str:
-    """The process's release: :func:`select_version`'s, else ``$TOOLENV_DATA_VERSION``, else the default."""
+    """The process's release: :func:`select_version`'s, else ``$TOOLENV_DATA_VERSION`` (read
+    once), else the default."""
+    global _from_environment
     if _selected is not None:
         return _selected
-    raw = os.environ.get(VERSION_VARIABLE)
-    if raw:
+    if _from_environment is None:
+        raw = os.environ.get(VERSION_VARIABLE, "").strip()
         try:
-            return check_version(raw.strip())
+            _from_environment = check_version(raw) if raw else DEFAULT_VERSION
         except DataError as exc:
             raise DataError(f"{VERSION_VARIABLE}: {exc}") from None
-    return DEFAULT_VERSION
+    return _from_environment
 
 
 def resolve_version(version: str | None) -> str:

@@ -43,14 +43,19 @@ def test_unknown_releases_are_refused_in_one_line(monkeypatch: pytest.MonkeyPatc
         gym.make("BFCL-Travel-v0", data_version="2099.1.1")
     monkeypatch.setenv(official.VERSION_VARIABLE, "2024.1.1")
     with pytest.raises(DataError, match="TOOLENV_DATA_VERSION: unknown BFCL data version '2024.1.1'"):
+        select_version(None)  # the variable is read at first use, and again here
+    with pytest.raises(DataError, match="TOOLENV_DATA_VERSION: unknown BFCL data version '2024.1.1'"):
         load_tasks("base")
+    monkeypatch.delenv(official.VERSION_VARIABLE)
 
 
 def test_selection_order_explicit_then_process_then_environment_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(official.VERSION_VARIABLE, raising=False)
-    assert official.selected_version() == DEFAULT_VERSION
+    assert select_version(None) == DEFAULT_VERSION
     monkeypatch.setenv(official.VERSION_VARIABLE, PAPER_VERSION)
-    assert official.selected_version() == PAPER_VERSION
+    assert official.selected_version() == DEFAULT_VERSION  # read at first use only
+    assert select_version(None) == PAPER_VERSION
+    monkeypatch.delenv(official.VERSION_VARIABLE)
     select_version(DEFAULT_VERSION)
     assert official.selected_version() == DEFAULT_VERSION
     assert official.resolve_version(PAPER_VERSION) == PAPER_VERSION
