@@ -91,11 +91,14 @@ class Task:
     # that variant calls run on the canonical backends (see :class:`toolenv.executor.NameMap`).
     # ``format_json``: ``{"call_format", "docs", "tools_in", "results"}`` for the environment.
     # ``ood_spec``/``ood_seed``: the spec string and seed that made the variant.
+    # ``value_map_json``: ``{original value: variant value}`` of the perturbed values (file,
+    # folder, user names ...), so that anyone can map the variant's observations back.
     tool_docs_json: str = ""
     name_map_json: str = ""
     format_json: str = ""
     ood_spec: str = ""
     ood_seed: int = 0
+    value_map_json: str = ""
 
     @property
     def initial_config(self) -> dict[str, Any]:
@@ -166,6 +169,11 @@ class Task:
                     offered += [by_name[name] for name in names]
         return offered
 
+    @property
+    def value_map(self) -> dict[str, str]:
+        """The variant's perturbed values, ``{original: variant}`` (empty for none)."""
+        return json.loads(self.value_map_json) if self.value_map_json else {}
+
     @cached_property
     def release(self) -> str:
         """The bfcl-eval release the task comes from (``"2026.3.23"``), read from ``data_version``:
@@ -210,6 +218,7 @@ class Task:
                 ("tool_docs", self.tool_docs_json),
                 ("name_map", self.name_map_json),
                 ("format", self.format_json),
+                ("value_map", self.value_map_json),
             )
             if text
         ]
@@ -247,6 +256,7 @@ class Task:
             tool_docs_json=json.dumps(data["tool_docs"]) if data.get("tool_docs") else "",
             name_map_json=json.dumps(data["name_map"]) if data.get("name_map") else "",
             format_json=json.dumps(data["format"]) if data.get("format") else "",
+            value_map_json=json.dumps(data["value_map"]) if data.get("value_map") else "",
             ood_spec=str(data.get("ood", {}).get("spec", "")),
             ood_seed=int(data.get("ood", {}).get("seed", 0)),
         )
