@@ -9,7 +9,7 @@ exempt from the extension) is read from the official ``long_context.py`` at run 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Iterator, Optional, Union
+from typing import Any, ClassVar, Iterator, Optional, Union
 
 from envs._official import official_literal
 from envs.base import Backend
@@ -339,20 +339,28 @@ class GorillaFileSystem(Backend):
         target.content = content  # overwrite, whatever the type
         return None
 
+    #: ``cat``'s errors (``{name}``: the file name); a release words them differently
+    _CAT_MISSING: ClassVar[str] = "cat: '{name}': No such file or directory"
+    _CAT_IS_DIRECTORY: ClassVar[str] = "cat: '{name}': Is a directory"
+
     def cat(self, file_name: str) -> dict:
         if not _valid_name(file_name):
             return {"error": f"cat: '{file_name}': Invalid character"}
         if file_name not in self._current_dir.contents:
-            return {"error": f"cat: '{file_name}': No such file or directory"}
+            return {"error": self._CAT_MISSING.format(name=file_name)}
         item = self._current_dir._lookup(file_name)
         if isinstance(item, File):
             return {"file_content": item.content}
-        return {"error": f"cat: '{file_name}': Is a directory"}
+        return {"error": self._CAT_IS_DIRECTORY.format(name=file_name)}
 
     def find(self, path: str = ".", name: Optional[str] = None) -> dict:
         start = self._resolve(path)
         if start is None:
             return {"error": f"find: '{path}': No such file or directory"}
+        return self._find_from(start, path, name)
+
+    def _find_from(self, start: Directory, path: str, name: Optional[str]) -> dict:
+        """``find``'s matches under ``start``, each prefixed with ``path`` (trailing "/" removed)."""
         base = path.rstrip("/")
         # Two passes: the first raises wherever the reference raises and sizes the output
         # without building any path; the second builds the paths once they are known to fit.

@@ -146,12 +146,16 @@ class MessageAPI(Backend):
                 # earlier duplicate when the same message was sent to the same receiver twice.
                 # message_count is not decremented.
                 self.inbox.remove(message)
-                return {
-                    "deleted_status": True,
-                    "receiver_id": receiver,
-                    "message": f"Receiver {receiver_id}'s latest message deleted successfully.",
-                }
+                return self._deleted(receiver, receiver_id)
         return {"error": f"Receiver ID {receiver_id} not found."}
+
+    def _deleted(self, receiver: Any, receiver_id: str) -> dict[str, Any]:
+        """The result of a successful ``delete_message`` (releases word it differently)."""
+        return {
+            "deleted_status": True,
+            "receiver_id": receiver,
+            "message": f"Receiver {receiver_id}'s latest message deleted successfully.",
+        }
 
     def view_messages_sent(self) -> dict[str, Any]:
         if not self.current_user:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Optional
 
-from envs.file_system import _FIND_MAX_CHARS, Directory, File, _valid_name
+from envs.file_system import Directory, _valid_name
 from envs.file_system import GorillaFileSystem as GorillaFileSystemNow
 from envs.v2025_10_2 import VERSION
 
@@ -48,34 +48,14 @@ class GorillaFileSystem(GorillaFileSystemNow):
             return None
         return super().echo(content, file_name)
 
-    def cat(self, file_name: str) -> dict:
-        # 2025.10.2: the name is not quoted in the "no such file" and "is a directory" errors
-        if not _valid_name(file_name):
-            return {"error": f"cat: '{file_name}': Invalid character"}
-        if file_name not in self._current_dir.contents:
-            return {"error": f"cat: {file_name}: No such file or directory"}
-        item = self._current_dir._lookup(file_name)
-        if isinstance(item, File):
-            return {"file_content": item.content}
-        return {"error": f"cat: {file_name}: Is a directory"}
+    # 2025.10.2: the name is not quoted in the "no such file" and "is a directory" errors
+    _CAT_MISSING: ClassVar[str] = "cat: {name}: No such file or directory"
+    _CAT_IS_DIRECTORY: ClassVar[str] = "cat: {name}: Is a directory"
 
     def find(self, path: str = ".", name: Optional[str] = None) -> dict:
         # 2025.10.2: `path` is never resolved; the current directory is searched and `path`
         # (trailing "/" removed) only prefixes the results, so a missing path is no error.
-        base = path.rstrip("/")
-        start = self._current_dir
-        if self._find_output_size(start, len(base), name) > _FIND_MAX_CHARS:
-            return {"error": f"find: '{path}': too many entries to list"}  # hostile input only
-        matches = []
-        prefixes = [base]  # prefixes[d - 1]: the path of the directory holding depth-d entries
-        for item_name, item, depth in self._walk(start):
-            item_path = f"{prefixes[depth - 1]}/{item_name}"
-            if name is None or name in item_name:
-                matches.append(item_path)
-            if isinstance(item, Directory):
-                del prefixes[depth:]
-                prefixes.append(item_path)
-        return {"matches": matches}
+        return self._find_from(self._current_dir, path, name)
 
     def mv(self, source: str, destination: str) -> dict:
         # 2025.10.2: another text for a path in the destination (checked after the source)
