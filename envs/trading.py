@@ -241,15 +241,8 @@ class TradingBot(Backend):
             return {"error": f"Invalid stock symbol: {symbol}"}
         if price <= 0 or amount <= 0:
             return {"error": "Price and amount must be positive values."}
-        if order_type.lower() == "buy":
-            # Checked only: a buy order never reserves or deducts the money.
-            cost = float(price) * int(amount)
-            balance = self.account_info.get("balance", 0)
-            if cost > balance:
-                return {
-                    "error": f"Insufficient funds: required ${cost:.2f} but only "
-                    f"${self.account_info.get('balance', 0):.2f} available."
-                }
+        if refusal := self._buy_refusal(order_type, price, amount):
+            return refusal
         price = float(price)
         order_id = self.order_counter
         self.orders[order_id] = {
@@ -269,6 +262,20 @@ class TradingBot(Backend):
             "price": price,
             "amount": amount,
         }
+
+    def _buy_refusal(self, order_type: str, price: float, amount: int) -> dict[str, Any] | None:
+        """The refusal of a buy order the balance cannot cover, or None. Checked only: a buy
+        order never reserves or deducts the money."""
+        if order_type.lower() != "buy":
+            return None
+        cost = float(price) * int(amount)
+        balance = self.account_info.get("balance", 0)
+        if cost > balance:
+            return {
+                "error": f"Insufficient funds: required ${cost:.2f} but only "
+                f"${self.account_info.get('balance', 0):.2f} available."
+            }
+        return None
 
     def get_order_history(self) -> Any:
         if not self.authenticated:

@@ -84,6 +84,16 @@ def test_a_buy_order_beyond_the_balance_is_placed() -> None:
     call_both(ours, theirs, "get_order_details", placed["order_id"])
 
 
+@pytest.mark.parametrize("order_type", [2.345, None, ["Buy"], "buy"])
+def test_the_order_type_is_never_read(order_type: object) -> None:
+    """2025.10.2 has no buy check, so an order type of any type is stored as given (today's
+    release calls ``order_type.lower()``: an execution error for a non-string)."""
+    ours, theirs = trading_pair({"authenticated": True})
+    placed = json.loads(call_both(ours, theirs, "place_order", order_type, "NVDA", 1.0, 10**6))
+    assert placed["status"] == "Pending"
+    call_both(ours, theirs, "get_order_details", placed["order_id"])
+
+
 TRANSACTION = st.tuples(
     st.sampled_from([12345, 1, "12345"]),
     st.sampled_from(["deposit", "withdrawal", "Deposit", "transfer"]),

@@ -60,32 +60,8 @@ class TradingBot(TradingBotNow):
         stock["percent_change"] = ((new_price - old_price) / old_price) * 100
         return {"symbol": symbol, "old_price": old_price, "new_price": new_price}
 
-    def place_order(self, order_type: str, symbol: str, price: float, amount: int) -> dict[str, Any]:
-        # 2025.10.2: no balance check for buy orders; otherwise as today.
-        if not self.authenticated:
-            return {"error": "User not authenticated. Please log in to place an order."}
-        if symbol not in self.stocks:
-            return {"error": f"Invalid stock symbol: {symbol}"}
-        if price <= 0 or amount <= 0:
-            return {"error": "Price and amount must be positive values."}
-        price = float(price)
-        order_id = self.order_counter
-        self.orders[order_id] = {
-            "id": order_id,
-            "order_type": order_type,
-            "symbol": symbol,
-            "price": price,
-            "amount": amount,
-            "status": "Open",
-        }
-        self.order_counter += 1
-        return {
-            "order_id": order_id,
-            "order_type": order_type,
-            "status": "Pending",
-            "price": price,
-            "amount": amount,
-        }
+    def _buy_refusal(self, order_type: str, price: float, amount: int) -> dict[str, Any] | None:
+        return None  # 2025.10.2: no check at all (the order type is not even read)
 
     def make_transaction(self, account_id: int, xact_type: str, amount: float) -> dict[str, Any]:
         # Checks in the official order: login, market, account id, amount, then the type.
