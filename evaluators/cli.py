@@ -82,6 +82,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             ood=ood,
             ood_seed=args.ood_seed,
             keep_positional=args.keep_positional,
+            repeats=args.repeats,
         )
     )
     episode_tasks(config)  # an empty or impossible selection fails here
@@ -98,6 +99,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         api_key=_api_key(args),
         timeout=args.timeout,
     )
+    if args.repeats > 1 and args.temperature == 0:
+        print(
+            f"toolenv: warning: --temperature 0 is greedy decoding: the {args.repeats} repeats will be identical "
+            "(sample with --temperature > 0 for a spread)",
+            file=sys.stderr,
+        )
     trajectories = run_eval(model, config, out, command=" ".join(sys.argv), progress=not args.quiet)
     paths = score_and_report(out, trajectories, run_meta(out))
     print((out / "report.md").read_text())
@@ -155,6 +162,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from evaluators.interop import write_bfcl_results
     from evaluators.runner import TRAJECTORIES, read_trajectories
+    from evaluators.scoring import repeat_of
 
     path = Path(args.run_dir) / TRAJECTORIES
     if not path.exists():
@@ -170,6 +178,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+    repeats = len({repeat_of(t) for t in trajectories})
+    if repeats > 1:
+        print(
+            f"toolenv: note: {args.run_dir} holds {repeats} repeats; exporting repeat 0 only "
+            "(a BFCL result file holds one result per id)",
+            file=sys.stderr,
+        )
     for written in write_bfcl_results(trajectories, out, source=args.run_dir):
         print(written)
     return 0
@@ -227,6 +242,14 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     evaluate.add_argument("--batch-size", type=positive_int, default=8, help="episodes run in lockstep")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the task sample (with --limit) and of decoding")
+    evaluate.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="play every episode K times, repeat r sampling with seed --seed + r; the report gives the mean "
+        "of the K runs ± std per category, pass^k and pass@k (the per-run score stays BFCL's 0/1 entry score)",
+    )
     evaluate.add_argument(
         "--ood",
         nargs="+",

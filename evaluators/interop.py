@@ -16,7 +16,8 @@ OOD variants are not official entries (the same id, another task), so
 and each variant in ``OUT/ood/<spec>_seed<seed>/`` in the same line format, beside a manifest
 (:data:`OOD_MANIFEST`) naming the spec and seed; :func:`read_bfcl_results` reads the manifest
 back so that scoring rebuilds the variant. Give the official evaluator the files of ``OUT/``
-itself, never those of ``OUT/ood/``.
+itself, never those of ``OUT/ood/``. Of a repeated run (``eval --repeats K``) only repeat 0 is
+written: a result file holds one result per id.
 
 Steps are decoded as ``bfcl evaluate`` decodes them with the generic handlers
 (:mod:`toolenv.formats.bfcl_decode`, rule for rule): the prompting decoder for text (positional
@@ -33,7 +34,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from evaluators.scoring import episode_identity, unique_episodes
+from evaluators.scoring import episode_identity, repeat_of, unique_episodes
 from toolenv.calls import Call
 from toolenv.data import Task, get_task
 from toolenv.executor import keyword_call
@@ -267,7 +268,7 @@ def split_variants(trajectories: Iterable[Trajectory]) -> dict[tuple[str, int], 
     """Trajectories by ``(variant spec, seed)`` (``("", 0)``: in distribution), first-seen order."""
     groups: dict[tuple[str, int], list[Trajectory]] = {}
     for trajectory in trajectories:
-        spec, seed, _ = episode_identity(trajectory)
+        spec, seed, _, _ = episode_identity(trajectory)
         groups.setdefault((spec, seed), []).append(trajectory)
     return groups
 
@@ -287,9 +288,12 @@ def _write_records(records_by_category: dict[str, list[dict[str, Any]]], folder:
 def write_bfcl_results(trajectories: Iterable[Trajectory], out_dir: Path, source: str | Path = "the run") -> list[Path]:
     """Write result files (see module docstring) and return their paths, manifests included.
 
-    A repeated episode is written once, its last trajectory (as scoring counts it); ``source``
-    names where the trajectories came from, for the error when there are none."""
+    A repeated episode is written once, its last trajectory (as scoring counts it). Of a run with
+    ``--repeats`` K > 1 only repeat 0 is written (a BFCL file holds one result per id; the
+    command line says so). ``source`` names where the trajectories came from, for the error
+    when there are none."""
     episodes, _ = unique_episodes(trajectories)
+    episodes = [trajectory for trajectory in episodes if repeat_of(trajectory) == 0]
     if not episodes:
         raise InteropError(f"nothing to export: {source} holds no trajectories")
     written: list[Path] = []

@@ -12,8 +12,18 @@ import json
 from itertools import zip_longest
 from typing import Any, Sequence
 
-from evaluators.report_markdown import pct, points, positional_note
-from evaluators.scoring import trajectory_task
+from evaluators.report_format import pct, points, positional_note
+from evaluators.report_repeats import (
+    category_spread,
+    mean_label,
+    overall_spread,
+    overall_suffix,
+    repeated_task_rows,
+    repeats_html,
+    repeats_meta_rows,
+    task_count,
+)
+from evaluators.scoring import repeat_of, trajectory_task
 from toolenv.data import DataError, Task
 from toolenv.trajectory import Trajectory
 
@@ -57,6 +67,7 @@ def _headline(report: dict[str, Any]) -> str:
     cards = "".join(
         f'<div class="card" id="score-{esc(category)}"><div class="value">{pct(row["accuracy"])}</div>'
         f'<div class="label">{esc(category)} <small>({row["correct"]}/{row["total"]})</small>'
+        f"{_spread_note(report, category_spread(report, category))}"
         f'<br><small class="turn-credit">turn credit {pct(row.get("turn_credit", 0.0))}</small></div></div>'
         for category, row in summary["categories"].items()
     )
@@ -71,14 +82,22 @@ def _headline(report: dict[str, Any]) -> str:
             )
             + "</div>"
         )
+    tasks = f"{summary['tasks']} tasks" if "repeats" not in report else task_count(report)
     return (
         f'<section id="headline"><div class="card main" id="score-overall"><div class="value">{pct(summary["overall"])}</div>'
-        f'<div class="label">overall, mean of {len(summary["categories"])} {"category" if len(summary["categories"]) == 1 else "categories"} run ({summary["tasks"]} tasks)'
+        f'<div class="label">overall, mean of {len(summary["categories"])} {"category" if len(summary["categories"]) == 1 else "categories"} run ({tasks})'
+        f"{_spread_note(report, overall_spread(report))}"
         f"<br><small>BFCL rule (missing categories count 0): {pct(summary['overall_bfcl'])}</small>"
         f"<br><small class='turn-credit'>turn credit (turns passed before the first failure): "
         f"{pct(summary.get('turn_credit', 0.0))}</small></div></div>"
         f'<div class="cards">{cards}</div>{variants}</section>'
     )
+
+
+def _spread_note(report: dict[str, Any], spread: str) -> str:
+    """With repeats, the line under a headline number saying it is the mean of the runs ± std."""
+    label = mean_label(report)
+    return f"<br><small class='spread'>{label.replace(' ± std', spread)}</small>" if label else ""
 
 
 def _task_of(trajectory: Trajectory) -> Task | None:
@@ -106,6 +125,15 @@ def _task_rows(rows: Sequence[dict[str, Any]], trajectories: Sequence[Trajectory
     return out
 
 
+def _rows(
+    report: dict[str, Any], rows: Sequence[dict[str, Any]], trajectories: Sequence[Trajectory], css: str, prefix: str
+) -> list[str]:
+    """The task rows: one per episode, or for a repeated run one per task with c/K passed."""
+    if "repeats" not in report:
+        return _task_rows(rows, trajectories, css, prefix)
+    return repeated_task_rows(rows, trajectories, css, prefix, lambda t: _task_view(t, _task_of(t)))
+
+
 def _variant_rows(
     report: dict[str, Any], variant_trajectories: Sequence[Trajectory]
 ) -> dict[tuple[str, int], list[dict[str, Any]]]:
@@ -124,6 +152,7 @@ def _variant_rows(
                 "passed": bool(verdict.get("passed")),
                 "failure": verdict.get("failure"),
                 "failed_turn": verdict.get("failed_turn"),
+                "repeat": repeat_of(trajectory),
             }
         )
     return rows
@@ -139,7 +168,7 @@ def _variants_html(report: dict[str, Any], variant_trajectories: Sequence[Trajec
     sections = []
     for (spec, seed), rows in _variant_rows(report, variant_trajectories).items():
         passed = sum(bool(r["passed"]) for r in rows)
-        body = "".join(_task_rows(rows, groups.get((spec, seed), []), "vtask", f"ood-{spec}-{seed}-"))
+        body = "".join(_rows(report, rows, groups.get((spec, seed), []), "vtask", f"ood-{spec}-{seed}-"))
         sections.append(
             f'<details class="variant"><summary>OOD <code>{esc(spec)}</code>, seed {seed}: '
             f"{passed}/{len(rows)} passed</summary>{body}</details>"
@@ -201,8 +230,9 @@ def _meta_table(report: dict[str, Any]) -> str:
         ("data", report.get("data_version")),
         ("call format", report.get("call_format")),
         ("seed", report.get("seed")),
+        *repeats_meta_rows(report),
         ("command", report.get("command")),
-        ("overall", pct(summary["overall"])),
+        ("overall", pct(summary["overall"]) + overall_suffix(report)),
         ("overall (BFCL rule)", pct(summary["overall_bfcl"])),
         ("positional arguments dropped", positional_note(summary).split(": ", 1)[1]),
     ]
@@ -264,7 +294,8 @@ def html_page(
         f'<figure><img id="{plot}" alt="{plot}" src="data:image/png;base64,{data}"></figure>'
         for plot, data in _plots(report).items()
     )
-    rows = _task_rows(report["tasks"], trajectories, "task", "task-")
+    rows = _rows(report, report["tasks"], trajectories, "task", "task-")
+    count = len(report["tasks"]) if "repeats" not in report else task_count(report)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>toolenv report — {name}</title>
 <style>
@@ -272,8 +303,8 @@ def html_page(
 <h1>toolenv evaluation — {name}</h1>
 {_headline(report)}
 {_meta_table(report)}
-{_ood_table(report)}<h2>Plots</h2><div class="plots">{images}</div>
-<h2>Tasks ({len(report["tasks"])})</h2>
+{repeats_html(report)}{_ood_table(report)}<h2>Plots</h2><div class="plots">{images}</div>
+<h2>Tasks ({count})</h2>
 <div id="tasks">{"".join(rows)}</div>
 {_variants_html(report, variant_trajectories)}
 <script>

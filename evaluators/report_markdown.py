@@ -1,39 +1,55 @@
-"""The Markdown report of a scored run (terminals, READMEs), and the number formats the
-reports share."""
+"""The Markdown report of a scored run (terminals, READMEs)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from evaluators.report_format import pct, points, positional_note
+from evaluators.report_repeats import category_spread, mean_label, overall_spread, repeats_markdown, task_count
 
-def pct(value: float) -> str:
-    return f"{100 * value:.2f}%"
+
+def _header(report: dict[str, Any]) -> list[str]:
+    summary = report["summary"]
+    tasks = f"{summary['tasks']} tasks" if "repeats" not in report else task_count(report)
+    return [
+        f"# toolenv evaluation — {report.get('model', {}).get('name', '?')}",
+        "",
+        f"- data: `{report.get('data_version')}`",
+        f"- call format: `{report.get('call_format')}`, seed {report.get('seed')}, {tasks}",
+        f"- command: `{report.get('command', '')}`",
+        "",
+    ]
+
+
+def _category_table(report: dict[str, Any]) -> list[str]:
+    """Accuracy per category and overall (with repeats: the mean of the runs ± std)."""
+    summary, label = report["summary"], mean_label(report)
+    lines = [
+        f"| category | accuracy{f' ({label})' if label else ''} | correct | total | turn credit |",
+        "|---|---|---|---|---|",
+    ]
+    for category, row in summary["categories"].items():
+        credit = pct(row["turn_credit"]) if "turn_credit" in row else ""
+        accuracy = pct(row["accuracy"]) + category_spread(report, category)
+        lines.append(f"| {category} | {accuracy} | {row['correct']} | {row['total']} | {credit} |")
+    return lines + [
+        f"| **overall** (mean of the categories run) | **{pct(summary['overall'])}**{overall_spread(report)} | | | "
+        f"{pct(summary.get('turn_credit', 0.0))} |",
+        f"| overall, BFCL rule (missing categories count 0) | {pct(summary['overall_bfcl'])} | | | |",
+    ]
 
 
 def markdown(report: dict[str, Any]) -> str:
     summary = report["summary"]
     lines = [
-        f"# toolenv evaluation — {report.get('model', {}).get('name', '?')}",
-        "",
-        f"- data: `{report.get('data_version')}`",
-        f"- call format: `{report.get('call_format')}`, seed {report.get('seed')}, {summary['tasks']} tasks",
-        f"- command: `{report.get('command', '')}`",
-        "",
-        "| category | accuracy | correct | total | turn credit |",
-        "|---|---|---|---|---|",
-    ]
-    for category, row in summary["categories"].items():
-        credit = pct(row["turn_credit"]) if "turn_credit" in row else ""
-        lines.append(f"| {category} | {pct(row['accuracy'])} | {row['correct']} | {row['total']} | {credit} |")
-    lines += [
-        f"| **overall** (mean of the categories run) | **{pct(summary['overall'])}** | | | "
-        f"{pct(summary.get('turn_credit', 0.0))} |",
-        f"| overall, BFCL rule (missing categories count 0) | {pct(summary['overall_bfcl'])} | | | |",
+        *_header(report),
+        *_category_table(report),
         "",
         "Turn credit (not BFCL's score, which is the accuracy): the share of each task's turns "
         "passed before its first failing turn, averaged over the tasks (a turn that expects no "
         "call passes, as BFCL's checker passes it).",
         "",
+        *repeats_markdown(report),
         "| API (every task under each API it involves) | accuracy | total |",
         "|---|---|---|",
     ]
@@ -54,20 +70,6 @@ def markdown(report: dict[str, Any]) -> str:
     if "ood" in report:
         lines += ["", *ood_markdown(report["ood"])]
     return "\n".join(lines) + "\n"
-
-
-def positional_note(summary: dict[str, Any]) -> str:
-    """How many calls lost positional arguments to BFCL's python decoder (as ``bfcl evaluate``
-    scores them), so a reader sees when that decided a score."""
-    dropped = summary.get("positional_dropped", {"calls": 0, "tasks": 0})
-    return (
-        f"Positional arguments dropped (BFCL's python decoder): {dropped['calls']} call(s) "
-        f"in {dropped['tasks']} task(s)."
-    )
-
-
-def points(value: float | None) -> str:
-    return "" if value is None else f"{100 * value + 0.0:+.2f}"  # + 0.0: no "-0.00"
 
 
 def ood_markdown(ood: dict[str, Any]) -> list[str]:

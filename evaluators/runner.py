@@ -3,12 +3,15 @@
 A run lives in one folder:
 
 - ``run.json``: the configuration (model, call format, categories, split, limit, decoding,
-  seed, data version) and the command line;
+  seed, repeats when more than one, data version) and the command line;
 - ``trajectories.jsonl``: one trajectory per finished episode, appended and flushed as each
   episode ends. With OOD variants (``ood``), every task is played in distribution and as each
   variant; a variant's trajectory records its spec and seed (``meta.ood``, ``meta.ood_seed``) so
-  that scoring rebuilds the same variant. An interrupted run started again with the same folder skips the finished
-  episodes (a half-written last line is dropped) and continues, so nothing is lost or doubled;
+  that scoring rebuilds the same variant. With ``repeats`` K > 1 every episode is played K
+  times, repeat r sampling with seed ``seed + r`` in every conversation, and each trajectory
+  records its repeat (``meta.repeat``; a one-repeat run writes none, as before). An interrupted
+  run started again with the same folder skips the finished episodes (a half-written last line
+  is dropped) and continues, so nothing is lost or doubled;
 - ``report.json``, ``report.md``, ``report.html``: written when every episode is done.
 
 Episodes run in lockstep batches: one ``generate`` call per round for every unfinished episode.
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from envs._official import release_of
+from evaluators.scoring import repeat_of
 from toolenv.data import CATEGORIES, Task, data_version, normalize_category
 from toolenv.env import BFCLEnv
 from toolenv.inference import ChatModel
@@ -56,6 +60,8 @@ class RunConfig:
     ood_seed: int = 0
     #: python format: bind positional arguments instead of dropping them as BFCL does
     keep_positional: bool = False
+    #: times every episode is played; repeat r samples with seed ``seed + r``
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         """Refuse values that cannot make a run, before anything is written (one line each)."""
@@ -65,6 +71,7 @@ class RunConfig:
             ("limit", self.limit),
             ("batch_size", self.batch_size),
             ("max_steps_per_turn", self.max_steps_per_turn),
+            ("repeats", self.repeats),
         ):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise RunError(f"{name} must be a whole number >= 1 (got {value!r})")
@@ -84,6 +91,8 @@ class RunConfig:
             del data["ood"], data["ood_seed"]
         if not self.keep_positional:  # likewise for the BFCL decoding, the default
             del data["keep_positional"]
+        if self.repeats == 1:  # and for a single run of each episode
+            del data["repeats"]
         return data
 
 
@@ -99,11 +108,16 @@ def episode_tasks(config: RunConfig) -> list[Task]:
     return tasks + [make_variant(task, spec, config.ood_seed) for spec in config.ood for task in tasks]
 
 
-def episode_key(item: Task | Trajectory) -> tuple[str, str]:
-    """``(variant spec or "", task id)``: what identifies one episode of a run."""
+EpisodeKey = tuple[str, str, int]
+
+
+def episode_key(item: Task | Trajectory, repeat: int = 0) -> EpisodeKey:
+    """``(variant spec or "", task id, repeat)``: what identifies one episode of a run. A
+    trajectory carries its repeat (``meta.repeat``, none: 0, as in a one-repeat run); a task is
+    given it."""
     if isinstance(item, Trajectory):
-        return str(item.meta.get("ood") or ""), item.task_id
-    return item.ood_spec, item.id
+        return str(item.meta.get("ood") or ""), item.task_id, repeat_of(item)
+    return item.ood_spec, item.id, repeat
 
 
 def drop_partial_line(path: Path) -> bool:
@@ -134,7 +148,7 @@ def read_trajectories(path: Path) -> tuple[list[Trajectory], bool]:
     return records, partial
 
 
-def finished_keys(path: Path) -> set[tuple[str, str]]:
+def finished_keys(path: Path) -> set[EpisodeKey]:
     """Keys (see :func:`episode_key`) of the trajectories already written; drops a half-written
     last line first."""
     if not path.exists():
@@ -215,13 +229,20 @@ def run_episodes(
     tasks: Sequence[Task],
     config: RunConfig,
     on_done: Callable[[Trajectory], None],
+    repeats: Sequence[int] = (),
 ) -> None:
     """Play ``tasks`` in lockstep batches with ``model``; ``on_done`` gets each trajectory.
 
-    An OOD variant task (``task.ood_spec``) is played as given, in its own call format: the
-    model gets native tools only in episodes whose format is ``openai``."""
+    ``repeats[i]`` (default 0) is the repeat ``tasks[i]`` is played as: every conversation of
+    the episode samples with seed ``config.seed + repeat`` (:meth:`ChatModel.generate_seeded`),
+    and with ``config.repeats > 1`` the trajectory records it (``meta.repeat``). An OOD variant
+    task (``task.ood_spec``) is played as given, in its own call format: the model gets native
+    tools only in episodes whose format is ``openai``."""
+    repeats = list(repeats) or [0] * len(tasks)
     for start in range(0, len(tasks), config.batch_size):
         batch = tasks[start : start + config.batch_size]
+        batch_repeats = repeats[start : start + config.batch_size]
+        seeds = [config.seed + repeat for repeat in batch_repeats]
         envs, native = [], []
         for task in batch:
             episode_format = task.format_options.get("call_format", config.call_format)
@@ -246,7 +267,8 @@ def run_episodes(
                     continue
                 conversations = [_conversation(envs[i]) for i in group]
                 tools = [[tool.openai() for tool in envs[i].tools] for i in group] if mode else None
-                outputs_by_env.update(zip(group, model.generate(conversations, tools)))
+                replies = model.generate_seeded(conversations, tools, [seeds[i] for i in group])
+                outputs_by_env.update(zip(group, replies))
             outputs = [outputs_by_env[i] for i in active]
             still = []
             for i, output in zip(active, outputs):
@@ -255,6 +277,8 @@ def run_episodes(
                     trajectory = envs[i].trajectory
                     assert trajectory is not None
                     trajectory.meta.update(model=model.name)
+                    if config.repeats > 1:
+                        trajectory.meta["repeat"] = batch_repeats[i]
                     on_done(trajectory)
                 else:
                     still.append(i)
@@ -279,6 +303,7 @@ def run_eval(
     ``model`` is a chat model, or a function making one, called only when episodes remain (a
     finished run loads nothing). ``tasks``: play these episodes instead of the configuration's
     selection (e.g. a study's own task list); the configuration still names the run folder.
+    Every task is played ``config.repeats`` times, repeat by repeat (all of repeat 0 first).
     Everything is checked (the configuration, the task selection, the run folder) before the
     first file is written, so a bad option leaves nothing behind."""
     config = versioned(config)
@@ -286,12 +311,19 @@ def run_eval(
     prepare_run_dir(out_dir, config, command)
     path = out_dir / TRAJECTORIES
     done = finished_keys(path)
-    todo = [task for task in tasks if episode_key(task) not in done]
+    episodes = [(task, repeat) for repeat in range(config.repeats) for task in tasks]
+    todo = [(task, repeat) for task, repeat in episodes if episode_key(task, repeat) not in done]
     if todo:
         chat = model if isinstance(model, ChatModel) else model()
-        bar = Progress(len(tasks), len(tasks) - len(todo), progress)
-        run_episodes(chat, todo, config, lambda t: (append_jsonl(path, [t]), bar.update(t.reward)))
-    wanted = {episode_key(task) for task in tasks}
+        bar = Progress(len(episodes), len(episodes) - len(todo), progress)
+        run_episodes(
+            chat,
+            [task for task, _ in todo],
+            config,
+            lambda t: (append_jsonl(path, [t]), bar.update(t.reward)),
+            repeats=[repeat for _, repeat in todo],
+        )
+    wanted = {episode_key(task, repeat) for task, repeat in episodes}
     return [t for t in read_jsonl(path) if episode_key(t) in wanted]
 
 
@@ -314,25 +346,28 @@ def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: di
     they record); the report's main summary is the in-distribution one, and an ``ood`` section
     puts it side by side with each variant, with the drop. An episode present more than once
     (a file appended to twice, results concatenated) counts once: the last copy is kept, with a
-    warning on stderr and the count in ``report.json`` (``duplicates_dropped``)."""
+    warning on stderr and the count in ``report.json`` (``duplicates_dropped``). A run of
+    several repeats is scored over all of them (the summary pools the K runs: for a complete run
+    each accuracy is the mean over the runs) and gets a ``repeats`` section
+    (:mod:`evaluators.repeats`: mean ± std per category, pass^k and pass@k)."""
+    from evaluators.repeats import repeats_section, variant_repeats
     from evaluators.report import report_dict, write_reports
-    from evaluators.scoring import ood_comparison, score_trajectory, summarize, unique_episodes
+    from evaluators.scoring import ood_comparison, rescore, summarize, unique_episodes
 
     trajectories, dropped = unique_episodes(trajectories)
     if dropped:
         print(f"toolenv: warning: {dropped} duplicate episode(s) dropped (the last of each kept)", file=sys.stderr)
         meta = {**meta, "duplicates_dropped": dropped}
-    order = {category: rank for rank, category in enumerate(CATEGORIES)}
-    trajectories = sorted(trajectories, key=lambda t: (order.get(t.category, 99), int(t.task_id.rsplit("_", 1)[1])))
-    scores = [score_trajectory(t) for t in trajectories]
-    for trajectory, score in zip(trajectories, scores):
-        trajectory.verdict = score.verdict.to_dict()
+    trajectories, scores = rescore(trajectories)
     groups: dict[str, list[int]] = {}
     for index, trajectory in enumerate(trajectories):
         groups.setdefault(episode_key(trajectory)[0], []).append(index)
     if set(groups) <= {""}:  # no variants: the report is exactly what it always was
         summary = summarize(scores, trajectories)
-        return write_reports(out_dir, report_dict(summary, scores, meta), trajectories)
+        report = report_dict(summary, scores, meta)
+        if (repeats := repeats_section(scores, trajectories)) is not None:
+            report["repeats"] = repeats
+        return write_reports(out_dir, report, trajectories)
     picked = {label: ([scores[i] for i in rows], [trajectories[i] for i in rows]) for label, rows in groups.items()}
     base_scores, base_trajectories = picked.pop("", ([], []))
     summary = summarize(base_scores, base_trajectories)
@@ -341,6 +376,8 @@ def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: di
     report["ood"] = ood_comparison(
         summary, base_scores, {label: (summarize(s, t), s) for label, (s, t) in picked.items()}, sorted(seeds)
     )
+    if (repeats := repeats_section(base_scores, base_trajectories)) is not None:
+        report["repeats"] = {**repeats, "variants": variant_repeats(picked)}
     return write_reports(
         out_dir, report, base_trajectories, variant_trajectories=[t for _, rows in picked.values() for t in rows]
     )

@@ -36,6 +36,8 @@ class TaskScore:
     ood_seed: int = 0
     #: per-turn credit: turns passed before the first failing turn (toolenv.checker.turns_passed)
     turns_passed: int = 0
+    #: the repeat the episode was played as, in a run of several (None: a one-repeat run)
+    repeat: int | None = None
 
     @property
     def turn_credit(self) -> float:
@@ -57,6 +59,8 @@ class TaskScore:
         }
         if self.ood:  # only variant rows carry these, so in-distribution rows stay as they were
             row.update(ood=self.ood, ood_seed=self.ood_seed)
+        if self.repeat is not None:  # likewise, only rows of a repeated run
+            row["repeat"] = self.repeat
         return row
 
     @property
@@ -127,19 +131,40 @@ def score_trajectory(trajectory: Trajectory, task: Task | None = None) -> TaskSc
         task.ood_spec,
         task.ood_seed if task.ood_spec else 0,
         turns_passed(task, turns, verdict),
+        None if "repeat" not in trajectory.meta else repeat_of(trajectory),
     )
 
 
-EpisodeIdentity = tuple[str, int, str]
+def repeat_of(trajectory: Trajectory) -> int:
+    """The repeat a trajectory was played as (``meta.repeat``; 0 when it records none, as the
+    trajectories of a one-repeat run and of BFCL result files do)."""
+    return int(trajectory.meta.get("repeat") or 0)
+
+
+def rescore(trajectories: Sequence[Trajectory]) -> tuple[list[Trajectory], list[TaskScore]]:
+    """The trajectories in report order (category, task index, repeat), each re-checked from
+    scratch (its ``verdict`` set to the fresh one), and their scores."""
+    order = {category: rank for rank, category in enumerate(CATEGORIES)}
+    ordered = sorted(
+        trajectories, key=lambda t: (order.get(t.category, 99), int(t.task_id.rsplit("_", 1)[1]), repeat_of(t))
+    )
+    scores = [score_trajectory(t) for t in ordered]
+    for trajectory, score in zip(ordered, scores):
+        trajectory.verdict = score.verdict.to_dict()
+    return ordered, scores
+
+
+EpisodeIdentity = tuple[str, int, str, int]
 
 
 def episode_identity(trajectory: Trajectory) -> EpisodeIdentity:
-    """``(variant spec or "", variant seed or 0, task id)``: what makes two trajectories the same
-    episode. The seed is part of it because the same spec under another seed is another task
-    (other names, values and ground truth), scored against another variant; within one run
-    folder the seed is fixed, so this agrees with the runner's ``episode_key`` there."""
+    """``(variant spec or "", variant seed or 0, task id, repeat)``: what makes two trajectories
+    the same episode. The seed is part of it because the same spec under another seed is another
+    task (other names, values and ground truth), scored against another variant; within one run
+    folder the seed is fixed, so this agrees with the runner's ``episode_key`` there. The repeat
+    (:func:`repeat_of`) is part of it because each repeat of a run is its own episode."""
     spec = str(trajectory.meta.get("ood") or "")
-    return spec, int(trajectory.meta.get("ood_seed", 0)) if spec else 0, trajectory.task_id
+    return spec, int(trajectory.meta.get("ood_seed", 0)) if spec else 0, trajectory.task_id, repeat_of(trajectory)
 
 
 def unique_episodes(trajectories: Iterable[Trajectory]) -> tuple[list[Trajectory], int]:
@@ -211,8 +236,9 @@ def ood_comparison(
 ) -> dict[str, Any]:
     """In-distribution and each OOD variant side by side: accuracy overall and per category,
     and the drop (in-distribution minus variant, accuracy in 0–1) for each. ``lost``/``gained``
-    count the tasks that pass in distribution but fail as the variant, and the reverse."""
-    passed = {row.task_id: row.verdict.passed for row in base_scores}
+    count the tasks that pass in distribution but fail as the variant, and the reverse (each
+    repeat of a repeated run paired with the same repeat in distribution)."""
+    passed = {(row.task_id, row.repeat): row.verdict.passed for row in base_scores}
     rows = []
     for spec, (summary, scores) in variants.items():
         categories = {}
@@ -222,7 +248,7 @@ def ood_comparison(
                 "accuracy": values["accuracy"],
                 "drop": None if base is None else base - values["accuracy"],
             }
-        paired = [row for row in scores if row.task_id in passed]
+        paired = [row for row in scores if (row.task_id, row.repeat) in passed]
         rows.append(
             {
                 "spec": spec,
@@ -230,8 +256,8 @@ def ood_comparison(
                 "overall": summary.overall,
                 "drop": in_distribution.overall - summary.overall,
                 "categories": categories,
-                "lost": sum(passed[r.task_id] and not r.verdict.passed for r in paired),
-                "gained": sum(r.verdict.passed and not passed[r.task_id] for r in paired),
+                "lost": sum(passed[r.task_id, r.repeat] and not r.verdict.passed for r in paired),
+                "gained": sum(r.verdict.passed and not passed[r.task_id, r.repeat] for r in paired),
                 "failures": summary.failures,
                 "structure": summary.structure,
             }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators.runner import RunConfig, run_eval, run_meta, score_and_report
+from evaluators.runner import RunConfig, episode_tasks, run_eval, run_meta, score_and_report
 from tests.fakes import ExpertModel
 from toolenv.data import get_task
 
@@ -79,3 +79,48 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert all(html.escape(call, quote=False) in box for call in expected), box[:500]
     colors = _screenshot(browser, linked, tmp_path / "task.png", 2400)
     assert _pixels(colors, (0xEE, 0xF6, 0xEE), 2) > 20000  # the expected-calls boxes (#eef6ee) are drawn
+
+
+def test_a_repeated_run_shows_its_repeats_table_in_headless_chromium(tmp_path: Path) -> None:
+    """`--repeats 3`: the repeats table (mean, ± std, pass^1..pass^3) is drawn with the
+    positional-argument and per-turn-credit columns, each task shows c/3 with its three repeats
+    inside, and a link to one repeat opens it."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs it with apt)")
+    from tests.test_repeats import SeededOracle
+
+    config = RunConfig(model="seeded", categories=("base", "miss_func"), limit=4, seed=3, repeats=3)
+    run = tmp_path / "run"
+    trajectories = run_eval(SeededOracle(episode_tasks(config)), config, run, progress=False)
+    paths = score_and_report(run, trajectories, run_meta(run))
+    report = json.loads(paths["json"].read_text())
+    dom = _dom(browser, paths["html"].as_uri())
+    assert re.search(r'data-repeats-rows="3"', dom), dom[:500]  # two categories and overall
+    columns = re.search(r'data-repeats-columns="([^"]*)"', dom).group(1).split()
+    assert columns == [
+        "category",
+        "tasks",
+        "mean",
+        "std",
+        "pass-hat-1",
+        "pass-hat-2",
+        "pass-hat-3",
+        "turn-credit",
+        "positional",
+    ]
+    assert re.search(r'data-tasks="4"', dom) and re.search(r'data-repeated-tasks="12"', dom)
+    table = dom[dom.index('<table id="repeats">') :]
+    table = table[: table.index("</table>")]
+    base = report["repeats"]["categories"]["base"]
+    assert f"<td>{100 * base['mean']:.2f}%</td><td>± {100 * base['std']:.2f}</td>" in table
+    assert f"<td>{100 * base['pass^k']['3']:.2f}%</td><td>{100 * base['turn_credit']:.2f}%</td>" in table
+    assert "mean of 3 runs ±" in dom and "positional arguments dropped" in dom
+    row = report["repeats"]["tasks"][0]
+    assert f"{row['passes']}/3 passed" in dom
+    colors = _screenshot(browser, paths["html"].as_uri(), tmp_path / "repeats.png", 1400)
+    assert _pixels(colors, (0x1D, 0x3D, 0x63)) > 1500  # the headline is drawn
+    linked = _dom(browser, f"{paths['html'].as_uri()}#task-{row['task_id']}-r2")
+    assert re.search(rf'<details class="task \w+" id="task-{row["task_id"]}" open="">', linked)
+    assert re.search(rf'<details class="repeat \w+" id="task-{row["task_id"]}-r2" open="">', linked)
+    assert int(re.search(r'data-expected-visible="(\d+)"', linked).group(1)) >= 1  # its expected calls shown

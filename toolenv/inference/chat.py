@@ -3,8 +3,9 @@ models, built on the same engines and renderer as the trainer's rollouts).
 
 :class:`EngineChatModel` renders each conversation with :class:`~toolenv.inference.template.ChatRenderer`
 (the generation header appended), sends the ids of every conversation that fits
-``max_prompt_tokens`` to its engine in one call, and decodes the sampled ids without special
-tokens. A conversation longer than ``max_prompt_tokens`` gets ``""`` (an empty reply), as
+``max_prompt_tokens`` to its engine in one call (one :class:`SamplingParams` per conversation,
+so each can have its own seed: :meth:`ChatModel.generate_seeded`), and decodes the sampled ids
+without special tokens. A conversation longer than ``max_prompt_tokens`` gets ``""`` (an empty reply), as
 before. :class:`TransformersChatModel` and :class:`VLLMChatModel` only choose and build the engine.
 """
 
@@ -14,7 +15,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from toolenv.inference.template import ChatRenderer
-from toolenv.inference.types import ChatModel, Generation, GenerationConfig, SamplingParams, TokenEngine
+from toolenv.inference.types import (
+    ChatModel,
+    Generation,
+    GenerationConfig,
+    SamplingParams,
+    TokenEngine,
+    per_conversation_seeds,
+)
 
 #: top-k of transformers ``generate`` when sampling (its built-in default); the transformers chat
 #: model has always sampled with it, so a sampled evaluation keeps drawing from that distribution
@@ -44,31 +52,45 @@ class EngineChatModel(ChatModel):
         """The ids that ask for the next assistant message after ``messages``."""
         return self.renderer.prompt_ids(messages)
 
-    def sampling(self) -> SamplingParams:
+    def sampling(self, seed: int | None = None) -> SamplingParams:
+        """The decoding settings of one conversation: the configured ones, with ``seed`` (the
+        configured seed when None)."""
         config = self.generation
         return SamplingParams(
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature,
             top_p=config.top_p,
             top_k=self.top_k,
-            seed=config.seed,
+            seed=config.seed if seed is None else int(seed),
         )
 
-    def generate_ids(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[Generation | None]:
-        """One engine generation per conversation; ``None`` for one longer than ``max_prompt_tokens``."""
+    def generate_ids(
+        self, conversations: Sequence[Sequence[dict[str, Any]]], seeds: Sequence[int] | None = None
+    ) -> list[Generation | None]:
+        """One engine generation per conversation, each with its own :class:`SamplingParams`
+        (seed ``seeds[i]``, or the configured seed); ``None`` for one longer than
+        ``max_prompt_tokens``."""
         prompts = [self.prompt_ids(messages) for messages in conversations]
+        seeds = per_conversation_seeds(seeds, self.generation.seed, len(prompts))
         out: list[Generation | None] = [None] * len(prompts)
         runnable = [i for i, ids in enumerate(prompts) if len(ids) <= self.generation.max_prompt_tokens]
         if runnable:
-            generations = self.engine.generate([prompts[i] for i in runnable], self.sampling())
+            generations = self.engine.generate(
+                [prompts[i] for i in runnable], [self.sampling(seeds[i]) for i in runnable]
+            )
             for index, generation in zip(runnable, generations):
                 out[index] = generation
         return out
 
     def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Any = None) -> list[Any]:
+        return self.generate_seeded(conversations, tools)
+
+    def generate_seeded(
+        self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Any = None, seeds: Sequence[int] | None = None
+    ) -> list[Any]:
         return [
             "" if g is None else self.tokenizer.decode(g.token_ids, skip_special_tokens=True)
-            for g in self.generate_ids(conversations)
+            for g in self.generate_ids(conversations, seeds)
         ]
 
 

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Sequence
 
-from toolenv.inference.types import ChatModel, GenerationConfig, ModelError, one_line
+from toolenv.inference.types import ChatModel, GenerationConfig, ModelError, one_line, per_conversation_seeds
 
 
 class OpenAIEndpointModel(ChatModel):
@@ -68,6 +68,17 @@ class OpenAIEndpointModel(ChatModel):
     def generate(
         self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Sequence[Sequence[dict[str, Any]]] | None = None
     ) -> list[Any]:
+        return self.generate_seeded(conversations, tools)
+
+    def generate_seeded(
+        self,
+        conversations: Sequence[Sequence[dict[str, Any]]],
+        tools: Sequence[Sequence[dict[str, Any]]] | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> list[Any]:
+        """One request per conversation; each sends its own ``seed`` (``seeds[i]``, or the
+        configured seed), which servers that support it (vLLM, OpenAI) sample with."""
+        seeds = per_conversation_seeds(seeds, self.generation.seed, len(conversations))
         outputs = []
         for index, messages in enumerate(conversations):
             payload: dict[str, Any] = {
@@ -76,7 +87,7 @@ class OpenAIEndpointModel(ChatModel):
                 "max_tokens": self.generation.max_new_tokens,
                 "temperature": self.generation.temperature,
                 "top_p": self.generation.top_p,
-                "seed": self.generation.seed,
+                "seed": seeds[index],
             }
             if self.native_tools and tools is not None:
                 payload["tools"] = list(tools[index])

@@ -73,6 +73,17 @@ class TokenEngine(Protocol):
         ...
 
 
+def per_conversation_seeds(seeds: Sequence[int] | None, default: int, n: int) -> list[int]:
+    """One sampling seed per conversation: ``seeds`` as given (checked to be ``n`` long), or
+    ``default`` for every one when ``seeds`` is None."""
+    if seeds is None:
+        return [default] * n
+    values = [int(seed) for seed in seeds]
+    if len(values) != n:
+        raise ValueError(f"{len(values)} seeds for {n} conversations")
+    return values
+
+
 def per_prompt(sampling: SamplingParams | Sequence[SamplingParams], n: int) -> list[SamplingParams]:
     """One :class:`SamplingParams` per prompt."""
     if isinstance(sampling, SamplingParams):
@@ -123,6 +134,19 @@ class ChatModel:
         self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Sequence[Sequence[dict[str, Any]]] | None = None
     ) -> list[Any]:
         raise NotImplementedError
+
+    def generate_seeded(
+        self,
+        conversations: Sequence[Sequence[dict[str, Any]]],
+        tools: Sequence[Sequence[dict[str, Any]]] | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> list[Any]:
+        """:meth:`generate` with a sampling seed per conversation (``seeds[i]`` for
+        ``conversations[i]``; ``None``: the model's configured seed), so that repeated
+        episodes differ under sampling and each is reproducible. A model that cannot seed its
+        sampling ignores the seeds (this default), so the evaluator drives every model this way
+        and ``generate(conversations, tools)`` stays the whole protocol."""
+        return self.generate(conversations, tools)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": type(self).__name__, "native_tools": self.native_tools}
