@@ -202,3 +202,24 @@ def test_backend_classes_of_a_release_are_distinct_and_cached() -> None:
         assert paper is backend_class(name, PAPER_VERSION)
         assert paper is not backend_class(name, DEFAULT_VERSION) and issubclass(paper, backend_class(name))
         assert paper.data_version == PAPER_VERSION and paper.class_name == name
+
+
+def test_an_evaluation_on_the_papers_release_records_it_and_is_scored_on_it(tmp_path: Path) -> None:
+    """eval, report and re-score a run on 2025.10.2 with the oracle policy: every episode of
+    that release's tasks passes, and re-scoring in a process on the default release still
+    scores it on 2025.10.2 (the release the trajectories record)."""
+    from evaluators.runner import run_eval, run_meta, score_and_report
+    from evaluators.scoring import score_trajectory
+    from tests.fakes import ExpertModel
+
+    select_version(PAPER_VERSION)
+    trajectories = run_eval(
+        ExpertModel(), versioned(RunConfig(model="oracle", categories=("base",), limit=4)), tmp_path, progress=False
+    )
+    paths = score_and_report(tmp_path, trajectories, run_meta(tmp_path))
+    report = json.loads(Path(paths["json"]).read_text())
+    assert report["data_version"].startswith(f"bfcl-eval=={PAPER_VERSION} ")
+    assert all(t.data_version.startswith(f"bfcl-eval=={PAPER_VERSION} ") for t in trajectories)
+    assert report["summary"]["overall"] == 1.0
+    select_version(DEFAULT_VERSION)
+    assert all(score_trajectory(t).verdict.passed for t in trajectories)
