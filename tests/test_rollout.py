@@ -443,3 +443,51 @@ def test_tools_through_a_template_that_renders_them() -> None:
     assert tok.decode(rollout.input_ids) == expected
     assert "<|im_start|>user\n<tool_response>" in tok.decode(rollout.completion_ids)
     check_sequence(rollout, [call, reply], sampled=False)
+
+
+#: a Qwen3-style template (written for this test): ChatML, tool results inside a user turn, and
+#: the reasoning of assistant messages before the last user message dropped when rendered
+THINK_DROPPING_TEMPLATE = (
+    "{%- set ns = namespace(last=-1) %}"
+    "{%- for m in messages %}{%- if m.role == 'user' %}{%- set ns.last = loop.index0 %}{%- endif %}{%- endfor %}"
+    "{%- for m in messages %}"
+    "{%- if m.role == 'assistant' %}"
+    "{%- set content = m.content %}"
+    "{%- if loop.index0 < ns.last and '</think>' in content %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+    "{{- '<|im_start|>assistant\\n' + content + '<|im_end|>\\n' }}"
+    "{%- elif m.role == 'tool' %}"
+    "{{- '<|im_start|>user\\n<tool_response>\\n' + m.content + '\\n</tool_response><|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def test_a_template_that_drops_earlier_reasoning_gets_the_prefix_preserving_rendering() -> None:
+    """Qwen3's template renders a later turn without the earlier ``<think>`` blocks, so the
+    conversation is not prefix-stable. The rollout then renders each observation after a fixed
+    context: the sequence is every sampled message verbatim (reasoning kept) and every
+    observation as the template writes it, which is the conversation rendered by the same
+    template with the reasoning kept (the dropping disabled), as TRL's training templates do."""
+    from toolenv.inference.template import ChatRenderer
+
+    tok = copy.copy(tokenizer())
+    tok.chat_template = THINK_DROPPING_TEMPLATE
+    assert ChatRenderer(tok).prefix_preserving() and not ChatRenderer(tokenizer()).prefix_preserving()
+    thought = tok("<think>\nlook first\n</think>\n\nchecking", add_special_tokens=False)["input_ids"] + [IM_END]
+    engine = ScriptedEngine(lambda n, position, prompt: (thought, "stop"))
+    engine.tokenizer = tok
+    driver = RolloutDriver(engine, env_factory=env_factory(steps=4))
+    [rollout] = driver.rollouts(["a"])
+    keeping = copy.copy(tok)
+    keeping.chat_template = THINK_DROPPING_TEMPLATE.replace("loop.index0 < ns.last and ", "false and ")
+    conversation = [{"role": m["role"], "content": m["content"]} for m in rollout.trajectory.messages]
+    for message in conversation:
+        if message["role"] == "assistant":
+            message["content"] = tok.decode(thought[:-1], skip_special_tokens=False)
+    text = tok.decode(rollout.input_ids, skip_special_tokens=False)
+    assert text == keeping.apply_chat_template(conversation, tokenize=False)
+    assert text.count("<think>") == 4  # every message's reasoning is in the training sequence
+    assert tok.apply_chat_template(conversation, tokenize=False).count("<think>") < 4  # the template drops them
+    check_sequence(rollout, [thought] * 4, sampled=False)

@@ -51,6 +51,12 @@ def stop_token_ids(tokenizer: Any, model_config: Any = None) -> list[int]:
     return ids
 
 
+#: the context after which :meth:`ChatRenderer.delta` renders new messages when the template
+#: is not prefix-stable (one user message, then a plain reply without reasoning)
+PREFIX_CONTEXT: tuple[dict[str, Any], ...] = ({"role": "user", "content": "x"},)
+_NEUTRAL_REPLY = "y"
+
+
 class ChatRenderer:
     """Chat-template rendering and the observation deltas of token-faithful rollouts
     (:mod:`trainers.rollout` documents how they are used)."""
@@ -96,15 +102,38 @@ class ChatRenderer:
         self, messages: Sequence[dict[str, Any]], content: str, new: Sequence[dict[str, Any]], tools: Any, header: bool
     ) -> str:
         """The text after ``content`` when ``assistant(content)`` and ``new`` are appended to
-        ``messages`` (closing of the assistant message, the new messages, the next header)."""
+        ``messages`` (closing of the assistant message, the new messages, the next header).
+
+        A template that re-renders earlier messages when the conversation grows (Qwen3 drops
+        the ``<think>`` blocks of assistant messages before the last user message) is not
+        prefix-stable: there the delta is rendered after a short fixed context instead of the
+        conversation (:data:`PREFIX_CONTEXT`), the prefix-preserving rendering TRL's training
+        templates and verl's agent loop use: the training sequence keeps every message as
+        sampled, reasoning included, and each observation as the template writes it. It is
+        exact for templates whose rendering of new messages does not depend on earlier
+        content (every common one); a template for which even that changes earlier text is
+        refused."""
         before = self.render(messages, tools, generation_header=True) + content
         after = self.render(list(messages) + [{"role": "assistant", "content": content}] + list(new), tools, header)
+        if after.startswith(before):
+            return after[len(before) :]
+        context = [*PREFIX_CONTEXT, {"role": "assistant", "content": _NEUTRAL_REPLY}]
+        before = self.render(PREFIX_CONTEXT, tools, generation_header=True) + _NEUTRAL_REPLY
+        after = self.render(context + list(new), tools, header)
         if not after.startswith(before):
             raise ValueError(
                 "the chat template is not prefix-stable (rendering a longer conversation changed "
-                "earlier text); token-faithful multi-turn rollouts need one that is"
+                "earlier text, even after a fixed context); token-faithful multi-turn rollouts need one that is"
             )
         return after[len(before) :]
+
+    def prefix_preserving(self, tools: Any = None) -> bool:
+        """Whether the template re-renders earlier messages, so that :meth:`delta` renders after
+        the fixed context (True for Qwen3-style templates; False for ChatML, Llama 3, SmolLM2)."""
+        thinking = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "<think>\nb\n</think>\n\nc"}]
+        before = self.render(thinking[:1], tools, generation_header=True) + thinking[1]["content"]
+        after = self.render([*thinking, {"role": "user", "content": "d"}], tools, generation_header=True)
+        return not after.startswith(before)
 
     def closing(self) -> str:
         """The text the template writes right after an assistant message's content (ChatML:
