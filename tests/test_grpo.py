@@ -342,3 +342,78 @@ def test_on_policy_shortcut_equals_the_recomputed_ratio() -> None:
     (a, first), (b, second) = models
     assert first.pg_loss == pytest.approx(second.pg_loss, abs=1e-6) and first.clip_frac == second.clip_frac == 0.0
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
+
+
+# -- trainer/engine mismatch and truncated importance sampling ------------------------------
+
+
+def _with_engine_logprobs(model, rollouts: list[Rollout], shift: float = 0.0) -> list[Rollout]:
+    """The rollouts with sample log-probs as an engine with the same weights would report them
+    (the trainer's own), moved by ``shift``; observation tokens keep 0.0."""
+    for rollout in rollouts:
+        ids, attention, _ = collate([rollout_sequence(rollout)], 2)
+        with torch.no_grad():
+            logp, _ = token_logprobs(model, ids, attention)
+        start = len(rollout.prompt_ids) - 1
+        own = logp[0, start : start + len(rollout.completion_ids)].tolist()
+        rollout.sample_logprobs = [lp + shift if m else 0.0 for lp, m in zip(own, rollout.loss_mask)]
+    return rollouts
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-8, 0), min_size=1, max_size=20), st.lists(st.floats(-3, 3), min_size=20, max_size=20))
+def test_mismatch_terms_by_definition(engine: list[float], moves: list[float]) -> None:
+    from trainers.losses import engine_mismatch
+
+    e = torch.tensor(engine, dtype=torch.float64)
+    t = e + torch.tensor(moves[: len(engine)], dtype=torch.float64)
+    diff, k3 = engine_mismatch(e, t)
+    assert torch.allclose(diff, e - t)
+    assert torch.allclose(k3, torch.exp(t - e) - (t - e) - 1)
+    assert bool((k3 >= -1e-12).all())
+    zero_diff, zero_k3 = engine_mismatch(e, e)
+    assert float(zero_diff.abs().max()) == 0.0 and float(zero_k3.abs().max()) == 0.0
+
+
+def test_the_step_logs_the_engine_trainer_gap_on_sampled_tokens_only() -> None:
+    model = tiny_qwen2(seed=3)
+    rollouts = _group([1.0, 0.0, 1.0, 0.0])
+    rollouts[1].loss_mask[2] = 0  # an observation token: excluded
+    rollouts[2].meta["replaced_spans"] = [(0, 3)]  # a replaced message: no engine log-prob
+    same = _updater(model, lr=0.0).step(_with_engine_logprobs(model, rollouts))
+    assert abs(same.extra["mismatch_logp_diff"]) < 1e-5 and abs(same.extra["mismatch_k3"]) < 1e-6
+    sampled = sum(sum(r.loss_mask) for r in rollouts) - 3
+    assert same.extra["mismatch_tokens"] == sampled
+    shifted = _updater(model, lr=0.0).step(_with_engine_logprobs(model, rollouts, shift=-0.5))
+    assert shifted.extra["mismatch_logp_diff"] == pytest.approx(-0.5, abs=1e-5)
+    assert shifted.extra["mismatch_k3"] == pytest.approx(math.exp(0.5) - 0.5 - 1, abs=1e-5)
+    several = _updater(model, lr=0.0, mini_batches=2, ppo_epochs=2).step(_with_engine_logprobs(model, rollouts, -0.5))
+    assert several.extra["mismatch_tokens"] == sampled  # each token measured once
+
+
+def _gradients(model, rollouts: list[Rollout], **config) -> list[torch.Tensor]:
+    updater = _updater(model, lr=0.0, sgd=True, **config)
+    captured: list[torch.Tensor] = []
+    updater.before_clip = lambda mini, sums: captured.extend(  # type: ignore[method-assign]
+        p.grad.detach().clone() for p in model.parameters() if p.grad is not None
+    )
+    updater.step(rollouts)
+    return captured
+
+
+def test_truncated_importance_sampling_weights_the_policy_gradient() -> None:
+    """On-policy (ratio 1, no clipping), an engine that gave every sampled token log-prob
+    ``trainer + 0.7`` makes each weight exp(−0.7): the gradient is the plain one times that;
+    with equal log-probs the weights are 1 and the gradient is the plain one; a cap below
+    the ratio truncates it."""
+    model = tiny_qwen2(seed=4)
+    plain = _gradients(model, _with_engine_logprobs(model, _group([1.0, 0.0, 0.0, 1.0])))
+    equal = _gradients(model, _with_engine_logprobs(model, _group([1.0, 0.0, 0.0, 1.0])), tis_cap=2.0)
+    weighted = _gradients(model, _with_engine_logprobs(model, _group([1.0, 0.0, 0.0, 1.0]), 0.7), tis_cap=2.0)
+    capped = _gradients(model, _with_engine_logprobs(model, _group([1.0, 0.0, 0.0, 1.0]), -0.7), tis_cap=1.5)
+    for a, b, c, d in zip(plain, equal, weighted, capped):
+        assert torch.allclose(a, b, atol=1e-7)
+        assert torch.allclose(a * math.exp(-0.7), c, atol=1e-7)
+        assert torch.allclose(a * 1.5, d, atol=1e-6)  # exp(0.7) > 1.5: every weight truncated
+    with pytest.raises(ValueError, match="tis_cap needs old_logprobs"):
+        _updater(model, tis_cap=2.0, old_logprobs="engine")

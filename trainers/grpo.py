@@ -41,8 +41,37 @@ import torch
 
 from trainers.batching import collate, pack_by_tokens
 from trainers.logprobs import first_target, rollout_sequence, token_logprobs
-from trainers.losses import EPSILON, group_advantages, low_var_kl, masked_sum, policy_loss_terms
+from trainers.losses import (
+    EPSILON,
+    engine_mismatch,
+    group_advantages,
+    low_var_kl,
+    masked_sum,
+    policy_loss_terms,
+    truncated_importance_weights,
+)
 from trainers.types import Rollout
+
+#: the per-step sums behind the engine/trainer mismatch metrics
+MISMATCH_SUMS = ("mismatch_diff", "mismatch_k3", "mismatch_tokens", "tis_weight")
+
+
+def engine_logprobs(rows: Sequence[Rollout], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The engine's sampling log-probs laid out like ``mask`` (over ``input_ids[1:]``), and the
+    mask of the tokens the engine sampled (trained tokens minus replaced messages, which have
+    no engine log-prob)."""
+    engine = torch.zeros_like(mask)
+    sampled = torch.zeros_like(mask)
+    for row, rollout in enumerate(rows):
+        start = len(rollout.prompt_ids) - 1
+        flags = list(rollout.loss_mask)
+        for begin, end in rollout.meta.get("replaced_spans", ()):
+            flags[begin:end] = [0] * (end - begin)
+        width = min(len(flags), mask.shape[1] - start)
+        engine[row, start : start + width] = torch.tensor(rollout.sample_logprobs[:width], dtype=mask.dtype)
+        sampled[row, start : start + width] = torch.tensor(flags[:width], dtype=mask.dtype)
+    return engine, sampled * mask
+
 
 # -- update --------------------------------------------------------------------------------
 
@@ -66,6 +95,9 @@ class GRPOConfig:
     #: "recompute" (verl: the trainer's own log-probs before the update) or "engine"
     #: (the rollout engine's sampling log-probs)
     old_logprobs: str = "recompute"
+    #: truncated importance sampling of the policy gradient by min(π_trainer/π_engine, cap) per
+    #: sampled token (0: off); needs old_logprobs = "recompute"
+    tis_cap: float = 0.0
 
     @classmethod
     def from_section(cls, section: Any, max_grad_norm: float, temperature: float) -> "GRPOConfig":
@@ -120,6 +152,10 @@ class GRPOUpdater:
             raise ValueError(f"old_logprobs must be 'recompute' or 'engine', got {config.old_logprobs!r}")
         if config.kl_coef > 0 and reference is None:
             raise ValueError("kl_coef > 0 needs a reference model")
+        if config.tis_cap and config.old_logprobs != "recompute":
+            raise ValueError("tis_cap needs old_logprobs = 'recompute' (with the engine's own, the ratio is 1)")
+        if config.tis_cap < 0:
+            raise ValueError(f"tis_cap must be >= 0 (0 is off), got {config.tis_cap}")
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -218,13 +254,19 @@ class GRPOUpdater:
         on_policy = self.on_policy
         old, ref = self.precompute(rollouts, probe, on_policy)
         stats = StepStats()
-        sums = {"pg": 0.0, "kl": 0.0, "entropy": 0.0, "clip": 0.0, "tokens": 0.0}
+        sums = dict.fromkeys(("pg", "kl", "entropy", "clip", "tokens", *MISMATCH_SUMS), 0.0)
         norms: list[float] = []
         size = math.ceil(len(rollouts) / max(1, config.mini_batches))
-        for _ in range(config.ppo_epochs):
+        for epoch in range(config.ppo_epochs):
             for start in range(0, len(rollouts), size):
                 mini = list(range(start, min(start + size, len(rollouts))))
-                norm = self._mini_batch_step(rollouts, mini, advantages, old, ref, sums, probe if on_policy else None)
+                # the engine/trainer gap is measured once per token, against the weights that
+                # sampled it: the trainer's old log-probs, or (old_logprobs = "engine") the
+                # first mini-batch before its optimizer step
+                measure = epoch == 0 and (config.old_logprobs == "recompute" or start == 0)
+                norm = self._mini_batch_step(
+                    rollouts, mini, advantages, old, ref, sums, probe if on_policy else None, measure
+                )
                 if norm is not None:
                     norms.append(norm)
                     stats.optimizer_steps += 1
@@ -238,6 +280,12 @@ class GRPOUpdater:
         stats.grad_norm = sum(norms) / len(norms) if norms else 0.0
         stats.trained_tokens = int(sums["tokens"]) // max(1, config.ppo_epochs)
         stats.lr = getattr(self, "last_lr", float(self.optimizer.param_groups[0]["lr"]))
+        sampled = max(sums["mismatch_tokens"], 1.0)
+        stats.extra["mismatch_logp_diff"] = sums["mismatch_diff"] / sampled
+        stats.extra["mismatch_k3"] = sums["mismatch_k3"] / sampled
+        stats.extra["mismatch_tokens"] = sums["mismatch_tokens"]
+        if config.tis_cap:
+            stats.extra["tis_weight"] = sums["tis_weight"] / sampled
         return stats
 
     # -- hook points (supervision methods override them; trainers/supervision/updaters.py) --
@@ -268,6 +316,7 @@ class GRPOUpdater:
         ref: list[torch.Tensor | None],
         sums: dict[str, float],
         probe: Callable[[list[int], torch.Tensor, int], None] | None = None,
+        measure: bool = False,
     ) -> float | None:
         config = self.config
         total = self.token_sum(float(sum(rollouts[i].num_trained_tokens for i in mini)))
@@ -306,6 +355,20 @@ class GRPOUpdater:
             if old[indices[0]] is None:  # on-policy: ratio 1, gradient of logp
                 old_logp = logp.detach()
             pg, clipped = self.policy_terms(logp, old_logp, adv, [rollouts[i] for i in indices], mask)
+            if measure or config.tis_cap:
+                engine_logp, sampled = engine_logprobs([rollouts[i] for i in indices], mask)
+                trainer_logp = old_logp if config.old_logprobs == "recompute" else logp.detach()
+                if measure:
+                    diff, k3 = engine_mismatch(engine_logp, trainer_logp)
+                    sums["mismatch_diff"] += float(masked_sum(diff, sampled))
+                    sums["mismatch_k3"] += float(masked_sum(k3, sampled))
+                    sums["mismatch_tokens"] += float(sampled.sum())
+                if config.tis_cap:
+                    weights = truncated_importance_weights(trainer_logp, engine_logp, config.tis_cap)
+                    weights = torch.where(sampled > 0, weights, torch.ones_like(weights))
+                    pg = pg * weights
+                    if measure:
+                        sums["tis_weight"] += float(masked_sum(weights, sampled))
             loss = masked_sum(pg, mask)
             kl_sum = torch.zeros(())
             if ref[indices[0]] is not None:

@@ -68,6 +68,21 @@ def low_var_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.exp(log_ratio) - log_ratio - 1.0, -10.0, 10.0)
 
 
+def engine_mismatch(engine_logp: torch.Tensor, trainer_logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token gap between the rollout engine and the trainer on the sampled tokens:
+    ``engine − trainer`` log-prob, and the k3 estimate of KL(π_engine‖π_trainer),
+    ``exp(t − e) − (t − e) − 1`` (``t − e`` clamped to ±20), from samples of the engine."""
+    log_ratio = torch.clamp(trainer_logp - engine_logp, -20.0, 20.0)
+    return engine_logp - trainer_logp, torch.exp(log_ratio) - log_ratio - 1.0
+
+
+def truncated_importance_weights(trainer_logp: torch.Tensor, engine_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance sampling (Yao et al. 2025, verl's ``tis_imp_ratio_cap``): per
+    token ``min(π_trainer/π_engine, cap)``, detached; corrects the policy gradient for tokens
+    the engine sampled with other probabilities than the trainer computes."""
+    return torch.exp(torch.clamp(trainer_logp - engine_logp, -20.0, 20.0)).clamp(max=cap).detach()
+
+
 def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum()
 
