@@ -12,6 +12,7 @@ sized for GPUs: :func:`check_cpu_sizes` refuses a CPU run that leaves them unset
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import tomllib
 import typing
@@ -98,6 +99,7 @@ class GRPOSection:
     epsilon: float = 1e-6
     normalize_by_std: bool = True
     old_logprobs: str = "recompute"  # or "engine"
+    tis_cap: float = 0.0  # truncated importance sampling cap min(pi_trainer/pi_engine, cap); 0 = off
     micro_batch_tokens: int = 16384
 
 
@@ -125,6 +127,8 @@ class MonitorSection:
     spike_abs: float = 0.1
     spike_ratio: float = 2.0
     rollouts_file: bool = True  # write each step's trajectories to RUN_DIR/rollouts/
+    #: "tensorboard": also write metrics.jsonl's scalars to RUN_DIR/tensorboard (pip install tensorboard)
+    tracker: str = "none"
 
 
 @dataclass
@@ -165,6 +169,7 @@ _CHOICES = {
     ("sft", "calls_per_message"): ("one", "all"),
     ("grpo", "old_logprobs"): ("recompute", "engine"),
     ("rollout", "engine"): ("transformers", "vllm", "hf", "vllm-cpu"),
+    ("monitor", "tracker"): ("none", "tensorboard"),
 }
 #: (section, key) → (lowest value, whether the bound itself is excluded). Every int and float key
 #: is listed (tests/test_trainer_input.py checks that), so a new key cannot slip through unbounded.
@@ -192,6 +197,7 @@ _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
     ("grpo", "clip_low"): (0, False),
     ("grpo", "clip_high"): (0, False),
     ("grpo", "clip_c"): (0, False),
+    ("grpo", "tis_cap"): (0, False),
     ("grpo", "kl_coef"): (0, False),
     ("grpo", "entropy_coef"): (0, False),
     ("grpo", "epsilon"): (0, True),
@@ -317,8 +323,15 @@ def _check_consistency(config: TrainConfig, where: str) -> None:
         raise ValueError(f"{where}: [optim] warmup_ratio must be in [0, 1)")
     if config.grpo.clip_c and config.grpo.clip_c <= 1:
         raise ValueError(f"{where}: [grpo] clip_c must be > 1 (or 0 to disable the dual clip)")
+    if config.grpo.tis_cap and config.grpo.old_logprobs != "recompute":
+        raise ValueError(f'{where}: [grpo] tis_cap needs old_logprobs = "recompute"')
     if config.grpo.mini_batches > config.grpo.prompts_per_step:
         raise ValueError(f"{where}: [grpo] mini_batches ({config.grpo.mini_batches}) exceeds prompts_per_step")
+    if config.monitor.tracker == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError(
+            f'{where}: [monitor] tracker = "tensorboard" needs the tensorboard package: pip install tensorboard '
+            '(or set tracker = "none")'
+        )
     if bool(config.sft.reply_endpoint) != bool(config.sft.reply_model):
         raise ValueError(f"{where}: [sft] reply_endpoint and reply_model go together")
 
