@@ -16,6 +16,22 @@ from typing import Any
 from envs._official import distribution, release_of
 from toolenv.cli import non_negative_float, positive_float, positive_int
 from toolenv.data import CATEGORIES, normalize_category
+from toolenv.inference.http import DEFAULT_RETRIES
+
+#: --concurrency's default, evaluators.concurrent.DEFAULT_CONCURRENCY (repeated so that
+#: `toolenv --help` does not import the environments; a test checks they agree)
+DEFAULT_CONCURRENCY = 8
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {value})")
+    return value
 
 
 def _quiet_third_party() -> None:
@@ -90,22 +106,29 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     check_run_dir(out, config)
     if args.endpoint and not args.model:
         raise ValueError("an endpoint needs --model NAME (the model name the server serves)")
-    model = load_model(
-        args.model,
-        engine=args.engine,
-        endpoint=args.endpoint,
-        generation=generation,
-        native_tools=args.format == "openai",
-        api_key=_api_key(args),
-        timeout=args.timeout,
-    )
+    if args.endpoint:  # one model behind one or more replicas (--endpoint, repeated or a comma list)
+        from toolenv.inference.endpoint import OpenAIEndpointModel
+
+        model = OpenAIEndpointModel(
+            args.endpoint,
+            args.model,
+            generation,
+            native_tools=args.format == "openai",
+            api_key=_api_key(args),
+            timeout=args.timeout,
+            retries=args.retries,
+        )
+    else:
+        model = load_model(args.model, engine=args.engine, generation=generation)
     if args.repeats > 1 and args.temperature == 0:
         print(
             f"toolenv: warning: --temperature 0 is greedy decoding: the {args.repeats} repeats will be identical "
             "(sample with --temperature > 0 for a spread)",
             file=sys.stderr,
         )
-    trajectories = run_eval(model, config, out, command=" ".join(sys.argv), progress=not args.quiet)
+    trajectories = run_eval(
+        model, config, out, command=" ".join(sys.argv), progress=not args.quiet, concurrency=args.concurrency
+    )
     paths = score_and_report(out, trajectories, run_meta(out))
     print((out / "report.md").read_text())
     print(f"HTML report: {paths['html']}")
@@ -199,7 +222,29 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         "transformers folder, or the model name served at --endpoint",
     )
     evaluate.add_argument("--engine", default="transformers", help="transformers or vllm (in-process)")
-    evaluate.add_argument("--endpoint", help="base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    evaluate.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="URL",
+        help="base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1; repeat it or give a comma "
+        "list for replicas of one model (each request goes to the one with the fewest in flight)",
+    )
+    evaluate.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help="endpoint requests in flight at most: each episode advances as soon as its reply arrives "
+        "(the results do not depend on it; local engines use --batch-size)",
+    )
+    evaluate.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=DEFAULT_RETRIES,
+        metavar="N",
+        help="retries of an endpoint request after HTTP 429/5xx, a timeout or a broken connection, with "
+        "exponential backoff and jitter (0: none); counted in report.json",
+    )
     evaluate.add_argument(
         "--api-key-env",
         default="OPENAI_API_KEY",
@@ -212,7 +257,7 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         type=positive_float,
         default=120.0,
         metavar="SECONDS",
-        help="seconds to wait for one endpoint reply",
+        help="seconds to wait for one endpoint reply (per attempt)",
     )
     evaluate.add_argument("--format", default="hermes", help="call format (hermes, python, openai, xml, json_block)")
     evaluate.add_argument(
@@ -240,7 +285,12 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     evaluate.add_argument(
         "--temperature", type=non_negative_float, default=0.0, help="sampling temperature (0: greedy)"
     )
-    evaluate.add_argument("--batch-size", type=positive_int, default=8, help="episodes run in lockstep")
+    evaluate.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=8,
+        help="episodes run in lockstep by a local engine (an endpoint uses --concurrency)",
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the task sample (with --limit) and of decoding")
     evaluate.add_argument(
         "--repeats",

@@ -12,25 +12,38 @@ A run lives in one folder:
   records its repeat (``meta.repeat``; a one-repeat run writes none, as before). An interrupted
   run started again with the same folder skips the finished episodes (a half-written last line
   is dropped) and continues, so nothing is lost or doubled;
+- ``endpoint.json`` (endpoint models): request counters, summed over the sessions of the run;
 - ``report.json``, ``report.md``, ``report.html``: written when every episode is done.
 
-Episodes run in lockstep batches: one ``generate`` call per round for every unfinished episode.
+Local engines play episodes in lockstep batches: one ``generate`` call per round for every
+unfinished episode. A concurrent model (an endpoint, ``ChatModel.concurrent``) plays them
+concurrently, each advancing as soon as its reply arrives (:mod:`evaluators.concurrent`); the
+episodes finish, and are written, in another order, but the trajectories are the same, and
+:func:`run_eval` returns them in episode order either way.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from envs._official import release_of
+from evaluators.concurrent import (
+    DEFAULT_CONCURRENCY,
+    Progress,
+    conversation,
+    finished,
+    open_episode,
+    read_endpoint_stats,
+    record_endpoint_stats,
+    run_concurrent,
+)
 from evaluators.scoring import repeat_of
 from toolenv.data import CATEGORIES, Task, data_version, normalize_category
-from toolenv.env import BFCLEnv
-from toolenv.inference import ChatModel
+from toolenv.inference import ChatModel, ModelError
 from toolenv.selection import SPLITS, select_tasks
 from toolenv.trajectory import Trajectory, append_jsonl, read_jsonl
 
@@ -198,66 +211,34 @@ def prepare_run_dir(out_dir: Path, config: RunConfig, command: str) -> None:
         run_file.write_text(json.dumps({"config": config.to_dict(), "command": command}, indent=2))
 
 
-class Progress:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, total: int, done: int, enabled: bool = True) -> None:
-        self.total, self.done, self.enabled = total, done, enabled
-        self.passed = 0
-        self.start = time.perf_counter()
-        self.started_at = done
-
-    def update(self, reward: float | None) -> None:
-        self.done += 1
-        self.passed += int(reward == 1.0)
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
-        rate = (time.perf_counter() - self.start) / max(self.done - self.started_at, 1)
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} episodes, "
-            f"{self.passed} passed this session, {rate:.1f} s/episode"
-        )
-        if self.done == self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def run_episodes(
     model: ChatModel,
     tasks: Sequence[Task],
     config: RunConfig,
     on_done: Callable[[Trajectory], None],
     repeats: Sequence[int] = (),
+    concurrency: int = DEFAULT_CONCURRENCY,
+    in_flight: Callable[[int], None] | None = None,
 ) -> None:
-    """Play ``tasks`` in lockstep batches with ``model``; ``on_done`` gets each trajectory.
+    """Play ``tasks`` with ``model``; ``on_done`` gets each trajectory as it ends.
 
+    A concurrent model (``model.concurrent``: an endpoint) plays up to ``concurrency`` episodes
+    at once, each advancing as soon as its reply arrives (``in_flight`` hears the requests in
+    flight); any other model plays them in lockstep batches of ``config.batch_size``.
     ``repeats[i]`` (default 0) is the repeat ``tasks[i]`` is played as: every conversation of
     the episode samples with seed ``config.seed + repeat`` (:meth:`ChatModel.generate_seeded`),
     and with ``config.repeats > 1`` the trajectory records it (``meta.repeat``). An OOD variant
     task (``task.ood_spec``) is played as given, in its own call format: the model gets native
     tools only in episodes whose format is ``openai``."""
     repeats = list(repeats) or [0] * len(tasks)
+    if getattr(model, "concurrent", False):
+        run_concurrent(model, tasks, config, on_done, repeats, concurrency, in_flight)
+        return
     for start in range(0, len(tasks), config.batch_size):
         batch = tasks[start : start + config.batch_size]
         batch_repeats = repeats[start : start + config.batch_size]
         seeds = [config.seed + repeat for repeat in batch_repeats]
-        envs, native = [], []
-        for task in batch:
-            episode_format = task.format_options.get("call_format", config.call_format)
-            native.append(model.native_tools and episode_format == "openai")
-            env = BFCLEnv(
-                categories=[task.category],
-                task_ids=[task.id],
-                call_format=config.call_format,
-                observation_mode="messages" if native[-1] else "text",
-                max_steps_per_turn=config.max_steps_per_turn,
-                keep_positional=config.keep_positional,
-                tasks=[task] if task.is_variant else None,
-            )  # a variant is played as given
-            env.reset(seed=config.seed, options={"task_id": task.id})
-            envs.append(env)
+        envs, native = map(list, zip(*(open_episode(model, task, config) for task in batch)))
         active = list(range(len(envs)))
         while active:
             outputs_by_env: dict[int, Any] = {}
@@ -265,29 +246,18 @@ def run_episodes(
                 group = [i for i in active if native[i] == mode]
                 if not group:
                     continue
-                conversations = [_conversation(envs[i]) for i in group]
+                conversations = [conversation(envs[i]) for i in group]
                 tools = [[tool.openai() for tool in envs[i].tools] for i in group] if mode else None
                 replies = model.generate_seeded(conversations, tools, [seeds[i] for i in group])
                 outputs_by_env.update(zip(group, replies))
-            outputs = [outputs_by_env[i] for i in active]
             still = []
-            for i, output in zip(active, outputs):
-                _, _, terminated, truncated, _ = envs[i].step(output)
+            for i in active:
+                _, _, terminated, truncated, _ = envs[i].step(outputs_by_env[i])
                 if terminated or truncated:
-                    trajectory = envs[i].trajectory
-                    assert trajectory is not None
-                    trajectory.meta.update(model=model.name)
-                    if config.repeats > 1:
-                        trajectory.meta["repeat"] = batch_repeats[i]
-                    on_done(trajectory)
+                    on_done(finished(envs[i], model, config, batch_repeats[i]))
                 else:
                     still.append(i)
             active = still
-
-
-def _conversation(env: BFCLEnv) -> list[dict[str, Any]]:
-    assert env.trajectory is not None
-    return [dict(message) for message in env.trajectory.messages]
 
 
 def run_eval(
@@ -297,15 +267,20 @@ def run_eval(
     command: str = "",
     progress: bool = True,
     tasks: Sequence[Task] | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[Trajectory]:
-    """Run (or resume) an evaluation into ``out_dir``; return all its trajectories.
+    """Run (or resume) an evaluation into ``out_dir``; return all its trajectories, in episode
+    order (repeat by repeat, each in task order) whatever the order they finished in.
 
     ``model`` is a chat model, or a function making one, called only when episodes remain (a
     finished run loads nothing). ``tasks``: play these episodes instead of the configuration's
     selection (e.g. a study's own task list); the configuration still names the run folder.
     Every task is played ``config.repeats`` times, repeat by repeat (all of repeat 0 first).
-    Everything is checked (the configuration, the task selection, the run folder) before the
-    first file is written, so a bad option leaves nothing behind."""
+    ``concurrency``: requests in flight at most, for a concurrent model (an endpoint; it does not
+    change the results, so it is not part of the configuration). Everything is checked (the
+    configuration, the task selection, the run folder) before the first file is written, so a
+    bad option leaves nothing behind. A model failure ends the run with a one-line
+    :class:`ModelError` that says what is saved; the same call resumes."""
     config = versioned(config)
     tasks = list(tasks) if tasks is not None else episode_tasks(config)
     prepare_run_dir(out_dir, config, command)
@@ -315,16 +290,35 @@ def run_eval(
     todo = [(task, repeat) for task, repeat in episodes if episode_key(task, repeat) not in done]
     if todo:
         chat = model if isinstance(model, ChatModel) else model()
-        bar = Progress(len(episodes), len(episodes) - len(todo), progress)
-        run_episodes(
-            chat,
-            [task for task, _ in todo],
-            config,
-            lambda t: (append_jsonl(path, [t]), bar.update(t.reward)),
-            repeats=[repeat for _, repeat in todo],
-        )
-    wanted = {episode_key(task, repeat) for task, repeat in episodes}
-    return [t for t in read_jsonl(path) if episode_key(t) in wanted]
+        bar = Progress(len(episodes), len(episodes) - len(todo), progress, delay=1.0)
+        saved = [len(episodes) - len(todo)]
+
+        def keep(trajectory: Trajectory) -> None:
+            append_jsonl(path, [trajectory])
+            saved[0] += 1
+            bar.update(trajectory.reward)
+
+        try:
+            run_episodes(
+                chat,
+                [task for task, _ in todo],
+                config,
+                keep,
+                repeats=[repeat for _, repeat in todo],
+                concurrency=concurrency,
+                in_flight=bar.in_flight,
+            )
+        except ModelError as exc:
+            bar.close(erase=True)
+            raise ModelError(
+                f"{exc}; {saved[0]} of {len(episodes)} episodes are saved in {out_dir} "
+                "(run the same command again to resume)"
+            ) from None
+        finally:
+            bar.close()
+            record_endpoint_stats(out_dir, chat)
+    order = {episode_key(task, repeat): rank for rank, (task, repeat) in enumerate(episodes)}
+    return sorted((t for t in read_jsonl(path) if episode_key(t) in order), key=lambda t: order[episode_key(t)])
 
 
 def versioned(config: RunConfig) -> RunConfig:
@@ -368,7 +362,9 @@ def score_and_report(out_dir: Path, trajectories: Sequence[Trajectory], meta: di
         if (repeats := repeats_section(scores, trajectories)) is not None:
             report["repeats"] = repeats
         return write_reports(out_dir, report, trajectories)
-    picked = {label: ([scores[i] for i in rows], [trajectories[i] for i in rows]) for label, rows in groups.items()}
+    rank = {spec: n for n, spec in enumerate(meta.get("ood") or ())}  # the run's spec order, not the file's
+    labels = sorted(groups, key=lambda label: rank.get(label, len(rank)))
+    picked = {label: ([scores[i] for i in groups[label]], [trajectories[i] for i in groups[label]]) for label in labels}
     base_scores, base_trajectories = picked.pop("", ([], []))
     summary = summarize(base_scores, base_trajectories)
     report = report_dict(summary, base_scores, meta, variant_scores=[s for rows, _ in picked.values() for s in rows])
@@ -397,4 +393,5 @@ def run_meta(out_dir: Path) -> dict[str, Any]:
         **({"ood": config["ood"], "ood_seed": config.get("ood_seed", 0)} if config.get("ood") else {}),
         "command": saved.get("command", ""),
         "config": config,
+        **({"endpoint": stats} if (stats := read_endpoint_stats(out_dir)) is not None else {}),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Sequence
 
@@ -48,22 +49,65 @@ class ExpertModel(ChatModel):
 
 class ChatServer:
     """A local ``/v1/chat/completions`` (127.0.0.1 only) answering each request with
-    ``answer(request_body)``; the bodies received are kept in ``requests``."""
+    ``answer(request_body)``: a string (the reply's content) or a message dict (e.g. with
+    ``tool_calls``). The bodies received are kept in ``requests``.
 
-    def __init__(self, answer: Callable[[dict[str, Any]], str]) -> None:
+    ``latency``: seconds every request takes (to make requests overlap); ``faults``: HTTP
+    statuses the first requests are answered with, in order (e.g. ``[429, 503]``), before the
+    server answers normally; ``keep_alive``: HTTP/1.1 persistent connections (the default,
+    HTTP/1.0, closes each one, so that a stopped server refuses at once). The server counts
+    the requests in flight and keeps the peak in ``max_in_flight``."""
+
+    def __init__(
+        self,
+        answer: Callable[[dict[str, Any]], Any],
+        latency: float = 0.0,
+        faults: Sequence[int] = (),
+        keep_alive: bool = False,
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
         #: the HTTP headers of each request, in order (to check what a client sends)
         self.headers: list[dict[str, str]] = []
-        requests, headers = self.requests, self.headers
+        #: the status each request was answered with, in order
+        self.statuses: list[int] = []
+        #: (start, end) of each request answered normally, from time.monotonic()
+        self.spans: list[tuple[float, float]] = []
+        self.max_in_flight = 0
+        self.in_flight = 0
+        self.faults = list(faults)
+        self.lock = threading.Lock()
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            #: headers and body go out as two writes: without this, Nagle's algorithm holds the body
+            #: until the client's delayed ACK (~40 ms a reply on a kept-alive connection)
+            disable_nagle_algorithm = True
+
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                requests.append(body)
-                headers.append(dict(self.headers.items()))
-                reply = {"choices": [{"message": {"role": "assistant", "content": answer(body)}}]}
+                started = time.monotonic()
+                with server.lock:
+                    server.requests.append(body)
+                    server.headers.append(dict(self.headers.items()))
+                    fault = server.faults.pop(0) if server.faults else None
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if latency:
+                        time.sleep(latency)
+                    if fault is not None:
+                        status, reply = fault, {"error": {"message": f"fake fault {fault}", "code": fault}}
+                    else:
+                        status, reply = 200, server.completion(body, answer(body))
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+                        server.statuses.append(status)
+                        if fault is None:
+                            server.spans.append((started, time.monotonic()))
                 data = json.dumps(reply).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -73,21 +117,60 @@ class ChatServer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.stopped = False
+
+    @staticmethod
+    def completion(body: dict[str, Any], output: Any) -> dict[str, Any]:
+        """An OpenAI chat completion (every field a strict client reads) around ``output``."""
+        message = (
+            {"role": "assistant", **output} if isinstance(output, dict) else {"role": "assistant", "content": output}
+        )
+        message.setdefault("content", None)
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", ""),
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
 
     def __enter__(self) -> "ChatServer":
         self.thread.start()
         return self
 
+    def stop(self) -> None:
+        """Stop listening (new connections are refused); idempotent."""
+        if not self.stopped:
+            self.stopped = True
+            self.server.shutdown()
+            self.server.server_close()
+
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.stop()
 
 
 class FakeOpenAIServer(ChatServer):
     """A :class:`ChatServer` that answers with :class:`ExpertModel` (or anything with
     ``next_action(messages)``)."""
 
-    def __init__(self, model: ExpertModel) -> None:
-        super().__init__(lambda body: model.next_action(body["messages"]))
+    def __init__(self, model: ExpertModel, **options: Any) -> None:
+        super().__init__(lambda body: model.next_action(body["messages"]), **options)
+
+
+class ModelServer(ChatServer):
+    """A :class:`ChatServer` in front of any :class:`ChatModel`: each request is answered by
+    ``model.generate_seeded`` on its messages, tools and seed (so that an endpoint run can be
+    compared with the same model played in-process)."""
+
+    def __init__(self, model: ChatModel, **options: Any) -> None:
+        def answer(body: dict[str, Any]) -> Any:
+            tools = [body["tools"]] if "tools" in body else None
+            return model.generate_seeded([body["messages"]], tools, [body.get("seed", 0)])[0]
+
+        super().__init__(answer, **options)

@@ -251,11 +251,21 @@ class SpikeDetector:
 METRICS_FILE = "metrics.jsonl"
 
 
+#: the folder of the TensorBoard event files (``[monitor] tracker = "tensorboard"``)
+TENSORBOARD_DIR = "tensorboard"
+
+
 class MetricsWriter:
     """Appends one JSON object per step to ``RUN_DIR/metrics.jsonl``; on resume, lines of
-    steps after the checkpoint are dropped first so the file matches the restored state."""
+    steps after the checkpoint are dropped first so the file matches the restored state.
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+    With ``tracker="tensorboard"`` the same numbers (every int or float value of a step's record)
+    also go to ``RUN_DIR/tensorboard`` as scalars, through ``torch.utils.tensorboard``; a resumed
+    run purges the events after the checkpoint there too, and a fresh run removes old ones."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None, tracker: str = "none") -> None:
+        if tracker not in ("none", "tensorboard"):
+            raise ValueError(f"unknown tracker {tracker!r}; valid: none, tensorboard")
         self.path = Path(run_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
@@ -267,11 +277,37 @@ class MetricsWriter:
             self.path.write_text("".join(line + "\n" for line in kept))
         elif resume_step is None and self.path.exists():
             self.path.unlink()
+        self.board = _summary_writer(Path(run_dir) / TENSORBOARD_DIR, resume_step) if tracker == "tensorboard" else None
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
         record = {"step": step, "time": round(time.time(), 3), **metrics}
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=float) + "\n")
+        if self.board is not None:
+            for name, value in metrics.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.board.add_scalar(name, float(value), step)
+            self.board.flush()
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+
+
+def _summary_writer(folder: Path, resume_step: int | None) -> Any:
+    """A ``SummaryWriter`` on ``folder``: after ``resume_step`` (a resumed run) events are purged;
+    for a fresh run the folder's old event files are removed first."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError(
+            '[monitor] tracker = "tensorboard" needs the tensorboard package: pip install tensorboard '
+            '(or set tracker = "none")'
+        ) from None
+    if resume_step is None and folder.is_dir():
+        for old in folder.glob("events.out.tfevents.*"):
+            old.unlink()
+    return SummaryWriter(log_dir=str(folder), purge_step=None if resume_step is None else resume_step + 1)
 
 
 def _step_of(line: str) -> int | None:

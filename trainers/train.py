@@ -142,7 +142,7 @@ class Trainer:
         optimizer, scheduler = optimizer_and_schedule(self.model, config.optim, mode.total)
         state = load_checkpoint(run_dir, self.model, optimizer, scheduler) if resume else None
         start = state["step"] if state else 0
-        writer = MetricsWriter(run_dir, start if resume else None) if self.dist.main else None
+        writer = MetricsWriter(run_dir, start if resume else None, config.monitor.tracker) if self.dist.main else None
         progress = StepProgress(mode.total, start, config.run.progress and self.dist.main)
         mode.start(optimizer, scheduler, state)
         if start == 0 and config.monitor.val_before_train and config.monitor.val_every:

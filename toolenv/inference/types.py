@@ -129,6 +129,10 @@ class ChatModel:
     name: str = "model"
     #: True when the model takes tool schemas and answers with ``tool_calls`` message dicts
     native_tools: bool = False
+    #: True when ``generate_seeded`` may be called from several threads at once, one
+    #: conversation a call (an HTTP endpoint): the evaluator then plays episodes concurrently,
+    #: each advancing as soon as its reply arrives, instead of in lockstep batches
+    concurrent: bool = False
 
     def generate(
         self, conversations: Sequence[Sequence[dict[str, Any]]], tools: Sequence[Sequence[dict[str, Any]]] | None = None
