@@ -104,15 +104,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     episode_tasks(config)  # an empty or impossible selection fails here
     out = Path(args.out)
     check_run_dir(out, config)
-    if args.endpoint and not args.model:
-        raise ValueError("an endpoint needs --model NAME (the model name the server serves)")
     if args.endpoint:  # one model behind one or more replicas (--endpoint, repeated or a comma list)
-        from toolenv.inference.endpoint import OpenAIEndpointModel
-
-        model = OpenAIEndpointModel(
-            args.endpoint,
+        model = load_model(
             args.model,
-            generation,
+            endpoint=args.endpoint,
+            generation=generation,
             native_tools=args.format == "openai",
             api_key=_api_key(args),
             timeout=args.timeout,

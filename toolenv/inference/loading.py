@@ -17,7 +17,7 @@ accepted everywhere as aliases (the trainer's TOML has always said ``"hf"``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from toolenv.inference.types import ChatModel, EngineError, GenerationConfig, ModelError
 
@@ -105,22 +105,30 @@ def make_engine(kind: str, model_or_path: Any, tokenizer: Any = None, **kwargs: 
 def load_model(
     spec: str | None = None,
     engine: str = "transformers",
-    endpoint: str | None = None,
+    endpoint: str | Sequence[str] | None = None,
     generation: GenerationConfig | None = None,
     native_tools: bool = False,
     api_key: str | None = None,
     timeout: float = 120.0,
+    retries: int | None = None,
 ) -> ChatModel:
     """A chat model from a spec (see the module docstring); a one-line :class:`ModelError`
-    when it cannot be had. ``api_key`` and ``timeout`` (seconds per request) apply to an endpoint."""
+    when it cannot be had. ``endpoint`` is one URL, several, or a comma list (replicas);
+    ``api_key``, ``timeout`` (seconds per attempt) and ``retries`` apply to an endpoint."""
     generation = generation or GenerationConfig()
     if endpoint is not None:
-        from toolenv.inference.endpoint import OpenAIEndpointModel
+        from toolenv.inference.endpoint import DEFAULT_RETRIES, OpenAIEndpointModel
 
         if not spec:
             raise ModelError("an endpoint needs --model NAME (the model name the server serves)")
         return OpenAIEndpointModel(
-            endpoint, spec, generation, native_tools=native_tools, api_key=api_key, timeout=timeout
+            endpoint,
+            spec,
+            generation,
+            native_tools=native_tools,
+            api_key=api_key,
+            timeout=timeout,
+            retries=DEFAULT_RETRIES if retries is None else retries,
         )
     engine = canonical_engine(engine)
     path, name = resolve_model(spec)
