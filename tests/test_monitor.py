@@ -173,12 +173,38 @@ def test_plots(tmp_path: Any) -> None:
         plot_run(tmp_path / "missing")
 
 
-def test_validation_runs_greedy_episodes_per_category() -> None:
+def _validation_driver(model: Any, max_total_tokens: int = 16384, max_new_tokens: int = 3) -> Any:
+    from toolenv.inference import SamplingParams, make_engine
+    from trainers.rollout import Budgets, RolloutDriver, default_env_factory
+
+    engine = make_engine("transformers", model, smollm2_tokenizer())
+    sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    return RolloutDriver(
+        engine, smollm2_tokenizer(), default_env_factory("hermes"), sampling, Budgets(max_total_tokens, 8)
+    )
+
+
+def test_validation_runs_greedy_episodes_per_category_through_the_rollout_engine() -> None:
     model = tiny_qwen2(seed=2)
     tasks = [get_task("multi_turn_base_4"), get_task("multi_turn_miss_param_4")]
-    metrics, trajectories = validate(model, smollm2_tokenizer(), tasks, "hermes", max_new_tokens=3)
-    assert [t.task_id for t in trajectories] == [t.id for t in tasks]
-    assert set(metrics) >= {"val/base", "val/miss_param", "val/mean", "val_state/healthy_call", "val_state/messages"}
+    metrics, rollouts = validate(_validation_driver(model), tasks)
+    assert [r.task_id for r in rollouts] == [t.id for t in tasks]
+    assert set(metrics) >= {"val/base", "val/miss_param", "val/mean", "val/truncated", "val_state/messages"}
     assert metrics["val/mean"] == (metrics["val/base"] + metrics["val/miss_param"]) / 2
     assert metrics["val_state/messages"] >= 2
-    assert not model.training
+    assert metrics["val/length_stops"] == 1.0  # 3 tokens a message: every message hits the limit
+    again, _ = validate(_validation_driver(model), tasks)
+    assert again == metrics  # greedy: the same episodes
+
+
+def test_an_over_long_conversation_is_counted_as_truncated_not_as_a_structural_state() -> None:
+    """A context budget smaller than the first prompt cuts every episode before the policy
+    writes anything: validation reports them truncated (scored 0), and no message is counted,
+    so none becomes a full_collapse (the old harness replied "" to an over-long prompt, and
+    that empty message was counted as the collapse the paper is about)."""
+    model = tiny_qwen2(seed=2)
+    tasks = [get_task("multi_turn_base_4"), get_task("multi_turn_base_5")]
+    metrics, rollouts = validate(_validation_driver(model, max_total_tokens=64), tasks)
+    assert metrics["val/truncated"] == 1.0 and all(r.meta["truncation"] == "max_total_tokens" for r in rollouts)
+    assert metrics["val/mean"] == 0.0
+    assert metrics["val_state/messages"] == 0.0 and metrics["val_state/full_collapse"] == 0.0

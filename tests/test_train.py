@@ -238,3 +238,23 @@ val_every = 0
     config.write_text("[sft]\nbatch = 2\n")
     assert main(["train", str(config)]) == 2
     assert "unknown key [sft] batch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make", [_sft_config, _grpo_config], ids=["sft", "grpo"])
+def test_validation_runs_through_the_rollout_engine_with_training_budgets(tmp_path: Path, make: Any) -> None:
+    """Validation before step 1 and after each step: greedy episodes on the mode's engine
+    (GRPO's, synced after every update; SFT's a transformers engine over the model) within
+    training's budgets. With a context budget below the prompts every episode is cut, and
+    validation says so (val/truncated) instead of counting collapsed messages."""
+    for budget, cut in ((16384, 0.0), (512, 1.0)):
+        config = make(tmp_path / f"run{budget}")
+        config.monitor.val_every, config.monitor.val_before_train, config.monitor.val_max_new_tokens = 1, True, 4
+        config.rollout.max_prompt_tokens, config.rollout.max_response_tokens = budget - 64, 64
+        tasks = [get_task(t) for t in TASKS]
+        Trainer(config, tiny_qwen2(seed=7), smollm2_tokenizer(), tasks=tasks, validation=tasks[:2]).run()
+        rows = [row for row in read_metrics(tmp_path / f"run{budget}") if "val/mean" in row]
+        assert [row["step"] for row in rows][:2] == [0, 1]
+        for row in rows:
+            assert row["val/truncated"] == cut
+            assert (row["val_state/messages"] == 0.0) == (cut == 1.0)
+            assert row["val_state/full_collapse"] <= 1.0 - cut

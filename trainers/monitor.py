@@ -153,62 +153,37 @@ def reward_metrics(rewards: Sequence[float], groups: Sequence[Any]) -> dict[str,
 # -- validation ----------------------------------------------------------------------------
 
 
-def validate(
-    model: Any,
-    tokenizer: Any,
-    tasks: Sequence[Any],
-    call_format: str,
-    max_new_tokens: int,
-    max_prompt_tokens: int = 7936,
-    max_steps_per_turn: int = 20,
-    batch_size: int = 8,
-    progress: str | None = None,
-) -> tuple[dict[str, float], list[Trajectory]]:
-    """Greedy episodes of ``tasks`` through the evaluation harness (the same path as
-    ``toolenv eval``), scored by the BFCL checker: ``val/<category>``, ``val/mean`` and the
-    structural rates of the validation messages. With ``progress`` (a label), a line naming
-    the work and then a progress bar go to stderr."""
+#: budget truncations of the rollout driver (``"env"`` is BFCL's own step limit, which the
+#: environment scores like any ending)
+BUDGET_TRUNCATIONS = ("max_total_tokens", "max_messages")
+
+
+def validate(driver: Any, tasks: Sequence[Any], progress: str | None = None) -> tuple[dict[str, float], list[Any]]:
+    """Greedy episodes of ``tasks`` through the rollout engine (``driver``: a
+    :class:`~trainers.rollout.RolloutDriver` with greedy sampling and training's budgets, so
+    the engine that holds the policy's weights plays them, batched as rollouts are), scored by
+    the environment's BFCL checker: ``val/<category>``, ``val/mean`` (over categories, as the
+    paper reports), ``val/truncated`` (the share of episodes a budget cut: they score 0, as an
+    unfinished BFCL entry does, and are never counted as a structural state: a cut episode has
+    no empty message), ``val/length_stops`` (the share of messages that hit the per-message
+    token limit) and the structural rates of the messages the policy wrote."""
     import sys
 
-    import torch
-
-    from evaluators.runner import Progress, RunConfig, run_episodes
-    from toolenv.inference.chat import TransformersChatModel
-    from toolenv.inference.types import GenerationConfig
-
-    generation = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0, max_prompt_tokens=max_prompt_tokens)
-    # the trainer's own tokenizer: the chat model only reads it (no pad token or padding side set)
-    chat = TransformersChatModel(model, tokenizer, "policy", generation)
-    config = RunConfig(
-        model="policy", call_format=call_format, max_steps_per_turn=max_steps_per_turn, batch_size=batch_size
-    )
-    trajectories: list[Trajectory] = []
-    bar = Progress(len(tasks), 0, enabled=progress is not None)
-    if progress is not None:  # episodes finish a batch at a time: say at once what is running
-        sys.stderr.write(
-            f"{progress}: {len(tasks)} greedy episodes, batches of {batch_size}, "
-            f"up to {max_new_tokens} tokens a message\n"
-        )
+    if progress is not None:
+        sys.stderr.write(f"{progress}: {len(tasks)} greedy episodes through the rollout engine\n")
         sys.stderr.flush()
-
-    def done(trajectory: Trajectory) -> None:
-        trajectories.append(trajectory)
-        bar.update(trajectory.reward)
-
-    was_training = model.training
-    model.train(False)
-    try:
-        with torch.no_grad():
-            run_episodes(chat, list(tasks), config, done)
-    finally:
-        model.train(was_training)
+    rollouts = driver.rollouts([task.id for task in tasks])
     by_category: dict[str, list[float]] = {}
-    for trajectory in trajectories:
-        by_category.setdefault(trajectory.category, []).append(float(trajectory.reward or 0.0))
+    for task, rollout in zip(tasks, rollouts):
+        by_category.setdefault(task.category, []).append(float(rollout.reward))
     out = {f"val/{category}": sum(v) / len(v) for category, v in sorted(by_category.items())}
-    out["val/mean"] = sum(out.values()) / len(out) if out else 0.0  # mean over categories, as the paper reports
-    out.update(structure_rates(trajectories, prefix="val_state/"))
-    return out, trajectories
+    out["val/mean"] = sum(out.values()) / len(out) if out else 0.0
+    cut = [r for r in rollouts if r.meta.get("truncation") in BUDGET_TRUNCATIONS]
+    out["val/truncated"] = len(cut) / len(rollouts) if rollouts else 0.0
+    reasons = [reason for r in rollouts for reason in r.meta.get("finish_reasons", ())]
+    out["val/length_stops"] = reasons.count("length") / len(reasons) if reasons else 0.0
+    out.update(structure_rates((r.trajectory for r in rollouts), prefix="val_state/"))
+    return out, rollouts
 
 
 # -- early warning -------------------------------------------------------------------------

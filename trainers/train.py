@@ -146,12 +146,12 @@ class Trainer:
         progress = StepProgress(mode.total, start, config.run.progress and self.dist.main)
         mode.start(optimizer, scheduler, state)
         if start == 0 and config.monitor.val_before_train and config.monitor.val_every:
-            self._log(writer, 0, self._validate(0))
+            self._log(writer, 0, self._validate(0, mode))
         for step in range(start + 1, mode.total + 1):
             began = time.perf_counter()
             metrics = mode.step(step, began)
             if config.monitor.val_every and step % config.monitor.val_every == 0:
-                metrics.update(self._validate(step))
+                metrics.update(self._validate(step, mode))
             mode.close_step(step, metrics, began)
             self._log(writer, step, metrics)
             progress.update(step, {**mode.headline(metrics), **_val_headline(metrics)})
@@ -163,26 +163,42 @@ class Trainer:
             save_policy(self.model, self.tokenizer, run_dir / "final")
         return run_dir
 
-    def _validate(self, step: int) -> dict[str, float]:
+    def _validate(self, step: int, mode: Any) -> dict[str, float]:
         config = self.config
         tasks = self.validation_tasks()
         if not tasks or not self.dist.main:  # rank 0 validates; the others wait at the next collective
             return {}
         started = time.perf_counter()
-        # a progress bar on stderr: the validation before step 1 otherwise runs silently for minutes
+        # a progress line on stderr: the validation before step 1 otherwise runs silently for minutes
         label = "validation before step 1" if step == 0 else f"validation at step {step}"
-        metrics, _ = validate(
-            unwrap(self.model),
-            self.tokenizer,
-            tasks,
-            config.data.call_format,
-            config.monitor.val_max_new_tokens,
-            config.rollout.max_prompt_tokens,
-            config.rollout.max_steps_per_turn,
-            progress=label if config.run.progress else None,
-        )
+        # the mode's rollout engine holds the current weights (GRPO syncs it after every
+        # update); a mode without one (SFT) validates on the transformers engine over the model
+        engine = getattr(mode, "engine", None)
+        if engine is None:
+            from toolenv.inference import make_engine
+
+            engine = make_engine("transformers", unwrap(self.model), self.tokenizer)
+        was_training = self.model.training
+        self.model.train(False)
+        try:
+            with torch.no_grad():
+                metrics, _ = validate(self.validation_driver(engine), tasks, label if config.run.progress else None)
+        finally:
+            self.model.train(was_training)
         metrics["time/validation_s"] = time.perf_counter() - started
         return metrics
+
+    def validation_driver(self, engine: Any) -> Any:
+        """Greedy episodes with training's budgets (context, messages, BFCL's step limit) and
+        ``[monitor] val_max_new_tokens`` a message."""
+        from toolenv.inference import SamplingParams
+        from trainers.rollout import Budgets, RolloutDriver, default_env_factory
+
+        rollout = self.config.rollout
+        sampling = SamplingParams(max_new_tokens=self.config.monitor.val_max_new_tokens, temperature=0.0)
+        budgets = Budgets(rollout.max_prompt_tokens + rollout.max_response_tokens, rollout.max_messages)
+        factory = default_env_factory(self.config.data.call_format, max_steps_per_turn=rollout.max_steps_per_turn)
+        return RolloutDriver(engine, self.tokenizer, factory, sampling, budgets, seed=0)
 
     def _log(self, writer: MetricsWriter | None, step: int, metrics: dict[str, Any]) -> None:
         if writer is not None and metrics:
