@@ -108,7 +108,7 @@ class Draft:
     distractors: set[str] = field(default_factory=set)
     #: what was edited, so untouched parts of the base task are kept byte for byte
     changed: set[str] = field(default_factory=set)
-    #: value replacements made (original → new), for checks and reports
+    #: value replacements made (original → new): the variant's value map (``Task.value_map``)
     values: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -224,4 +224,5 @@ class Draft:
             format_json=json.dumps(self.format) if self.format else "",
             ood_spec=spec,
             ood_seed=seed,
+            value_map_json=json.dumps(self.values) if self.values else "",
         )

@@ -63,6 +63,8 @@ def dataset_row(task: Task) -> dict[str, Any]:
         "own_tool_docs": bool(task.tool_docs_json),
         "name_map": task.name_map_json or "{}",
         "format": task.format_json or "{}",
+        # {original value: variant value} of the perturbed values ("{}": none)
+        "value_map": task.value_map_json or "{}",
     }
 
 
@@ -83,6 +85,7 @@ def row_task(row: dict[str, Any]) -> Task:
         format_json="" if row["format"] == "{}" else row["format"],
         ood_spec=row["ood_spec"],
         ood_seed=int(row["ood_seed"]),
+        value_map_json="" if row.get("value_map", "{}") == "{}" else row["value_map"],
     )
 
 

@@ -92,6 +92,14 @@ def _registry() -> dict[str, Transform]:
             "file/folder and user names replaced in scenario, turns and ground truth",
             perturb_values,
         ),
+        Transform(
+            "drop_types",
+            "content",
+            "types",
+            "argument types (and the phrases stating them) removed from the docs",
+            t.drop_types,
+            ("all", "some"),
+        ),
         Transform("call_format", "format", "call_format", "another call format (codec)", t.call_format, tuple(CODECS)),
         Transform(
             "doc_style",

@@ -204,3 +204,86 @@ def tools_in_user(draft: Draft, rng: random.Random, style: str | None) -> None:
 
 def result_style(draft: Draft, rng: random.Random, style: str) -> None:
     draft.format["results"] = style
+
+
+# -- types -------------------------------------------------------------------------------------
+
+_TYPE = r"(?:str|string|int|integer|float|double|number|bool|boolean|list|array|dict|dictionary|object|tuple|any)"
+_PLURAL_TYPE = r"(?:str|strings|ints|integers|floats|bools|booleans|dicts|dictionaries)"
+
+
+def _plain_opening(match: re.Match[str]) -> str:
+    """``[Optional] The list of cities`` → ``[Optional] The cities``; ``List of tags`` → ``Tags``."""
+    optional, article = match.group(1) or "", match.group(2)
+    return optional + (f"{article} " if article and article.lower() == "the" else "")
+
+
+#: phrases that state a parameter's type, and what replaces them (conservative: a word such
+#: as "number" stays unless it is written as a type: "(number)", "list of numbers")
+_TYPE_PHRASES: tuple[tuple[re.Pattern[str], Any], ...] = (
+    # "(string)", "(int, optional)", "(type: integer)", "(list of str)", "(List[str])"
+    (
+        re.compile(
+            rf"\s*\((?:type\s*[:=]\s*)?(?:optional\s*,\s*)?(?:(?:list|array) of )?{_TYPE}s?(?:\[[\w ,\[\]]*\])?"
+            r"(?:\s*,\s*optional)?\)",
+            re.I,
+        ),
+        lambda m: " (optional)" if "optional" in m.group(0).lower() else "",
+    ),
+    # "Type: string."
+    (re.compile(rf"\btype\s*:\s*{_TYPE}\b\.?\s*", re.I), ""),
+    # "list of str", "array of integers" → "values"
+    (re.compile(rf"\b(?:an? )?(?:list|array) of {_PLURAL_TYPE}\b", re.I), "values"),
+    # "an integer", "a string" → "a value" (not "an empty string": a default, not a type)
+    (re.compile(r"\b([Aa])n? (?:integer|int|string|str|float|boolean|bool)\b"), r"\1 value"),
+    # a description that opens with its type: "List of tags for the tweet" → "Tags for the tweet"
+    (
+        re.compile(r"^(\[Optional\] )?(?:(The|A) )?(?:list|array|dictionary|dict) (?:of|containing) ", re.I),
+        _plain_opening,
+    ),
+)
+
+
+def drop_type_words(text: str) -> str:
+    """A parameter description without the phrases that state its type (:data:`_TYPE_PHRASES`)."""
+    new = text
+    for pattern, replacement in _TYPE_PHRASES:
+        new = pattern.sub(replacement, new)
+    if new == text:
+        return text
+    new = new if text[:1].isspace() else new.lstrip()
+    return new[:1].upper() + new[1:] if text[:1].isupper() else new
+
+
+def _strip_types(schema: Any) -> None:
+    """Remove ``type`` from a parameter schema and every schema nested in it (``items``,
+    ``properties``, ``additionalProperties``, ``anyOf``/``oneOf``/``allOf``), and the type
+    phrases from their descriptions; an ``items`` left empty goes too (it only said "array")."""
+    if not isinstance(schema, dict):
+        return
+    schema.pop("type", None)
+    if isinstance(schema.get("description"), str):
+        schema["description"] = drop_type_words(schema["description"])
+    for key in ("items", "additionalProperties"):
+        _strip_types(schema.get(key))
+        if key == "items" and schema.get(key) == {}:
+            del schema[key]
+    for sub in (schema.get("properties") or {}).values() if isinstance(schema.get("properties"), dict) else ():
+        _strip_types(sub)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in schema.get(key) or () if isinstance(schema.get(key), list) else ():
+            _strip_types(sub)
+
+
+def drop_types(draft: Draft, rng: random.Random, style: str) -> None:
+    """Argument types removed from the tool docs: every parameter's (``all``), or those of a
+    seeded half of the parameters (``some``, each with probability 1/2), recursively, with the
+    phrases in their descriptions that state a type. The backends never read the docs."""
+    for doc in draft.docs:
+        properties = (doc.get("parameters") or {}).get("properties")
+        if not isinstance(properties, dict):
+            continue
+        for schema in properties.values():
+            if style == "all" or rng.random() < 0.5:
+                _strip_types(schema)
+    draft.changed.add("docs")

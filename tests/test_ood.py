@@ -2,8 +2,9 @@
 
 Valid means (see ood_variants/validate.py): the variant's rewritten ground truth, replayed on the
 variant's backends through its name map, gives no error result and the same results as the
-official task (value replacements undone); the oracle played through the real environment scores
-1.0; and no renamed canonical name shows in the rendered prompt. Plus determinism, property
+official task (value replacements undone through the variant's value map); the replaced values
+keep every property the backends act on (property_problems); the oracle played through the real
+environment scores 1.0; and no renamed canonical name shows in the rendered prompt. Plus determinism, property
 tests over random compositions, and one-line errors for bad specs.
 """
 
@@ -23,7 +24,7 @@ import toolenv  # noqa: F401  (registers the env ids)
 from ood_variants.banks import NAME_SYNONYMS, PHRASES, WORD_SYNONYMS
 from ood_variants.naming import canonical_tool_names
 from ood_variants.registry import TRANSFORMS, build_draft, make_variant, normalize_spec, parse_spec
-from ood_variants.validate import leaked_names, replay_problems, replay_results
+from ood_variants.validate import leaked_names, observation_leaks, property_problems, replay_problems, replay_results
 from toolenv.checker import check
 from toolenv.data import load_tasks
 from toolenv.env import BFCLEnv
@@ -56,6 +57,7 @@ TRIPLES = [
     "rewrite_descriptions:drop+shuffle_schema+python_docs",
     "rename_tools:paraphrase+perturb_values+openai_format",
     "add_distractors:other_api+tagged_results+json_block_format",
+    "drop_types+rename_params+python_docs",
 ]
 SEEDS = (0, 1, 2)
 
@@ -74,10 +76,11 @@ def problems_for(spec: str, seeds: tuple[int, ...], base_results: dict[str, list
     problems = []
     for seed in seeds:
         for task in TASKS:
-            draft = build_draft(task, spec, seed)
-            variant = draft.build(normalize_spec(spec), seed)
-            problems += replay_problems(task, variant, draft.values, base_results[task.id])
+            variant = make_variant(task, spec, seed)
+            problems += replay_problems(task, variant, expected=base_results[task.id])  # through its value map
+            problems += property_problems(task, variant)  # what the backends act on, kept by the values
             problems += [f"{task.id} {spec}@{seed}: leaked {leak}" for leak in leaked_names(task, variant)]
+            problems += [f"{spec}@{seed}: observation leak {leak}" for leak in observation_leaks(variant)]
     return problems
 
 
@@ -295,8 +298,11 @@ def test_random_compositions_are_valid_deterministic_and_playable(spec: str, see
     task = TASKS[index]
     draft = build_draft(task, spec, seed)
     variant = draft.build(normalize_spec(spec), seed)
-    assert not replay_problems(task, variant, draft.values)
+    assert variant.value_map == draft.values
+    assert not replay_problems(task, variant)
+    assert not property_problems(task, variant)
     assert not leaked_names(task, variant, codec_for(variant))
+    assert not observation_leaks(variant)
     assert json.dumps(make_variant(task, spec, seed).to_dict()) == json.dumps(variant.to_dict())
     # the ground truth only calls callable, offered-or-revealed names
     offered = {doc["name"] for doc in variant.tool_docs(revealed_up_to=len(variant.turns))}

@@ -13,7 +13,9 @@ raises out of the executor and nothing is evaluated.
 
 A session may carry a :class:`NameMap` (a task variant with renamed tools and parameters): then
 only the variant's names are reachable, each translated to its canonical method and parameters
-before the call, so the same backends run renamed calls and the canonical names are not callable.
+before the call, so the same backends run renamed calls and the canonical names are not callable;
+the few places where a result names the canonical tool or a parameter are reworded with the
+variant's names (:mod:`toolenv.observations`), data never.
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ import copy
 import io
 import json
 import pickle
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from envs import backend_class, bind_arguments
 from envs.base import Backend, StaticPayload, clone
 from toolenv.calls import Call, CallSyntaxError, parse_python_call
+from toolenv.observations import EXECUTION_PREFIX, reword
 
-ERROR_PREFIX = "Error during execution: "
+ERROR_PREFIX = EXECUTION_PREFIX
 _ATOMS = (str, int, float, bool, type(None))
 
 
@@ -157,17 +159,6 @@ class NameMap:
             kwargs[target] = value
         return Call(canonical, call.args, kwargs)
 
-    def variant_words(self, variant: str, text: str) -> str:
-        """An error message of the canonical method reworded with the variant's names
-        (``cd() missing 1 required positional argument: 'folder'`` → ``goto() … 'dir'``)."""
-        canonical, params = self.tools[variant]
-        # Python words these with the qualified name (``GorillaFileSystem.cd()``): drop the class too
-        text = re.sub(rf"(?<![\w.])(?:\w+\.)?{re.escape(canonical)}\(\)", f"{variant}()", text)
-        for name, target in params.items():
-            if name != target:
-                text = text.replace(f"'{target}'", f"'{name}'")
-        return text
-
 
 class Session:
     """Fresh backend instances for one side of one episode, and the calls run on them.
@@ -253,10 +244,10 @@ class Session:
         if translated.name not in self._dispatch:
             return Result(f"{ERROR_PREFIX}name '{call.name}' is not defined", False, "unknown_function")
         result = self._run(translated)
-        if not result.ok and result.error_kind == "execution":
-            # messages of argument binding name the canonical method: reword them
-            return Result(name_map.variant_words(call.name, result.text), False, "execution")
-        return result
+        # the backend's and Python's texts name the canonical tool and parameters in a few
+        # anchored places: reword them, here, so the env and both checker sides see one text
+        text = reword(name_map, call.name, translated.name, result.text)
+        return result if text is result.text else Result(text, result.ok, result.error_kind)
 
     def execute_text(self, text: str) -> Result:
         """Parse one python-call string (``cd(folder='a')``) and run it."""
