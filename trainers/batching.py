@@ -8,7 +8,8 @@ budget so a micro-batch's padded size is bounded.
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Any, Sequence
 
 import torch
 
@@ -60,3 +61,26 @@ def pack_by_tokens(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
+
+
+# -- data parallel: the same number of synchronised backwards on every rank ----------------
+
+
+def accumulation_context(model: Any, index: int, count: int) -> Any:
+    """Gradient accumulation under DDP: micro-batch ``index`` of ``count`` (every rank runs
+    ``count``) keeps its gradient local (``no_sync``) except the last, whose backward
+    all-reduces the accumulated sum. Without DDP: nothing."""
+    if index < count - 1 and hasattr(model, "no_sync"):
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def zero_backward(model: Any, pad_id: int) -> None:
+    """A forward and a backward of a zero loss on one two-token row: a rank with fewer
+    micro-batches than the others runs these so that every rank's DDP reducer takes part in
+    the same all-reduces. Every parameter gets a zero gradient (the loss is ``0 · logits``,
+    and the logits depend on all the weights)."""
+    device = next(model.parameters()).device
+    ids = torch.full((1, 2), int(pad_id), dtype=torch.long, device=device)
+    logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits
+    (logits.float().sum() * 0.0).backward()

@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from trainers.batching import collate, pack_by_tokens
+from trainers.batching import accumulation_context, collate, pack_by_tokens, zero_backward
 from trainers.logprobs import first_target, rollout_sequence, token_logprobs
 from trainers.losses import (
     EPSILON,
@@ -147,6 +147,7 @@ class GRPOUpdater:
         autocast: Callable[[], Any] | None = None,
         token_sum: Callable[[float], float] | None = None,
         world: int = 1,
+        count_max: Callable[[int], int] | None = None,
     ) -> None:
         if config.old_logprobs not in ("recompute", "engine"):
             raise ValueError(f"old_logprobs must be 'recompute' or 'engine', got {config.old_logprobs!r}")
@@ -166,6 +167,8 @@ class GRPOUpdater:
         #: data parallel: sums a local count over ranks; DDP averages gradients, hence ``world``
         self.token_sum = token_sum or (lambda value: value)
         self.world = world
+        #: data parallel: the largest micro-batch count of the ranks (all run that many backwards)
+        self.count_max = count_max or (lambda value: value)
 
     def _context(self) -> Any:
         return self.autocast() if self.autocast is not None else nullcontext()
@@ -215,8 +218,8 @@ class GRPOUpdater:
         try:
             for indices in pack_by_tokens(lengths, self.config.micro_batch_tokens):
                 need_policy = not on_policy and (self.config.old_logprobs == "recompute" or probe is not None)
-                if need_policy:
-                    logp = self._forward_no_grad(self.model, rollouts, indices, probe)
+                if need_policy:  # the module inside DDP: a no-grad pass takes no collective
+                    logp = self._forward_no_grad(getattr(self.model, "module", self.model), rollouts, indices, probe)
                 if self.reference is not None and self.config.kl_coef > 0:
                     ref_logp = self._forward_no_grad(self.reference, rollouts, indices)
                 for row, i in enumerate(indices):
@@ -272,6 +275,7 @@ class GRPOUpdater:
                     stats.optimizer_steps += 1
         if self.scheduler is not None:
             self.scheduler.step()  # per RL step, as verl's actor (warmup counts RL steps)
+        sums = {key: self.token_sum(value) for key, value in sums.items()}  # over the ranks' shards
         tokens = max(sums["tokens"], 1.0)
         stats.pg_loss = sums["pg"] / tokens
         stats.kl = sums["kl"] / tokens
@@ -325,66 +329,17 @@ class GRPOUpdater:
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train(True)
         lengths = [len(rollouts[i].input_ids) for i in mini]
-        for local in pack_by_tokens(lengths, config.micro_batch_tokens):
-            indices = [mini[j] for j in local]
-            ids, attention, mask = collate([rollout_sequence(rollouts[i]) for i in indices], self.pad_id)
-            width = ids.shape[1] - 1
-            adv = torch.zeros_like(mask)
-            old_logp = torch.zeros_like(mask)
-            ref_logp = torch.zeros_like(mask)
-            for row, i in enumerate(indices):
-                n = len(rollouts[i].input_ids) - 1
-                adv[row, :n] = float(advantages[i])
-                if old[i] is not None:
-                    old_logp[row, :n] = old[i][:n]  # type: ignore[index]
-                if ref[i] is not None:
-                    ref_logp[row, :n] = ref[i][:n]  # type: ignore[index]
-            assert width == mask.shape[1]
-            with self._context():
-                hook = (lambda lp, start, indices=indices: probe(indices, lp, start)) if probe is not None else None
-                logp, entropy = token_logprobs(
-                    self.model,
-                    ids,
-                    attention,
-                    config.temperature,
-                    with_entropy=True,
-                    start=first_target([rollouts[i] for i in indices]),
-                    entropy_grad=bool(config.entropy_coef),
-                    probe=hook,
-                )
-            if old[indices[0]] is None:  # on-policy: ratio 1, gradient of logp
-                old_logp = logp.detach()
-            pg, clipped = self.policy_terms(logp, old_logp, adv, [rollouts[i] for i in indices], mask)
-            if measure or config.tis_cap:
-                engine_logp, sampled = engine_logprobs([rollouts[i] for i in indices], mask)
-                trainer_logp = old_logp if config.old_logprobs == "recompute" else logp.detach()
-                if measure:
-                    diff, k3 = engine_mismatch(engine_logp, trainer_logp)
-                    sums["mismatch_diff"] += float(masked_sum(diff, sampled))
-                    sums["mismatch_k3"] += float(masked_sum(k3, sampled))
-                    sums["mismatch_tokens"] += float(sampled.sum())
-                if config.tis_cap:
-                    weights = truncated_importance_weights(trainer_logp, engine_logp, config.tis_cap)
-                    weights = torch.where(sampled > 0, weights, torch.ones_like(weights))
-                    pg = pg * weights
-                    if measure:
-                        sums["tis_weight"] += float(masked_sum(weights, sampled))
-            loss = masked_sum(pg, mask)
-            kl_sum = torch.zeros(())
-            if ref[indices[0]] is not None:
-                kl_terms = low_var_kl(logp, ref_logp)
-                kl_sum = masked_sum(kl_terms, mask)
-                loss = loss + config.kl_coef * kl_sum
-            assert entropy is not None
-            entropy_sum = masked_sum(entropy, mask)
-            if config.entropy_coef:
-                loss = loss - config.entropy_coef * entropy_sum
-            (loss * (self.world / total)).backward()
-            sums["pg"] += float(masked_sum(pg, mask).detach())
-            sums["kl"] += float(kl_sum.detach())
-            sums["entropy"] += float(entropy_sum.detach())
-            sums["clip"] += float(masked_sum(clipped, mask))
-            sums["tokens"] += float(mask.sum())
+        batches = pack_by_tokens(lengths, config.micro_batch_tokens)
+        # data parallel: every rank runs the same number of backwards, the last one synchronised
+        count = self.count_max(len(batches))
+        for number in range(count):
+            with accumulation_context(self.model, number, count):
+                if number >= len(batches):
+                    zero_backward(self.model, self.pad_id)
+                else:
+                    self._micro_batch(
+                        rollouts, [mini[j] for j in batches[number]], advantages, old, ref, sums, probe, measure, total
+                    )
         self.before_clip(mini, sums)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
         self.last_lr = float(self.optimizer.param_groups[0]["lr"])  # the rate this step used
@@ -394,3 +349,76 @@ class GRPOUpdater:
         # once per RL step, in :meth:`step`
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
+
+    def _micro_batch(
+        self,
+        rollouts: Sequence[Rollout],
+        indices: list[int],
+        advantages: Sequence[float],
+        old: list[torch.Tensor | None],
+        ref: list[torch.Tensor | None],
+        sums: dict[str, float],
+        probe: Callable[[list[int], torch.Tensor, int], None] | None,
+        measure: bool,
+        total: float,
+    ) -> None:
+        """Forward and backward of one micro-batch (its loss sum scaled by ``world / total``)."""
+        config = self.config
+        ids, attention, mask = collate([rollout_sequence(rollouts[i]) for i in indices], self.pad_id)
+        width = ids.shape[1] - 1
+        adv = torch.zeros_like(mask)
+        old_logp = torch.zeros_like(mask)
+        ref_logp = torch.zeros_like(mask)
+        for row, i in enumerate(indices):
+            n = len(rollouts[i].input_ids) - 1
+            adv[row, :n] = float(advantages[i])
+            if old[i] is not None:
+                old_logp[row, :n] = old[i][:n]  # type: ignore[index]
+            if ref[i] is not None:
+                ref_logp[row, :n] = ref[i][:n]  # type: ignore[index]
+        assert width == mask.shape[1]
+        with self._context():
+            hook = (lambda lp, start, indices=indices: probe(indices, lp, start)) if probe is not None else None
+            logp, entropy = token_logprobs(
+                self.model,
+                ids,
+                attention,
+                config.temperature,
+                with_entropy=True,
+                start=first_target([rollouts[i] for i in indices]),
+                entropy_grad=bool(config.entropy_coef),
+                probe=hook,
+            )
+        if old[indices[0]] is None:  # on-policy: ratio 1, gradient of logp
+            old_logp = logp.detach()
+        pg, clipped = self.policy_terms(logp, old_logp, adv, [rollouts[i] for i in indices], mask)
+        if measure or config.tis_cap:
+            engine_logp, sampled = engine_logprobs([rollouts[i] for i in indices], mask)
+            trainer_logp = old_logp if config.old_logprobs == "recompute" else logp.detach()
+            if measure:
+                diff, k3 = engine_mismatch(engine_logp, trainer_logp)
+                sums["mismatch_diff"] += float(masked_sum(diff, sampled))
+                sums["mismatch_k3"] += float(masked_sum(k3, sampled))
+                sums["mismatch_tokens"] += float(sampled.sum())
+            if config.tis_cap:
+                weights = truncated_importance_weights(trainer_logp, engine_logp, config.tis_cap)
+                weights = torch.where(sampled > 0, weights, torch.ones_like(weights))
+                pg = pg * weights
+                if measure:
+                    sums["tis_weight"] += float(masked_sum(weights, sampled))
+        loss = masked_sum(pg, mask)
+        kl_sum = torch.zeros(())
+        if ref[indices[0]] is not None:
+            kl_terms = low_var_kl(logp, ref_logp)
+            kl_sum = masked_sum(kl_terms, mask)
+            loss = loss + config.kl_coef * kl_sum
+        assert entropy is not None
+        entropy_sum = masked_sum(entropy, mask)
+        if config.entropy_coef:
+            loss = loss - config.entropy_coef * entropy_sum
+        (loss * (self.world / total)).backward()
+        sums["pg"] += float(masked_sum(pg, mask).detach())
+        sums["kl"] += float(kl_sum.detach())
+        sums["entropy"] += float(entropy_sum.detach())
+        sums["clip"] += float(masked_sum(clipped, mask))
+        sums["tokens"] += float(mask.sum())

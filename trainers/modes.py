@@ -44,10 +44,13 @@ def stream_slice(size: int, batch: int, step: int, seed: int) -> list[int]:
 
 @dataclass
 class Dist:
-    """Rank information; a single process is rank 0 of 1."""
+    """Rank information and the few collectives the trainer uses; a single process is rank 0
+    of 1 and every collective is the identity. Collectives run on the backend's device (cuda
+    under NCCL, which refuses CPU tensors; cpu under gloo)."""
 
     rank: int = 0
     world: int = 1
+    backend: str = "none"
 
     @classmethod
     def init(cls, device: torch.device) -> "Dist":
@@ -56,21 +59,54 @@ class Dist:
             return cls()
         import torch.distributed as dist
 
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # all_gather_object uses the current device under NCCL
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(dist.get_rank(), world)
+        return cls(dist.get_rank(), dist.get_world_size(), str(dist.get_backend()))
+
+    @property
+    def device(self) -> torch.device:
+        """Where this backend's collectives take their tensors."""
+        return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
 
     def shard(self, items: Sequence[Any]) -> list[Any]:
         return list(items[self.rank :: self.world])
 
-    def sum(self, value: float) -> float:
+    def _reduce(self, value: float, op: str) -> float:
         if self.world == 1:
             return value
         import torch.distributed as dist
 
-        tensor = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(tensor)
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, op))
         return float(tensor.item())
+
+    def sum(self, value: float) -> float:
+        return self._reduce(value, "SUM")
+
+    def max(self, value: float) -> float:
+        return self._reduce(value, "MAX")
+
+    def max_count(self, value: int) -> int:
+        """The largest of the ranks' ``value`` (micro-batch counts)."""
+        return int(self._reduce(float(value), "MAX"))
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (picklable), in rank order, on every rank."""
+        if self.world == 1:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     @property
     def main(self) -> bool:
@@ -156,6 +192,8 @@ class SFTMode(TrainingMode):
             trainer.autocast,
             total_targets=self._global_targets(chosen),
             world=trainer.dist.world,
+            token_sum=trainer.dist.sum,
+            count_max=trainer.dist.max_count,
         )
         metrics: dict[str, Any] = {f"sft/{k}": v for k, v in stats.items()}
         metrics["sft/epoch"] = (step - 1) // self.per_epoch
@@ -205,6 +243,7 @@ class GRPOMode(TrainingMode):
             trainer.autocast,
             token_sum=trainer.dist.sum,
             world=trainer.dist.world,
+            count_max=trainer.dist.max_count,
         )
         self.probe_spec = ProbeSpec.build(
             trainer.tokenizer,
@@ -218,18 +257,23 @@ class GRPOMode(TrainingMode):
         trainer, config = self.trainer, self.trainer.config
         picked = stream_slice(len(self.tasks), config.grpo.prompts_per_step, step, config.run.seed)
         mine = trainer.dist.shard(list(enumerate(self.tasks[i] for i in picked)))
-        rollouts = trainer.collect(self.engine, [task.id for _, task in mine], step)
-        for rollout in rollouts:  # groups keep their index in the whole step's batch
-            rollout.group = mine[rollout.group][0]
+        # groups keep their index in the whole step's batch (it seeds their sampling), so
+        # the episodes do not depend on how the batch is sharded
+        rollouts = trainer.collect(self.engine, [task.id for _, task in mine], step, groups=[g for g, _ in mine])
         rolled = time.perf_counter()
         probes = ProbeAccumulator(self.probe_spec, rollouts) if self.probe_spec is not None else None
         stats = self.updater.step(rollouts, probe=probes)
         self.engine.sync_weights(trainer.model)
-        metrics = rollout_metrics(rollouts, stats.to_dict(), probes)
+        # every rank's episodes (and probe values), in the single-process order
+        shards = trainer.dist.gather(([Episode.of(r) for r in rollouts], probes.values if probes is not None else None))
+        episodes = sorted((e for shard, _ in shards for e in shard), key=lambda e: (e.group, e.sample))
+        if probes is not None:
+            probes.values = {name: [v for _, values in shards for v in values[name]] for name in probes.values}
+        metrics = rollout_metrics(episodes, stats.to_dict(), probes)
         metrics["time/rollout_s"] = rolled - began
         metrics["time/update_s"] = time.perf_counter() - rolled
         self._check_spike(step, metrics)
-        self.rollouts = rollouts
+        self.rollouts = episodes
         return metrics
 
     def _check_spike(self, step: int, metrics: dict[str, Any]) -> None:
@@ -267,6 +311,35 @@ def rollout_metrics(
     metrics["rollout/truncated"] = sum(r.truncated for r in rollouts) / max(1, len(rollouts))
     metrics["rollout/response_tokens"] = sum(len(r.completion_ids) for r in rollouts) / max(1, len(rollouts))
     return metrics
+
+
+@dataclass
+class Episode:
+    """What a step's metrics and ``rollouts/step_N.jsonl`` record read from a rollout (a
+    :class:`~trainers.types.Rollout` without its tokens, except the completion's length):
+    small enough to gather from every rank."""
+
+    task_id: str
+    group: int
+    sample: int
+    reward: float
+    trajectory: Any
+    truncated: bool
+    source: str
+    completion_ids: range
+
+    @classmethod
+    def of(cls, rollout: Any) -> "Episode":
+        return cls(
+            rollout.task_id,
+            rollout.group,
+            rollout.sample,
+            rollout.reward,
+            rollout.trajectory,
+            rollout.truncated,
+            rollout.source,
+            range(len(rollout.completion_ids)),
+        )
 
 
 MODES: dict[str, type[TrainingMode]] = {"sft": SFTMode, "grpo": GRPOMode}

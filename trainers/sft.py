@@ -300,32 +300,44 @@ def sft_step(
     autocast: Callable[[], Any] | None = None,
     total_targets: float | None = None,
     world: int = 1,
+    token_sum: Callable[[float], float] | None = None,
+    count_max: Callable[[int], int] | None = None,
 ) -> dict[str, float]:
     """One optimizer step on ``samples``: token-mean cross-entropy over the whole batch,
     accumulated over token-budget micro-batches, gradient clipping, AdamW, scheduler.
 
     Under data parallelism ``samples`` is this rank's share, ``total_targets`` the target
     count of all ranks and ``world`` their number (DDP averages gradients over ranks, so each
-    rank's sum is scaled by ``world / total``: the result is the single-process gradient)."""
+    rank's sum is scaled by ``world / total``: the result is the single-process gradient).
+    ``count_max`` gives the ranks' largest micro-batch count: every rank runs that many
+    backwards (zero-loss ones past its own), all but the last under ``no_sync``, so the
+    gradient is all-reduced once. ``token_sum`` sums the reported loss over the ranks."""
     import torch
 
-    from trainers.batching import collate, pack_by_tokens
+    from trainers.batching import accumulation_context, collate, pack_by_tokens, zero_backward
 
     local = sum(sample.num_targets - sample.target_mask[0] for sample in samples)
     total = total_targets if total_targets is not None else local
     model.train(True)
     optimizer.zero_grad(set_to_none=True)
     loss_sum = 0.0
-    for indices in pack_by_tokens([len(s.input_ids) for s in samples], micro_batch_tokens):
-        ids, attention, _ = collate([(samples[i].input_ids, samples[i].target_mask) for i in indices], pad_id)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(indices):
-            mask[row, : len(samples[i].target_mask)] = torch.tensor(samples[i].target_mask)
-        with autocast() if autocast is not None else contextlib.nullcontext():
-            first = min(samples[i].target_mask.index(1) for i in indices) - 1
-            nll, _ = sft_loss_sum(model, ids, attention, mask, start=first)
-        (nll * (world / max(total, 1))).backward()
-        loss_sum += float(nll.detach())
+    batches = pack_by_tokens([len(s.input_ids) for s in samples], micro_batch_tokens)
+    count = count_max(len(batches)) if count_max is not None else len(batches)
+    for number in range(count):
+        with accumulation_context(model, number, count):
+            if number >= len(batches):
+                zero_backward(model, pad_id)
+                continue
+            indices = batches[number]
+            ids, attention, _ = collate([(samples[i].input_ids, samples[i].target_mask) for i in indices], pad_id)
+            mask = torch.zeros_like(ids)
+            for row, i in enumerate(indices):
+                mask[row, : len(samples[i].target_mask)] = torch.tensor(samples[i].target_mask)
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                first = min(samples[i].target_mask.index(1) for i in indices) - 1
+                nll, _ = sft_loss_sum(model, ids, attention, mask, start=first)
+            (nll * (world / max(total, 1))).backward()
+            loss_sum += float(nll.detach())
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     lr = float(optimizer.param_groups[0]["lr"])  # the rate this step used
     if torch.isfinite(norm):
@@ -333,4 +345,6 @@ def sft_step(
     if scheduler is not None:
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return {"loss": loss_sum / max(local, 1), "grad_norm": float(norm), "trained_tokens": float(local), "lr": lr}
+    if token_sum is not None:
+        loss_sum = token_sum(loss_sum)
+    return {"loss": loss_sum / max(total, 1), "grad_norm": float(norm), "trained_tokens": float(total), "lr": lr}

@@ -164,9 +164,12 @@ class Trainer:
         return run_dir
 
     def _validate(self, step: int, mode: Any) -> dict[str, float]:
+        """Greedy validation, sharded: each rank plays its slice of the validation tasks, the
+        per-episode results are gathered and the metrics computed once over all of them (as
+        one process would: no mean of per-rank means). Every rank returns the metrics."""
         config = self.config
         tasks = self.validation_tasks()
-        if not tasks or not self.dist.main:  # rank 0 validates; the others wait at the next collective
+        if not tasks:
             return {}
         started = time.perf_counter()
         # a progress line on stderr: the validation before step 1 otherwise runs silently for minutes
@@ -178,13 +181,29 @@ class Trainer:
             from toolenv.inference import make_engine
 
             engine = make_engine("transformers", unwrap(self.model), self.tokenizer)
+        positions = self.dist.shard(list(range(len(tasks))))
         was_training = self.model.training
         self.model.train(False)
         try:
             with torch.no_grad():
-                metrics, _ = validate(self.validation_driver(engine), tasks, label if config.run.progress else None)
+                shown = label if config.run.progress and self.dist.main else None
+                metrics, rollouts = (
+                    validate(self.validation_driver(engine), [tasks[i] for i in positions], shown)
+                    if positions
+                    else ({}, [])
+                )
         finally:
             self.model.train(was_training)
+        if self.dist.world > 1:  # the same metrics over every rank's episodes, in task order
+            played = sorted(
+                (
+                    pair
+                    for shard in self.dist.gather(list(zip(positions, map(_ValEpisode.of, rollouts))))
+                    for pair in shard
+                ),
+                key=lambda pair: pair[0],
+            )
+            metrics, _ = validate(_Replay([e for _, e in played]), [tasks[i] for i, _ in played])
         metrics["time/validation_s"] = time.perf_counter() - started
         return metrics
 
@@ -213,10 +232,7 @@ class Trainer:
             save_checkpoint(
                 run_dir, step, self.model, self.tokenizer, optimizer, scheduler, extra, self.config.checkpoint.keep_last
             )
-        if self.dist.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
+        self.dist.barrier()
 
     def wrapped_model(self) -> Any:
         """The model the update trains: DDP-wrapped under several ranks, else the model."""
@@ -225,7 +241,10 @@ class Trainer:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(self.model, device_ids=ids)
+        # no buffer broadcast on forward: the model's buffers (rotary ``inv_freq``) are
+        # functions of its config, equal on every rank, and a broadcast is a collective per
+        # forward (so per micro-batch) that a rank with fewer micro-batches would not match
+        return DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
 
     # -- data ------------------------------------------------------------------------------
 
@@ -251,14 +270,18 @@ class Trainer:
                 get_codec(config.data.call_format),
                 config.sft.reply_temperature,
             )
-        demos = build_demonstrations(
-            self.tasks(),
-            config.data.call_format,
-            reply,
-            config.sft.calls_per_message,
-            config.sft.require_success,
-            cache=run_dir / "demos.jsonl",
-        )
+        demos: list[Any] = []
+        for turn in (True, False):  # rank 0 writes the cache, then the other ranks read it
+            if self.dist.main == turn:
+                demos = build_demonstrations(
+                    self.tasks(),
+                    config.data.call_format,
+                    reply,
+                    config.sft.calls_per_message,
+                    config.sft.require_success,
+                    cache=run_dir / "demos.jsonl",
+                )
+            self.dist.barrier()
         if not demos:
             raise ValueError("no demonstration scored 1: nothing to train on")
         return build_samples(self.tokenizer, [d.messages for d in demos], config.sft.samples, config.sft.max_length)
@@ -279,8 +302,12 @@ class Trainer:
             return engine
         return make_engine("transformers", self.model, self.tokenizer)
 
-    def collect(self, engine: Any, task_ids: Sequence[str], step: int) -> list[Any]:
-        """``n`` rollouts per task for step ``step`` (seeded by run seed and step)."""
+    def collect(
+        self, engine: Any, task_ids: Sequence[str], step: int, groups: Sequence[int] | None = None
+    ) -> list[Any]:
+        """``n`` rollouts per task for step ``step`` (seeded by run seed and step).
+        ``groups``: the tasks' group indices in the whole step's batch (default 0, 1, ...);
+        a group's index seeds its episodes, so a rank's shard plays what one process would."""
         from toolenv.inference import SamplingParams
         from trainers.rollout import Budgets, RolloutDriver, default_env_factory
 
@@ -301,7 +328,11 @@ class Trainer:
             budgets,
             seed=(self.config.run.seed * 1_000_003 + step) & 0x7FFFFFFF,
         )
-        return driver.run(self.episode_specs(task_ids, step))
+        specs = self.episode_specs(task_ids, step)
+        if groups is not None:
+            for spec in specs:
+                spec.group = groups[spec.group]
+        return driver.run(specs)
 
     def episode_specs(self, task_ids: Sequence[str], step: int) -> list[Any]:
         """The episodes of step ``step``: ``n`` samples per task, groups in task order."""
@@ -316,6 +347,30 @@ class Trainer:
     def make_updater(self, *args: Any, **kwargs: Any) -> Any:
         """The GRPO updater (arguments as :class:`~trainers.grpo.GRPOUpdater`'s)."""
         return GRPOUpdater(*args, **kwargs)
+
+
+class _ValEpisode:
+    """What :func:`~trainers.monitor.validate` reads from a validation rollout (gathered
+    from every rank)."""
+
+    def __init__(self, reward: float, meta: dict[str, Any], trajectory: Any) -> None:
+        self.reward, self.meta, self.trajectory = reward, meta, trajectory
+
+    @classmethod
+    def of(cls, rollout: Any) -> "_ValEpisode":
+        meta = {k: rollout.meta[k] for k in ("truncation", "finish_reasons") if k in rollout.meta}
+        return cls(float(rollout.reward), meta, rollout.trajectory)
+
+
+class _Replay:
+    """A driver that hands back episodes already played (the gathered validation)."""
+
+    def __init__(self, episodes: Sequence[Any]) -> None:
+        self.episodes = list(episodes)
+
+    def rollouts(self, task_ids: Sequence[str]) -> list[Any]:
+        assert len(task_ids) == len(self.episodes)
+        return self.episodes
 
 
 def _val_headline(metrics: dict[str, Any]) -> dict[str, Any]:

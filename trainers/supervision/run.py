@@ -87,8 +87,8 @@ class SupervisedTrainer(Trainer):
         self.episodes.edit(specs)
         return specs
 
-    def collect(self, engine: Any, task_ids: Sequence[str], step: int) -> list[Any]:
-        rollouts = super().collect(engine, task_ids, step)
+    def collect(self, engine: Any, task_ids: Sequence[str], step: int, **kwargs: Any) -> list[Any]:
+        rollouts = super().collect(engine, task_ids, step, **kwargs)
         self.episodes.after_collect(rollouts)
         return rollouts
 
