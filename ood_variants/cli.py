@@ -44,11 +44,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     tasks = select_tasks(categories, args.split)
     started = time.perf_counter()
 
+    bars: dict[str, Any] = {}
+
     def progress(spec: str, number: int, total: int) -> None:
-        if not args.quiet and (number % 100 == 0 or number == total):
-            print(
-                f"\r  {spec}: {number}/{total} tasks", end="\n" if number == total else "", file=sys.stderr, flush=True
-            )
+        """One progress bar per spec on stderr (tqdm), closed at its last task."""
+        from tqdm import tqdm
+
+        bar = bars.get(spec)
+        if bar is None:
+            bar = bars[spec] = tqdm(total=total, desc=spec, unit="task", file=sys.stderr, disable=args.quiet)
+        bar.update(number - bar.n)
+        if number == total:
+            bar.close()
 
     manifest = generate(
         args.out,

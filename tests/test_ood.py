@@ -4,8 +4,9 @@ Valid means (see ood_variants/validate.py): the variant's rewritten ground truth
 variant's backends through its name map, gives no error result and the same results as the
 official task (value replacements undone through the variant's value map); the replaced values
 keep every property the backends act on (property_problems); the oracle played through the real
-environment scores 1.0; and no renamed canonical name shows in the rendered prompt. Plus determinism, property
-tests over random compositions, and one-line errors for bad specs.
+environment scores 1.0; no renamed canonical name shows in the rendered prompt, nor in any
+observation of the episode (observation_leaks). Plus determinism, property tests over random
+compositions, and one-line errors for bad specs.
 """
 
 from __future__ import annotations

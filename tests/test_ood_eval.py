@@ -387,3 +387,12 @@ def test_ood_show_and_generate_run_with_the_new_and_the_old_spelling(tmp_path: P
     )
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "set" / MANIFEST).read_text())["seed"] == 2
+
+
+def test_generation_shows_a_progress_bar_per_spec(tmp_path: Path) -> None:
+    args = ["ood", "generate", "--ood", "shuffle_schema", "rename_tools", "--categories", "base", "--jsonl-only"]
+    done = subprocess.run([*TOOLENV, *args, "--out", str(tmp_path / "set")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "shuffle_schema: 100%" in done.stderr and "rename_tools: 100%" in done.stderr and "200/200" in done.stderr
+    quiet = subprocess.run([*TOOLENV, *args, "--quiet", "--out", str(tmp_path / "q")], capture_output=True, text=True)
+    assert quiet.returncode == 0 and "%|" not in quiet.stderr

@@ -258,3 +258,11 @@ def test_validation_runs_through_the_rollout_engine_with_training_budgets(tmp_pa
             assert row["val/truncated"] == cut
             assert (row["val_state/messages"] == 0.0) == (cut == 1.0)
             assert row["val_state/full_collapse"] <= 1.0 - cut
+
+
+def test_training_shows_a_progress_bar_of_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _sft_config(tmp_path / "run")
+    config.run.progress = True
+    _run(config)
+    err = capsys.readouterr().err
+    assert "4/4" in err and "step/s" in err and "loss " in err

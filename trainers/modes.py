@@ -114,22 +114,29 @@ class Dist:
 
 
 class StepProgress:
-    """One line per step on stderr: step, the headline numbers, time per step and ETA."""
+    """A progress bar of steps on stderr (tqdm): steps done, time per step, ETA, and the step's
+    headline numbers (reward, loss, validation) beside it."""
 
     def __init__(self, total: int, start: int, enabled: bool) -> None:
-        self.total, self.start, self.enabled = total, start, enabled
-        self.began = time.perf_counter()
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total,
+            initial=start,
+            disable=not enabled,
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.0,
+            leave=True,
+        )
 
     def update(self, step: int, numbers: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        done = step - self.start
-        rate = (time.perf_counter() - self.began) / max(done, 1)
         shown = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
-        sys.stderr.write(
-            f"step {step}/{self.total} {shown} | {rate:.1f} s/step, ETA {rate * (self.total - step):.0f} s\n"
-        )
-        sys.stderr.flush()
+        self.bar.set_postfix_str(shown, refresh=False)
+        self.bar.update(step - self.bar.n)
+        if self.bar.total is not None and self.bar.n >= self.bar.total:
+            self.bar.close()
 
 
 # -- the modes -------------------------------------------------------------------------------
