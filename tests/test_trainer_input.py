@@ -262,8 +262,8 @@ def test_the_validation_before_step_one_shows_progress(
     if not progress:  # [run] progress = false silences it
         assert "validation" not in err and "episodes" not in err
         return
-    assert "validation before step 1: 1 greedy episodes, batches of 8, up to 3 tokens a message\n" in err
-    assert "1/1 episodes" in err and err.index("1/1 episodes") < err.index("step 1/1")
+    assert "validation before step 1: 1 greedy episodes through the rollout engine\n" in err
+    assert "1/1 [" in err and err.index("1/1 [") < err.index("step/s")
 
 
 # -- 5. numbers out of range -------------------------------------------------------------------

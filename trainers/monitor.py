@@ -169,10 +169,14 @@ def validate(driver: Any, tasks: Sequence[Any], progress: str | None = None) -> 
     token limit) and the structural rates of the messages the policy wrote."""
     import sys
 
-    if progress is not None:
+    from tqdm import tqdm
+
+    if progress is not None:  # say at once what runs: a first round can take minutes
         sys.stderr.write(f"{progress}: {len(tasks)} greedy episodes through the rollout engine\n")
         sys.stderr.flush()
-    rollouts = driver.rollouts([task.id for task in tasks])
+    bar = tqdm(total=len(tasks), unit="episode", file=sys.stderr, disable=progress is None, dynamic_ncols=True)
+    with bar:
+        rollouts = driver.rollouts([task.id for task in tasks], finished=lambda done: bar.update(done - bar.n))
     by_category: dict[str, list[float]] = {}
     for task, rollout in zip(tasks, rollouts):
         by_category.setdefault(task.category, []).append(float(rollout.reward))

@@ -213,23 +213,27 @@ class RolloutDriver:
 
     # -- public --------------------------------------------------------------------------
 
-    def run(self, specs: Sequence[EpisodeSpec]) -> list[Rollout]:
-        """Play every episode to its end; one rollout per spec, in order."""
+    def run(self, specs: Sequence[EpisodeSpec], finished: Callable[[int], None] | None = None) -> list[Rollout]:
+        """Play every episode to its end; one rollout per spec, in order. ``finished(count)``
+        is told after each round how many episodes have ended so far (a progress bar)."""
         episodes = [self._start(spec) for spec in specs]
         self.stats = {"engine_calls": 0, "sampled_tokens": 0, "rounds": 0}
         while True:
             pending = [e for e in episodes if not e.done]
+            if finished is not None:
+                finished(len(episodes) - len(pending))
             if not pending:
                 break
             self.stats["rounds"] += 1
             self._round(pending)
         return [self._rollout(e) for e in episodes]
 
-    def rollouts(self, task_ids: Sequence[str], n: int = 1) -> list[Rollout]:
+    def rollouts(
+        self, task_ids: Sequence[str], n: int = 1, finished: Callable[[int], None] | None = None
+    ) -> list[Rollout]:
         """``n`` samples of each task (groups in task order, samples 0..n-1)."""
-        return self.run(
-            [EpisodeSpec(task_id, group, sample) for group, task_id in enumerate(task_ids) for sample in range(n)]
-        )
+        specs = [EpisodeSpec(task_id, group, sample) for group, task_id in enumerate(task_ids) for sample in range(n)]
+        return self.run(specs, finished)
 
     # -- internals ---------------------------------------------------------------------------
 

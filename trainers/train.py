@@ -143,10 +143,11 @@ class Trainer:
         state = load_checkpoint(run_dir, self.model, optimizer, scheduler) if resume else None
         start = state["step"] if state else 0
         writer = MetricsWriter(run_dir, start if resume else None, config.monitor.tracker) if self.dist.main else None
-        progress = StepProgress(mode.total, start, config.run.progress and self.dist.main)
         mode.start(optimizer, scheduler, state)
         if start == 0 and config.monitor.val_before_train and config.monitor.val_every:
             self._log(writer, 0, self._validate(0, mode))
+        # after the first validation: its own bar comes first, then the bar of steps
+        progress = StepProgress(mode.total, start, config.run.progress and self.dist.main)
         for step in range(start + 1, mode.total + 1):
             began = time.perf_counter()
             metrics = mode.step(step, began)
