@@ -369,8 +369,10 @@ class _Replay:
     def __init__(self, episodes: Sequence[Any]) -> None:
         self.episodes = list(episodes)
 
-    def rollouts(self, task_ids: Sequence[str]) -> list[Any]:
+    def rollouts(self, task_ids: Sequence[str], finished: Callable[[int], None] | None = None) -> list[Any]:
         assert len(task_ids) == len(self.episodes)
+        if finished is not None:
+            finished(len(self.episodes))
         return self.episodes
 
 
