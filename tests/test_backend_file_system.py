@@ -421,3 +421,36 @@ def test_canonical_state_and_repr_match_official() -> None:
         instance.mkdir(dir_name=("tuple", 1))
     assert repr(ours.root) == repr(theirs.root)
     assert "{...}" in repr(ours.root)
+
+
+def test_the_official_recursion_overflow_text_depends_on_the_callers_stack_depth() -> None:
+    """Why tests/parity.py accepts either recursion-overflow text: on a cyclic tree (a folder
+    holding itself) the official ``du`` raises RecursionError whose message alternates between
+    two texts with the depth it is called from, so no engine can match it call for call."""
+    ours, theirs = pair(
+        {"root": {"w": {"type": "directory", "contents": {"docs": {"type": "directory", "contents": {}}}}}}
+    )
+    for side in (ours, theirs):
+        folder = side._current_dir.contents["docs"]
+        folder.contents["loop"] = folder
+
+    def official_at(depth: int) -> str:
+        if depth:
+            return official_at(depth - 1)
+        try:
+            theirs._current_dir = theirs._current_dir.contents["docs"]
+            theirs.du()
+        except RecursionError as exc:
+            return str(exc)
+        finally:
+            theirs._current_dir = theirs._current_dir.parent
+        return "no error"
+
+    texts = {official_at(depth) for depth in range(12)}
+    assert texts == {
+        "maximum recursion depth exceeded",
+        "maximum recursion depth exceeded while calling a Python object",
+    }
+    ours._current_dir = ours._current_dir.contents["docs"]
+    with pytest.raises(RecursionError, match="^maximum recursion depth exceeded"):
+        ours.du()
