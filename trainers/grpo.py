@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from trainers.batching import accumulation_context, collate, pack_by_tokens, zero_backward
-from trainers.logprobs import first_target, rollout_sequence, token_logprobs
+from trainers.logprobs import engine_logprobs, first_target, rollout_sequence, token_logprobs
 from trainers.losses import (
     EPSILON,
     engine_mismatch,
@@ -54,26 +54,6 @@ from trainers.types import Rollout
 
 #: the per-step sums behind the engine/trainer mismatch metrics
 MISMATCH_SUMS = ("mismatch_diff", "mismatch_k3", "mismatch_tokens", "tis_weight")
-
-
-def engine_logprobs(rows: Sequence[Rollout], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The engine's sampling log-probs laid out like ``mask`` (over ``input_ids[1:]``), and the
-    mask of the tokens the engine sampled (trained tokens minus replaced messages, which have
-    no engine log-prob)."""
-    engine = torch.zeros_like(mask)
-    sampled = torch.zeros_like(mask)
-    for row, rollout in enumerate(rows):
-        start = len(rollout.prompt_ids) - 1
-        flags = list(rollout.loss_mask)
-        for begin, end in rollout.meta.get("replaced_spans", ()):
-            flags[begin:end] = [0] * (end - begin)
-        width = min(len(flags), mask.shape[1] - start)
-        engine[row, start : start + width] = torch.tensor(rollout.sample_logprobs[:width], dtype=mask.dtype)
-        sampled[row, start : start + width] = torch.tensor(flags[:width], dtype=mask.dtype)
-    return engine, sampled * mask
-
-
-# -- update --------------------------------------------------------------------------------
 
 
 @dataclass

@@ -81,3 +81,23 @@ def first_target(rollouts: Sequence[Rollout]) -> int:
     """The first loss position of a batch (the prompt's last token predicts the first
     completion token)."""
     return max(0, min(len(r.prompt_ids) for r in rollouts) - 1)
+
+
+def engine_logprobs(rows: Sequence[Rollout], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The engine's sampling log-probs laid out like ``mask`` (over ``input_ids[1:]``), and the
+    mask of the tokens the engine sampled (trained tokens minus replaced messages, which have
+    no engine log-prob)."""
+    engine = torch.zeros_like(mask)
+    sampled = torch.zeros_like(mask)
+    for row, rollout in enumerate(rows):
+        start = len(rollout.prompt_ids) - 1
+        flags = list(rollout.loss_mask)
+        for begin, end in rollout.meta.get("replaced_spans", ()):
+            flags[begin:end] = [0] * (end - begin)
+        width = min(len(flags), mask.shape[1] - start)
+        engine[row, start : start + width] = torch.tensor(rollout.sample_logprobs[:width], dtype=mask.dtype)
+        sampled[row, start : start + width] = torch.tensor(flags[:width], dtype=mask.dtype)
+    return engine, sampled * mask
+
+
+# -- update --------------------------------------------------------------------------------
