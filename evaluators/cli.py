@@ -14,24 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from envs._official import distribution, release_of
-from toolenv.cli import non_negative_float, positive_float, positive_int
+from toolenv.cli import non_negative_float, non_negative_int, positive_float, positive_int
 from toolenv.data import CATEGORIES, normalize_category
 from toolenv.inference.http import DEFAULT_RETRIES
 
 #: --concurrency's default, evaluators.concurrent.DEFAULT_CONCURRENCY (repeated so that
 #: `toolenv --help` does not import the environments; a test checks they agree)
 DEFAULT_CONCURRENCY = 8
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (got {value})")
-    return value
 
 
 def _quiet_third_party() -> None:
