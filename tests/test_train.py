@@ -266,3 +266,23 @@ def test_training_shows_a_progress_bar_of_steps(tmp_path: Path, capsys: pytest.C
     _run(config)
     err = capsys.readouterr().err
     assert "4/4" in err and "step/s" in err and "loss " in err
+
+
+def test_a_bf16_reference_halves_its_memory_and_keeps_the_kl_near_zero_at_the_start(tmp_path: Path) -> None:
+    from trainers.modes import MODES
+
+    kls = {}
+    for dtype in ("model", "bfloat16"):
+        config = _grpo_config(tmp_path / dtype)
+        config.grpo.reference_dtype = dtype
+        trainer = Trainer(config, tiny_qwen2(seed=7), smollm2_tokenizer(), tasks=[get_task(t) for t in TASKS])
+        mode = MODES["grpo"](trainer, tmp_path / dtype)
+        assert {p.dtype for p in mode.reference.parameters()} == {torch.float32 if dtype == "model" else torch.bfloat16}
+        trainer.run()
+        kls[dtype] = read_metrics(tmp_path / dtype)[0]["train/kl"]
+    assert kls["model"] < 1e-6  # the reference is the initial policy: the first update's KL is 0
+    assert 0 <= kls["bfloat16"] < 1e-2  # bf16 rounding of the same weights
+    off = _grpo_config(tmp_path / "off")
+    off.grpo.kl_coef = 0.0
+    no_reference = Trainer(off, tiny_qwen2(seed=7), smollm2_tokenizer(), tasks=[get_task(t) for t in TASKS])
+    assert MODES["grpo"](no_reference, tmp_path / "off").reference is None

@@ -100,6 +100,7 @@ class GRPOSection:
     normalize_by_std: bool = True
     old_logprobs: str = "recompute"  # or "engine"
     tis_cap: float = 0.0  # truncated importance sampling cap min(pi_trainer/pi_engine, cap); 0 = off
+    reference_dtype: str = "model"  # the KL reference's weights: "model" (the policy's dtype) or "bfloat16"
     micro_batch_tokens: int = 16384
 
 
@@ -168,6 +169,7 @@ _CHOICES = {
     ("sft", "samples"): ("per_message", "trajectory"),
     ("sft", "calls_per_message"): ("one", "all"),
     ("grpo", "old_logprobs"): ("recompute", "engine"),
+    ("grpo", "reference_dtype"): ("model", "bfloat16"),
     ("rollout", "engine"): ("transformers", "vllm", "hf", "vllm-cpu"),
     ("monitor", "tracker"): ("none", "tensorboard"),
 }

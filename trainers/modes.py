@@ -224,9 +224,13 @@ class GRPOMode(TrainingMode):
         self.tasks = trainer.tasks()
         self.total = config.grpo.steps  # the schedule counts RL steps
         # the reference is the run's initial weights: copied before any checkpoint is loaded
+        # (none when the KL coefficient is 0; bf16 weights halve its memory: it is never
+        # trained, and under bf16 autocast its forward runs in bf16 anyway)
         self.reference = None
         if config.grpo.kl_coef > 0:
             self.reference = copy.deepcopy(trainer.model)
+            if config.grpo.reference_dtype == "bfloat16":
+                self.reference.to(torch.bfloat16)
             self.reference.requires_grad_(False)
             self.reference.train(False)
         monitor = config.monitor
