@@ -15,6 +15,7 @@ import pytest
 import ood_variants  # noqa: F401  (registers the variant provider)
 from ood_variants.registry import make_variant
 from ood_variants.validate import observation_leaks, observations, probe_calls
+from tests.test_verdict_parity import _alter as alter_call
 from toolenv.calls import Call
 from toolenv.checker import check
 from toolenv.data import Task, get_task, load_tasks
@@ -305,17 +306,6 @@ def _wrong(call: Call) -> Call | None:
     return None
 
 
-def _altered(call: Call) -> Call | None:
-    for key, value in call.kwargs.items():
-        if isinstance(value, bool):
-            return Call(call.name, call.args, {**call.kwargs, key: not value})
-        if isinstance(value, (int, float)):
-            return Call(call.name, call.args, {**call.kwargs, key: value + 1})
-        if isinstance(value, str):
-            return Call(call.name, call.args, {**call.kwargs, key: value + "_x"})
-    return None
-
-
 def mutants(task: Task, rng: random.Random) -> list[tuple[str, list[list[list[Call]]]]]:
     """The ground truth and mutated copies of it, as canonical keyword calls by turn and step."""
     gt = [[keyword_call(c, task.involved_classes, task.release) for c in turn] for turn in task.ground_truth_calls]
@@ -331,7 +321,7 @@ def mutants(task: Task, rng: random.Random) -> list[tuple[str, list[list[list[Ca
         found.append(("drop", one_step(replaced(t, i, []))))
         t, i = rng.choice(slots)
         found.append(("duplicate", one_step(replaced(t, i, [gt[t][i], gt[t][i]]))))
-        for kind, change in (("alter", _altered), ("wrong_value", _wrong)):
+        for kind, change in (("alter", alter_call), ("wrong_value", _wrong)):
             options = [(t, i) for t, i in slots if change(gt[t][i]) is not None]
             if options:
                 t, i = rng.choice(options)
