@@ -21,7 +21,17 @@ multi-turn step (the BFCL rollout driver) costs more per token than this, becaus
 assistant message is a separate engine call, but that is work TRL does not do at all, so it is
 reported separately (``--multi-turn``) and not in the ratio.
 
+``--update`` times the update alone on a multi-turn BFCL workload (issue #15 item 4): the
+rollouts of ``--prompts`` BFCL tasks x ``--group`` samples are played once (the real system
+prompt with the tool listing, sampled assistant messages, the environment's observations and
+user turns), then the same update (old-policy pass skipped on-policy, reference pass, forward
+and backward, one optimizer step) runs on them with the group's shared prompt computed once
+(``[grpo] shared_prefix = true``, the default) and with every sample computing it, alternating,
+from the same weights; it prints the medians, their ratio, the prompt's share of the update's
+tokens, and the largest relative difference of the two updates' weight changes.
+
     python bench/grpo_step.py [--model tiny|smollm2] [--steps 6] [--multi-turn]
+    python bench/grpo_step.py --update --model smollm2 [--prompts 2] [--group 8]
 """
 
 from __future__ import annotations
@@ -239,6 +249,74 @@ def multi_turn(args: argparse.Namespace, tokenizer: Any) -> tuple[float, int]:
     return (time.perf_counter() - began) / len(rows), int(sum(r["rollout/response_tokens"] for r in rows) / len(rows))
 
 
+def update_workload(args: argparse.Namespace, tokenizer: Any) -> list[Any]:
+    """Multi-turn BFCL rollouts to update on, played by the tiny model (the update's cost
+    depends on the token layout, not on what the tokens say)."""
+    from tests.tiny_model import tiny_qwen2
+    from toolenv.inference.hf_engine import HFEngine
+    from toolenv.inference.types import SamplingParams
+    from toolenv.selection import select_tasks
+    from trainers.rollout import Budgets, EpisodeSpec, RolloutDriver, default_env_factory
+
+    tasks = select_tasks(["base", "miss_param", "miss_func"], "train", limit=args.prompts, seed=1)
+    driver = RolloutDriver(
+        HFEngine(tiny_qwen2(seed=0, tokenizer=tokenizer), tokenizer),
+        tokenizer,
+        default_env_factory("hermes"),
+        SamplingParams(max_new_tokens=args.completion, temperature=1.0),
+        Budgets(max_total_tokens=8192, max_messages=args.messages),
+        seed=1,
+    )
+    rollouts = driver.run([EpisodeSpec(t.id, g, s) for g, t in enumerate(tasks) for s in range(args.group)])
+    for rollout in rollouts:  # a random policy solves nothing: rewards with variance, so the update moves
+        rollout.reward = reward_of(str(rollout.completion_ids))
+    return rollouts
+
+
+def update_only(args: argparse.Namespace, tokenizer: Any) -> None:
+    """The shared-prefix update beside the plain one (see the module docstring)."""
+    import copy
+
+    import torch
+
+    from trainers.grpo import GRPOConfig, GRPOUpdater
+
+    rollouts = update_workload(args, tokenizer)
+    prompt = sum(len(r.prompt_ids) for r in rollouts)
+    total = sum(len(r.input_ids) for r in rollouts)
+    print(
+        f"update workload: {len(rollouts)} rollouts of {args.prompts} BFCL tasks, {total} tokens "
+        f"({total // len(rollouts)} per rollout), prompt {100 * prompt / total:.0f}% of them, "
+        f"{sum(r.num_trained_tokens for r in rollouts)} trained"
+    )
+    initial = load(args.folder)
+    reference = copy.deepcopy(initial).requires_grad_(False) if args.beta > 0 else None
+    times: dict[bool, list[float]] = {True: [], False: []}
+    changes: dict[bool, list[torch.Tensor]] = {}
+    for rep in range(args.warmup + args.steps):
+        for shared in (False, True) if rep % 2 == 0 else (True, False):
+            model = copy.deepcopy(initial).train(True)
+            if args.checkpointing:
+                model.gradient_checkpointing_enable()
+            config = GRPOConfig(kl_coef=args.beta, mini_batches=1, shared_prefix=shared, micro_batch_tokens=args.budget)
+            optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+            updater = GRPOUpdater(model, optimizer, None, config, tokenizer.pad_token_id, reference=reference)
+            began = time.perf_counter()
+            updater.step(rollouts)
+            if rep >= args.warmup:
+                times[shared].append(time.perf_counter() - began)
+            changes[shared] = [(p - q).detach() for p, q in zip(model.parameters(), initial.parameters())]
+    worst = max(float((a - b).norm()) / max(float(b.norm()), 1e-12) for a, b in zip(changes[True], changes[False]))
+    plain, shared = statistics.median(times[False]), statistics.median(times[True])
+    print(
+        f"plain update: median {plain:.2f} s over {len(times[False])} ({', '.join(f'{t:.2f}' for t in times[False])})"
+    )
+    print(
+        f"shared-prefix update: median {shared:.2f} s over {len(times[True])} ({', '.join(f'{t:.2f}' for t in times[True])})"
+    )
+    print(f"ratio plain / shared-prefix: {plain / shared:.2f}x; largest relative weight-change difference {worst:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
@@ -257,6 +335,10 @@ def main() -> None:
         "or cached (one sequence at a time with KV reuse, the rollout default on CPU)",
     )
     parser.add_argument("--multi-turn", action="store_true")
+    parser.add_argument("--update", action="store_true", help="time the update alone, shared prefix vs plain")
+    parser.add_argument("--messages", type=int, default=4, help="--update: assistant messages per episode")
+    parser.add_argument("--budget", type=int, default=16384, help="--update: micro-batch token budget")
+    parser.add_argument("--checkpointing", action="store_true", help="--update: activation checkpointing on")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -271,6 +353,12 @@ def main() -> None:
     tokenizer = smollm2_tokenizer()
     scratch = tempfile.TemporaryDirectory()
     args.folder = model_folder(args.model, tokenizer, Path(scratch.name))
+    if args.update:
+        print(
+            f"model {args.model}, beta {args.beta}, {torch.get_num_threads()} torch thread(s), {'cuda' if args.cuda else 'cpu'}"
+        )
+        update_only(args, tokenizer)
+        return
     print(
         f"workload: {args.model}, {args.prompts} prompts x {args.group} samples x {args.completion} new tokens, "
         f"beta {args.beta}, engine mode {args.engine_mode}, {torch.get_num_threads()} torch thread(s), {'cuda' if args.cuda else 'cpu'}"

@@ -3,8 +3,9 @@ process) or under ``torchrun --nproc-per-node 2`` (gloo on CPU).
 
 Three GRPO steps (validation after the last) and then two SFT steps on the tiny model, with
 shards of unequal size: 3 tasks a GRPO step and 3 samples an SFT step over 2 ranks, and
-micro-batch budgets that hold one sequence, so rank 0 packs twice as many micro-batches as
-rank 1. After every step each rank writes a hash of its parameters to ``OUT/hashes_rank{R}.jsonl``;
+micro-batch budgets that hold one GRPO group (its prompt computed once for both samples: the
+shared-prefix path under DDP) or one SFT sequence, so rank 0 packs twice as many micro-batches
+as rank 1. After every step each rank writes a hash of its parameters to ``OUT/hashes_rank{R}.jsonl``;
 rank 0 (or the single process) also saves the parameters (``OUT/params_{mode}_{step}.pt``).
 Each rank logs its (local, largest) micro-batch counts to ``OUT/counts_rank{R}.jsonl``.
 """
@@ -66,7 +67,7 @@ def configs(out: Path) -> tuple[Any, Any]:
                 "n": 2,
                 "mini_batches": 1,
                 "kl_coef": 0.1,
-                "micro_batch_tokens": 3000,  # one rollout (~2.2k tokens) per micro-batch
+                "micro_batch_tokens": 3000,  # one group (a ~2.1k-token prompt + 2 x ~100) per micro-batch
             },
             "rollout": {"max_new_tokens": 5, "max_messages": 3, "max_response_tokens": 256},
             "monitor": {"val_every": 3, "val_max_new_tokens": 4, "spike_window": 2, "rollouts_file": True},

@@ -65,10 +65,11 @@ def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
     _launch([], single)
 
     # the shards really are unequal: rank 1 packs fewer micro-batches and pads with zero-loss
-    # backwards up to the largest count (GRPO steps 1-3, then SFT steps 1-2)
+    # backwards up to the largest count (GRPO steps 1-3: one group a micro-batch, its prompt
+    # computed once; then SFT steps 1-2)
     counts = [_lines(dist / f"counts_rank{rank}.jsonl") for rank in (0, 1)]
-    assert counts[0] == [[4, 4]] * 3 + [[2, 2]] * 2
-    assert counts[1] == [[2, 4]] * 3 + [[1, 2]] * 2
+    assert counts[0] == [[2, 2]] * 3 + [[2, 2]] * 2
+    assert counts[1] == [[1, 2]] * 3 + [[1, 2]] * 2
 
     # bit-identical weights on both ranks after every step
     hashes = [_lines(dist / f"hashes_rank{rank}.jsonl") for rank in (0, 1)]

@@ -80,6 +80,9 @@ class RecordingModel(torch.nn.Module):
             self.seen.append([t for t, m in zip(row, mask) if m])
         return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
+    def get_output_embeddings(self) -> Any:  # the trainer applies the LM head itself, chunk by chunk
+        return self.inner.get_output_embeddings()
+
 
 # -- OPS -------------------------------------------------------------------------------------
 

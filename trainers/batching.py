@@ -63,6 +63,29 @@ def pack_by_tokens(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
     return batches
 
 
+def pack_by_prefix(prefixes: Sequence[Sequence[int]], lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped into micro-batches whose rows all start with the same prefix (a GRPO
+    group's prompt), each costing ``len(prefix) + rows × (longest − len(prefix))`` tokens
+    within ``max_tokens`` (the prefix is computed once: trainers/logprobs.py). Groups keep
+    their first-appearance order, rows within one are sorted by length; deterministic. A group
+    too large for one micro-batch is split, each part recomputing the prefix."""
+    by_prefix: dict[tuple[int, ...], list[int]] = {}
+    for index, prefix in enumerate(prefixes):
+        by_prefix.setdefault(tuple(prefix), []).append(index)
+    batches: list[list[int]] = []
+    for prefix, members in by_prefix.items():
+        shared = len(prefix)
+        current: list[int] = []
+        for index in sorted(members, key=lambda i: (lengths[i], i)):
+            longest = max([lengths[i] for i in current] + [lengths[index]])
+            if current and shared + (len(current) + 1) * (longest - shared) > max_tokens:
+                batches.append(current)
+                current = []
+            current.append(index)
+        batches.append(current)
+    return batches
+
+
 # -- data parallel: the same number of synchronised backwards on every rank ----------------
 
 

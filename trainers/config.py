@@ -42,6 +42,9 @@ class ModelSection:
     autocast_bf16: bool = False  # bf16 compute under torch.autocast (GPU, and ~2x faster on CPU)
     gradient_checkpointing: bool = False
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    #: positions whose full-vocabulary logits exist at once in every trainer forward (SFT, GRPO,
+    #: reference): the LM head runs chunk by chunk, checkpointed (trainers/logprobs.py)
+    logit_chunk_tokens: int = 4096
 
 
 @dataclass
@@ -101,6 +104,7 @@ class GRPOSection:
     old_logprobs: str = "recompute"  # or "engine"
     tis_cap: float = 0.0  # truncated importance sampling cap min(pi_trainer/pi_engine, cap); 0 = off
     reference_dtype: str = "model"  # the KL reference's weights: "model" (the policy's dtype) or "bfloat16"
+    shared_prefix: bool = True  # a group's prompt computed once per micro-batch (same loss and gradient)
     micro_batch_tokens: int = 16384
 
 
@@ -177,6 +181,7 @@ _CHOICES = {
 #: is listed (tests/test_trainer_input.py checks that), so a new key cannot slip through unbounded.
 _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
     ("run", "seed"): (0, False),
+    ("model", "logit_chunk_tokens"): (1, False),
     ("data", "train_limit"): (0, False),
     ("data", "val_limit"): (0, False),
     ("optim", "lr"): (0, True),

@@ -39,8 +39,14 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from trainers.batching import accumulation_context, collate, pack_by_tokens, zero_backward
-from trainers.logprobs import engine_logprobs, first_target, rollout_sequence, token_logprobs
+from trainers.batching import accumulation_context, collate, pack_by_prefix, pack_by_tokens, zero_backward
+from trainers.logprobs import (
+    LOGIT_CHUNK_TOKENS,
+    engine_logprobs,
+    first_target,
+    rollout_sequence,
+    token_logprobs,
+)
 from trainers.losses import (
     EPSILON,
     engine_mismatch,
@@ -78,19 +84,29 @@ class GRPOConfig:
     #: truncated importance sampling of the policy gradient by min(π_trainer/π_engine, cap) per
     #: sampled token (0: off); needs old_logprobs = "recompute"
     tis_cap: float = 0.0
+    #: compute a group's shared prompt once per micro-batch and reuse its keys and values for
+    #: every sample of the group (and for the reference): the same loss and gradient
+    shared_prefix: bool = True
+    #: positions whose full-vocabulary logits exist at once (trainers/logprobs.py)
+    logit_chunk_tokens: int = LOGIT_CHUNK_TOKENS
 
     @classmethod
-    def from_section(cls, section: Any, max_grad_norm: float, temperature: float) -> "GRPOConfig":
+    def from_section(
+        cls, section: Any, max_grad_norm: float, temperature: float, logit_chunk_tokens: int = LOGIT_CHUNK_TOKENS
+    ) -> "GRPOConfig":
         """From a ``[grpo]`` section (:class:`trainers.config.GRPOSection`), field by field by
-        name, with the two values that live in other sections. A field of this class that the
+        name, with the values that live in other sections. A field of this class that the
         section lacks is an error, not a silent default."""
-        own = {f.name for f in dataclasses.fields(cls)} - {"max_grad_norm", "temperature"}
+        elsewhere = {"max_grad_norm", "temperature", "logit_chunk_tokens"}
+        own = {f.name for f in dataclasses.fields(cls)} - elsewhere
         missing = sorted(own - {f.name for f in dataclasses.fields(section)})
         if missing:
             raise TypeError(f"the [grpo] section has no {', '.join(missing)}")
         values = {name: getattr(section, name) for name in own}
         values["clip_c"] = section.clip_c or None  # 0 in a run file disables the dual clip
-        return cls(**values, max_grad_norm=max_grad_norm, temperature=temperature)
+        return cls(
+            **values, max_grad_norm=max_grad_norm, temperature=temperature, logit_chunk_tokens=logit_chunk_tokens
+        )
 
 
 @dataclass
@@ -170,8 +186,27 @@ class GRPOUpdater:
                 self.config.temperature,
                 probe=hook,
                 start=first_target([rollouts[i] for i in indices]),
+                chunk_tokens=self.config.logit_chunk_tokens,
+                shared_prefix=self._shared_prefix(rollouts, indices),
             )
         return logp
+
+    def _pack(self, rollouts: Sequence[Rollout], indices: Sequence[int]) -> list[list[int]]:
+        """Micro-batches of ``indices`` (positions into it) within the token budget: by shared
+        prompt when ``shared_prefix`` is on, else by length."""
+        lengths = [len(rollouts[i].input_ids) for i in indices]
+        if self.config.shared_prefix:
+            return pack_by_prefix(
+                [rollouts[i].prompt_ids[:-1] for i in indices], lengths, self.config.micro_batch_tokens
+            )
+        return pack_by_tokens(lengths, self.config.micro_batch_tokens)
+
+    def _shared_prefix(self, rollouts: Sequence[Rollout], indices: Sequence[int]) -> int:
+        """The prefix length a micro-batch computes once (0: none). The prompt's last token
+        stays with the rows: its position scores the first completion token."""
+        if not self.config.shared_prefix or len(indices) < 2:
+            return 0
+        return max(0, len(rollouts[indices[0]].prompt_ids) - 1)
 
     @property
     def on_policy(self) -> bool:
@@ -196,7 +231,8 @@ class GRPOUpdater:
         was_training = self.model.training
         self.model.train(False)  # dropout off for the no-grad passes
         try:
-            for indices in pack_by_tokens(lengths, self.config.micro_batch_tokens):
+            for batch in self._pack(rollouts, range(len(rollouts))):
+                indices = list(batch)
                 need_policy = not on_policy and (self.config.old_logprobs == "recompute" or probe is not None)
                 if need_policy:  # the module inside DDP: a no-grad pass takes no collective
                     logp = self._forward_no_grad(getattr(self.model, "module", self.model), rollouts, indices, probe)
@@ -308,8 +344,7 @@ class GRPOUpdater:
             return None
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train(True)
-        lengths = [len(rollouts[i].input_ids) for i in mini]
-        batches = pack_by_tokens(lengths, config.micro_batch_tokens)
+        batches = self._pack(rollouts, mini)
         # data parallel: every rank runs the same number of backwards, the last one synchronised
         count = self.count_max(len(batches))
         for number in range(count):
@@ -368,6 +403,8 @@ class GRPOUpdater:
                 start=first_target([rollouts[i] for i in indices]),
                 entropy_grad=bool(config.entropy_coef),
                 probe=hook,
+                chunk_tokens=config.logit_chunk_tokens,
+                shared_prefix=self._shared_prefix(rollouts, indices),
             )
         if old[indices[0]] is None:  # on-policy: ratio 1, gradient of logp
             old_logp = logp.detach()

@@ -201,6 +201,7 @@ class SFTMode(TrainingMode):
             world=trainer.dist.world,
             token_sum=trainer.dist.sum,
             count_max=trainer.dist.max_count,
+            chunk_tokens=config.model.logit_chunk_tokens,
         )
         metrics: dict[str, Any] = {f"sft/{k}": v for k, v in stats.items()}
         metrics["sft/epoch"] = (step - 1) // self.per_epoch
@@ -242,7 +243,10 @@ class GRPOMode(TrainingMode):
         if state and "detector" in state:
             self.detector.load_state_dict(state["detector"])
         update = GRPOConfig.from_section(
-            config.grpo, max_grad_norm=config.optim.max_grad_norm, temperature=config.rollout.temperature
+            config.grpo,
+            max_grad_norm=config.optim.max_grad_norm,
+            temperature=config.rollout.temperature,
+            logit_chunk_tokens=config.model.logit_chunk_tokens,
         )
         self.updater = trainer.make_updater(
             trainer.wrapped_model(),

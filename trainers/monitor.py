@@ -100,18 +100,23 @@ class ProbeAccumulator:
 
     def __call__(self, indices: list[int], logprobs_all: Any, start: int = 0) -> None:
         """``logprobs_all[row, t - start]`` is the next-token log-distribution at input
-        position t of rollout ``indices[row]``."""
+        position t of rollout ``indices[row]``; it may cover a chunk of the positions (the
+        trainer computes them chunk by chunk), and positions outside it are left to the call
+        that covers them."""
         spec = self.spec
+        width = logprobs_all.shape[1]
         for row, index in enumerate(indices):
             rollout = self.rollouts[index]
             offset = len(rollout.prompt_ids) - 1 - start  # completion j is scored at input position P+j-1
             for j in after_opener_positions(rollout.completion_ids, rollout.loss_mask, spec.opener):
-                probs = logprobs_all[row, offset + j].exp()
-                self.values["p_healthy"].append(float(probs[spec.healthy]))
-                self.values["p_eot"].append(float(probs[spec.end_of_turn]))
-                self.values["p_repeat"].append(float(probs[spec.repeat]))
+                if 0 <= offset + j < width:
+                    probs = logprobs_all[row, offset + j].exp()
+                    self.values["p_healthy"].append(float(probs[spec.healthy]))
+                    self.values["p_eot"].append(float(probs[spec.end_of_turn]))
+                    self.values["p_repeat"].append(float(probs[spec.repeat]))
             for j in message_starts(rollout.loss_mask):
-                self.values["p_opener_start"].append(float(logprobs_all[row, offset + j, spec.repeat].exp()))
+                if 0 <= offset + j < width:
+                    self.values["p_opener_start"].append(float(logprobs_all[row, offset + j, spec.repeat].exp()))
 
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -263,30 +263,26 @@ def build_samples(
 # -- loss and step -------------------------------------------------------------------------
 
 
-def sft_loss_sum(model: Any, input_ids: Any, attention_mask: Any, target_mask: Any, start: int = 0) -> tuple[Any, Any]:
+def sft_loss_sum(
+    model: Any,
+    input_ids: Any,
+    attention_mask: Any,
+    target_mask: Any,
+    start: int = 0,
+    chunk_tokens: int | None = None,
+) -> tuple[Any, Any]:
     """Summed next-token cross-entropy over target positions and the number of targets.
-    ``target_mask`` is per input token (``[B, T]``); position t predicts token t+1. Logits
-    are computed only from position ``start`` on (no target lies before ``start + 1``)."""
-    import torch.nn.functional as F
+    ``target_mask`` is per input token (``[B, T]``); position t predicts token t+1. Log-probs
+    are computed only from position ``start`` on (no target lies before ``start + 1``), in
+    vocabulary chunks of ``chunk_tokens`` positions (:func:`trainers.logprobs.token_logprobs`,
+    the one log-prob path of the trainer)."""
+    from trainers.logprobs import LOGIT_CHUNK_TOKENS, token_logprobs
 
-    width = input_ids.shape[1]
-    start = max(0, min(start, width - 2))
-    from trainers.logprobs import causal_only
-
-    logits = (
-        model(
-            input_ids=input_ids,
-            attention_mask=causal_only(attention_mask),
-            use_cache=False,
-            logits_to_keep=width - start,
-        )
-        .logits[:, :-1, :]
-        .float()
+    logp, _ = token_logprobs(
+        model, input_ids, attention_mask, start=start, chunk_tokens=chunk_tokens or LOGIT_CHUNK_TOKENS
     )
-    targets = input_ids[:, start + 1 :]
-    mask = target_mask[:, start + 1 :].float()
-    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view_as(mask)
-    return (nll * mask).sum(), mask.sum()
+    mask = target_mask[:, 1:].to(logp.dtype)
+    return -(logp * mask).sum(), mask.sum()
 
 
 def sft_step(
@@ -302,6 +298,7 @@ def sft_step(
     world: int = 1,
     token_sum: Callable[[float], float] | None = None,
     count_max: Callable[[int], int] | None = None,
+    chunk_tokens: int | None = None,
 ) -> dict[str, float]:
     """One optimizer step on ``samples``: token-mean cross-entropy over the whole batch,
     accumulated over token-budget micro-batches, gradient clipping, AdamW, scheduler.
@@ -311,7 +308,8 @@ def sft_step(
     rank's sum is scaled by ``world / total``: the result is the single-process gradient).
     ``count_max`` gives the ranks' largest micro-batch count: every rank runs that many
     backwards (zero-loss ones past its own), all but the last under ``no_sync``, so the
-    gradient is all-reduced once. ``token_sum`` sums the reported loss over the ranks."""
+    gradient is all-reduced once. ``token_sum`` sums the reported loss over the ranks.
+    ``chunk_tokens``: positions whose logits exist at once (trainers/logprobs.py)."""
     import torch
 
     from trainers.batching import accumulation_context, collate, pack_by_tokens, zero_backward
@@ -335,7 +333,7 @@ def sft_step(
                 mask[row, : len(samples[i].target_mask)] = torch.tensor(samples[i].target_mask)
             with autocast() if autocast is not None else contextlib.nullcontext():
                 first = min(samples[i].target_mask.index(1) for i in indices) - 1
-                nll, _ = sft_loss_sum(model, ids, attention, mask, start=first)
+                nll, _ = sft_loss_sum(model, ids, attention, mask, start=first, chunk_tokens=chunk_tokens)
             (nll * (world / max(total, 1))).backward()
             loss_sum += float(nll.detach())
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)

@@ -128,7 +128,13 @@ class JointSFTUpdater(GRPOUpdater):
             mask = pad_right([samples[i].target_mask for i in indices], 0, ids.dtype, ids.shape[1])  # unshifted
             device = next(self.model.parameters()).device
             with self._context():
-                nll, _ = sft_loss_sum(self.model, ids.to(device), attention.to(device), mask.to(device))
+                nll, _ = sft_loss_sum(
+                    self.model,
+                    ids.to(device),
+                    attention.to(device),
+                    mask.to(device),
+                    chunk_tokens=self.config.logit_chunk_tokens,
+                )
             (nll * (self.weight / total)).backward()
             loss_sum += float(nll.detach())
         self._sums["loss"] += loss_sum / total
