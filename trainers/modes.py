@@ -166,6 +166,9 @@ class TrainingMode:
         """What this mode saves in ``trainer.pt`` besides the shared state."""
         return {}
 
+    def close(self) -> None:
+        """After the run (or when it stops): free what the mode built (its rollout engine)."""
+
 
 class SFTMode(TrainingMode):
     """Supervised fine-tuning on the trainer's SFT samples, ``[sft] batch_size`` per step."""
@@ -277,7 +280,12 @@ class GRPOMode(TrainingMode):
         rollouts = trainer.collect(self.engine, [task.id for _, task in mine], step, groups=[g for g, _ in mine])
         rolled = time.perf_counter()
         probes = ProbeAccumulator(self.probe_spec, rollouts) if self.probe_spec is not None else None
+        asleep = config.rollout.vllm_sleep and hasattr(self.engine, "sleep")
+        if asleep:  # the update gets the GPU memory vLLM holds
+            self.engine.sleep()
         stats = self.updater.step(rollouts, probe=probes)
+        if asleep:
+            self.engine.wake()
         self.engine.sync_weights(trainer.model)
         # every rank's episodes (and probe values), in the single-process order
         shards = trainer.dist.gather(([Episode.of(r) for r in rollouts], probes.values if probes is not None else None))
@@ -290,6 +298,11 @@ class GRPOMode(TrainingMode):
         self._check_spike(step, metrics)
         self.rollouts = episodes
         return metrics
+
+    def close(self) -> None:
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None and hasattr(engine, "close"):
+            engine.close()
 
     def _check_spike(self, step: int, metrics: dict[str, Any]) -> None:
         warnings = self.detector.check(metrics)

