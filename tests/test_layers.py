@@ -2,8 +2,10 @@
 
     envs  <-  toolenv  <-  {evaluators, ood_variants}  <-  trainers
 
-Every module of the five product packages is parsed (not imported) and every import in it is
-checked: top-level and inside functions, ``import x`` and ``from x import y``, relative imports,
+``integrations`` (the adapters to other engines: the OpenEnv server, TRL, ...) sits on top: it
+may import every layer (a TRL adapter plays the trainer's token-in/token-out rollout) and none
+imports it. Every module of the product packages is parsed (not imported) and every import in
+it is checked: top-level and inside functions, ``import x`` and ``from x import y``, relative imports,
 and ``importlib.import_module("x")`` / ``__import__("x")`` with a literal name. The two middle
 packages are siblings: neither imports the other. Upper layers reach the core's command line
 and its OOD hook through entry points (``pyproject.toml``), which are not imports.
@@ -25,6 +27,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "evaluators": frozenset({"envs", "toolenv", "evaluators"}),
     "ood_variants": frozenset({"envs", "toolenv", "ood_variants"}),
     "trainers": frozenset({"envs", "toolenv", "evaluators", "ood_variants", "trainers"}),
+    # adapters to other engines (issue #16): on top of everything, imported by nothing
+    "integrations": frozenset({"envs", "toolenv", "evaluators", "ood_variants", "trainers", "integrations"}),
 }
 PROJECT = frozenset(ALLOWED)
 
@@ -103,6 +107,13 @@ def test_siblings_do_not_import_each_other() -> None:
     assert violations("from ood_variants import registry\n", "evaluators.example") != []
     assert violations("from evaluators import scoring\n", "ood_variants.example") != []
     assert violations("from toolenv.data import Task\nfrom envs import backend_class\n", "ood_variants.example") == []
+
+
+def test_integrations_are_imported_by_no_layer() -> None:
+    assert violations("from trainers.rollout import RolloutDriver\n", "integrations.example") == []
+    for layer in ("envs", "toolenv", "evaluators", "ood_variants", "trainers"):
+        assert violations("from integrations.server import app\n", f"{layer}.example") != []
+    assert violations("from toolenv.env import BFCLEnv\nfrom evaluators import scoring\n", "integrations.x") == []
 
 
 def test_the_readme_states_what_this_test_enforces() -> None:

@@ -1,0 +1,13 @@
+"""Adapters that put toolenv's episode on other engines' contracts (issue #16).
+
+Each adapter plays exactly the episode :class:`toolenv.env.BFCLEnv` plays (scripted user
+turns, miss_func reveals, BFCL's step limit, the checker's reward) by driving a ``BFCLEnv``;
+none has an episode loop of its own. Each lives in its own optional extra, so the core stays
+light: importing this package imports nothing heavy.
+
+- :mod:`integrations.server`: ``toolenv serve``, an OpenEnv HTTP + WebSocket server
+  (extra ``server``).
+
+Layer: may import ``envs``, ``toolenv``, ``evaluators`` and ``ood_variants``; not ``trainers``
+(``tests/test_layers.py``).
+"""
