@@ -5,7 +5,8 @@ and after step 3) and two SFT steps with unequal shards: rank 0 packs twice as m
 micro-batches as rank 1. Checked: both ranks hold bit-identical weights after every step,
 equal to the single process's to float tolerance; the metrics (reward, structure, probes,
 update statistics, validation, SFT loss) and ``rollouts/step_N.jsonl`` cover every episode of
-the global batch and equal the single process's. About 40 s on two CPU cores.
+the global batch and equal the single process's. The same for FSDP2 (``[model] parallel =
+"fsdp"``). About 90 s on two CPU cores.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _launch(args: list[str], out: Path) -> None:
+def _launch(args: list[str], out: Path, parallel: str = "ddp") -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     done = subprocess.run(
-        [sys.executable, *args, "-m", "tests.dist_train", str(out)],
+        [sys.executable, *args, "-m", "tests.dist_train", str(out), parallel],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -58,19 +59,49 @@ def _close(a: Any, b: Any) -> bool:
     return a == b
 
 
-def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
-    dist, single = tmp_path / "dist", tmp_path / "single"
-    torchrun = ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1"]
-    _launch([*torchrun, "--master-port", str(_free_port())], dist)
-    _launch([], single)
+def _single(tmp_path: Path, parallel: str) -> Path:
+    """The single-process run of the same configuration."""
+    out = tmp_path / "single"
+    _launch([], out, parallel)
+    return out
 
+
+def _torchrun(out: Path, parallel: str) -> None:
+    torchrun = ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1"]
+    _launch([*torchrun, "--master-port", str(_free_port())], out, parallel)
+
+
+def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
+    dist, single = tmp_path / "dist", _single(tmp_path, "ddp")
+    _torchrun(dist, "ddp")
     # the shards really are unequal: rank 1 packs fewer micro-batches and pads with zero-loss
     # backwards up to the largest count (GRPO steps 1-3: one group a micro-batch, its prompt
     # computed once; then SFT steps 1-2)
     counts = [_lines(dist / f"counts_rank{rank}.jsonl") for rank in (0, 1)]
     assert counts[0] == [[2, 2]] * 3 + [[2, 2]] * 2
     assert counts[1] == [[1, 2]] * 3 + [[1, 2]] * 2
+    _same_as_one_process(dist, single)
 
+
+def test_two_fsdp_ranks_equal_one_process(tmp_path: Path) -> None:
+    """FSDP2 (gloo on CPU): parameters, gradients and AdamW state sharded over the ranks; the
+    gathered weights after every step equal the single process's, and so do the metrics."""
+    dist, single = tmp_path / "fsdp", _single(tmp_path, "fsdp")
+    _torchrun(dist, "fsdp")
+    # unequal shards here too: rank 1 pads its no-grad passes and its backwards (the prompt is
+    # not shared under FSDP: one rollout a micro-batch)
+    counts = [_lines(dist / f"counts_rank{rank}.jsonl") for rank in (0, 1)]
+    assert any(mine < largest for mine, largest in counts[1]) and all(mine == largest for mine, largest in counts[0])
+    _same_as_one_process(dist, single)
+    # the final model is written from the gathered shards: it loads into a plain model
+    from safetensors.torch import load_file
+
+    final = load_file(str(dist / "sft" / "final" / "model.safetensors"))
+    last = torch.load(dist / "params_sft_2.pt")
+    assert final.keys() <= last.keys() and all(torch.equal(final[k], last[k]) for k in final)
+
+
+def _same_as_one_process(dist: Path, single: Path) -> None:
     # bit-identical weights on both ranks after every step
     hashes = [_lines(dist / f"hashes_rank{rank}.jsonl") for rank in (0, 1)]
     steps = [("grpo", 1), ("grpo", 2), ("grpo", 3), ("sft", 1), ("sft", 2)]

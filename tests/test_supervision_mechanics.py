@@ -83,6 +83,10 @@ class RecordingModel(torch.nn.Module):
     def get_output_embeddings(self) -> Any:  # the trainer applies the LM head itself, chunk by chunk
         return self.inner.get_output_embeddings()
 
+    @property
+    def config(self) -> Any:  # the shared-prefix forward builds its cache from the model's config
+        return self.inner.config
+
 
 # -- OPS -------------------------------------------------------------------------------------
 
@@ -170,7 +174,9 @@ def test_hint_is_in_the_generation_prompt_only(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "hints.json").read_text()) == {TASKS[0]: f"{HINT_MARK} for {TASKS[0]}"}
     # the update (old log-probs, reference, loss) forwards hint-free sequences only
     recorder = RecordingModel(trainer.model)
-    config = GRPOConfig(kl_coef=0.1, ppo_epochs=2)  # two epochs: a separate old-log-prob pass, then two updates
+    # two epochs: a separate old-log-prob pass, then two updates; whole sequences per forward (the
+    # shared-prefix split, tested for equality in tests/test_shared_prefix.py, forwards pieces)
+    config = GRPOConfig(kl_coef=0.1, ppo_epochs=2, shared_prefix=False)
     updater = GRPOUpdater(
         recorder,
         torch.optim.SGD(recorder.parameters(), lr=0.0),

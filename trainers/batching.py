@@ -90,12 +90,33 @@ def pack_by_prefix(prefixes: Sequence[Sequence[int]], lengths: Sequence[int], ma
 
 
 def accumulation_context(model: Any, index: int, count: int) -> Any:
-    """Gradient accumulation under DDP: micro-batch ``index`` of ``count`` (every rank runs
-    ``count``) keeps its gradient local (``no_sync``) except the last, whose backward
-    all-reduces the accumulated sum. Without DDP: nothing."""
-    if index < count - 1 and hasattr(model, "no_sync"):
-        return model.no_sync()
+    """Gradient accumulation under data parallelism: micro-batch ``index`` of ``count`` (every
+    rank runs ``count``) keeps its gradient local (DDP's ``no_sync``, FSDP2's
+    ``set_requires_gradient_sync(False)``) except the last, whose backward reduces the
+    accumulated sum. Without either: nothing."""
+    if hasattr(model, "no_sync"):
+        return model.no_sync() if index < count - 1 else contextlib.nullcontext()
+    if hasattr(model, "set_requires_gradient_sync"):
+        return _gradient_sync(model, index == count - 1)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _gradient_sync(model: Any, sync: bool) -> Any:
+    model.set_requires_gradient_sync(sync)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
+
+
+def zero_forward(model: Any, pad_id: int) -> None:
+    """A no-grad forward of one two-token row: under FSDP every forward gathers parameters
+    collectively, so a rank with fewer no-grad micro-batches than the others runs these."""
+    device = next(model.parameters()).device
+    ids = torch.full((1, 2), int(pad_id), dtype=torch.long, device=device)
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
 
 
 def zero_backward(model: Any, pad_id: int) -> None:

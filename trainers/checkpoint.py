@@ -47,13 +47,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def unwrap(model: Any) -> Any:
-    """The module inside a DDP wrapper (the model itself otherwise)."""
+    """The module inside a DDP wrapper (the model itself otherwise; FSDP2 shards in place)."""
     return getattr(model, "module", model)
 
 
-def save_policy(model: Any, tokenizer: Any, folder: Path) -> None:
+def is_sharded(model: Any) -> bool:
+    """Whether ``model`` is sharded by FSDP2 (its parameters are DTensor shards)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(unwrap(model), FSDPModule)
+
+
+def full_state_dict(model: Any) -> dict[str, Any]:
+    """The model's state with every FSDP2 shard gathered into a full tensor (under FSDP every
+    rank must call it, in the same order: gathering is a collective)."""
+    from torch.distributed.tensor import DTensor
+
+    state = unwrap(model).state_dict()
+    return {name: value.full_tensor() if isinstance(value, DTensor) else value for name, value in state.items()}
+
+
+def save_policy(model: Any, tokenizer: Any, folder: Path, state: dict[str, Any] | None = None) -> None:
+    """``save_pretrained`` of the model (with ``state``: those full weights, for a sharded one)."""
     folder.mkdir(parents=True, exist_ok=True)
-    unwrap(model).save_pretrained(folder)
+    unwrap(model).save_pretrained(folder, state_dict=state)
     tokenizer.save_pretrained(folder)
 
 
@@ -84,19 +101,22 @@ def save_checkpoint(
     scheduler: Any,
     extra: dict[str, Any],
     keep_last: int,
+    weights: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``checkpoints/step_N`` atomically (a temporary folder renamed at the end), then
-    delete all but the ``keep_last`` newest (0 keeps every one)."""
+    delete all but the ``keep_last`` newest (0 keeps every one). A sharded model's full
+    ``weights`` and ``optimizer_state`` are gathered by the caller on every rank."""
     root = run_dir / CHECKPOINTS
     final = root / f"step_{step:06d}"
     scratch = root / f".step_{step:06d}.partial"
     if scratch.exists():
         shutil.rmtree(scratch)
-    save_policy(model, tokenizer, scratch / "policy")
+    save_policy(model, tokenizer, scratch / "policy", weights)
     torch.save(
         {
             "step": step,
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer_state if optimizer_state is not None else optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": rng_state(),
             **extra,

@@ -42,6 +42,9 @@ class ModelSection:
     autocast_bf16: bool = False  # bf16 compute under torch.autocast (GPU, and ~2x faster on CPU)
     gradient_checkpointing: bool = False
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    #: with WORLD_SIZE > 1: "ddp" (a full replica per rank) or "fsdp" (FSDP2: parameters,
+    #: gradients and optimizer state sharded over the ranks; docs/training.md says what it costs)
+    parallel: str = "ddp"
     #: positions whose full-vocabulary logits exist at once in every trainer forward (SFT, GRPO,
     #: reference): the LM head runs chunk by chunk, checkpointed (trainers/logprobs.py)
     logit_chunk_tokens: int = 1024
@@ -173,6 +176,7 @@ class TrainConfig:
 _CHOICES = {
     ("run", "mode"): MODES,
     ("model", "dtype"): DTYPES,
+    ("model", "parallel"): ("ddp", "fsdp"),
     ("data", "train_split"): ("all", "train", "test"),
     ("data", "val_split"): ("all", "train", "test"),
     ("optim", "schedule"): ("constant", "cosine"),

@@ -39,7 +39,14 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from trainers.batching import accumulation_context, collate, pack_by_prefix, pack_by_tokens, zero_backward
+from trainers.batching import (
+    accumulation_context,
+    collate,
+    pack_by_prefix,
+    pack_by_tokens,
+    zero_backward,
+    zero_forward,
+)
 from trainers.logprobs import (
     LOGIT_CHUNK_TOKENS,
     engine_logprobs,
@@ -144,6 +151,7 @@ class GRPOUpdater:
         token_sum: Callable[[float], float] | None = None,
         world: int = 1,
         count_max: Callable[[int], int] | None = None,
+        sharded: bool = False,
     ) -> None:
         if config.old_logprobs not in ("recompute", "engine"):
             raise ValueError(f"old_logprobs must be 'recompute' or 'engine', got {config.old_logprobs!r}")
@@ -165,6 +173,10 @@ class GRPOUpdater:
         self.world = world
         #: data parallel: the largest micro-batch count of the ranks (all run that many backwards)
         self.count_max = count_max or (lambda value: value)
+        #: FSDP2: every forward of the policy is collective, so no-grad passes are padded to the
+        #: ranks' largest count too, and a group's prompt is not shared (its two forwards per
+        #: micro-batch would pair FSDP's collectives differently on a rank that pads)
+        self.sharded = sharded
 
     def _context(self) -> Any:
         return self.autocast() if self.autocast is not None else nullcontext()
@@ -195,7 +207,7 @@ class GRPOUpdater:
         """Micro-batches of ``indices`` (positions into it) within the token budget: by shared
         prompt when ``shared_prefix`` is on, else by length."""
         lengths = [len(rollouts[i].input_ids) for i in indices]
-        if self.config.shared_prefix:
+        if self.config.shared_prefix and not self.sharded:
             return pack_by_prefix(
                 [rollouts[i].prompt_ids[:-1] for i in indices], lengths, self.config.micro_batch_tokens
             )
@@ -204,7 +216,7 @@ class GRPOUpdater:
     def _shared_prefix(self, rollouts: Sequence[Rollout], indices: Sequence[int]) -> int:
         """The prefix length a micro-batch computes once (0: none). The prompt's last token
         stays with the rows: its position scores the first completion token."""
-        if not self.config.shared_prefix or len(indices) < 2:
+        if not self.config.shared_prefix or self.sharded or len(indices) < 2:
             return 0
         return max(0, len(rollouts[indices[0]].prompt_ids) - 1)
 
@@ -230,10 +242,14 @@ class GRPOUpdater:
         ref: list[torch.Tensor | None] = [None] * len(rollouts)
         was_training = self.model.training
         self.model.train(False)  # dropout off for the no-grad passes
+        need_policy = not on_policy and (self.config.old_logprobs == "recompute" or probe is not None)
         try:
-            for batch in self._pack(rollouts, range(len(rollouts))):
+            batches = self._pack(rollouts, range(len(rollouts)))
+            if self.sharded and need_policy:  # the policy's forwards are collective under FSDP
+                for _ in range(self.count_max(len(batches)) - len(batches)):
+                    zero_forward(self.model, self.pad_id)
+            for batch in batches:
                 indices = list(batch)
-                need_policy = not on_policy and (self.config.old_logprobs == "recompute" or probe is not None)
                 if need_policy:  # the module inside DDP: a no-grad pass takes no collective
                     logp = self._forward_no_grad(getattr(self.model, "module", self.model), rollouts, indices, probe)
                 if self.reference is not None and self.config.kl_coef > 0:

