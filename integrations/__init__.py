@@ -7,7 +7,9 @@ light: importing this package imports nothing heavy.
 
 - :mod:`integrations.server`: ``toolenv serve``, an OpenEnv HTTP + WebSocket server
   (extra ``server``).
+- :mod:`integrations.mcp`: ``toolenv mcp --task ID``, one task's tools as an MCP server over
+  stdio or Streamable HTTP (extra ``mcp``).
 
-Layer: may import ``envs``, ``toolenv``, ``evaluators`` and ``ood_variants``; not ``trainers``
-(``tests/test_layers.py``).
+Layer: on top of every other package (it may import them all; none imports it), checked by
+``tests/test_layers.py``.
 """

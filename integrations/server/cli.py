@@ -102,5 +102,10 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         help="a folder whose task files clients may name in reset (repeatable; default: none)",
     )
     serve.add_argument("--max-steps-per-turn", type=positive_int, help="BFCL's step limit (default 20)")
-    serve.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="the server's log level",
+    )
     serve.set_defaults(handler=_cmd_serve)
