@@ -28,6 +28,7 @@ Per method (docs/paper-methods.md §5):
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -194,7 +195,11 @@ def run_method(
                 current, given = str(folder / "final"), None
             continue
         pconfig = phase_config(config, phase, out, current)
-        extra, skipped = _interleaved_data(method, phase, last_rl, pconfig, folder, tasks, say)
+        # rank 0 first: it makes the judge's calls and writes reflections.jsonl, which the other
+        # ranks then read back instead of calling the judge again
+        extra, skipped = rank_zero_first(
+            functools.partial(_interleaved_data, method, phase, last_rl, pconfig, folder, tasks, say)
+        )
         if skipped is not None:
             summary.append({**phase.to_dict(), "status": "skipped", **skipped})
             continue
@@ -229,6 +234,21 @@ def run_method(
         json.dumps({"method": method.to_dict(), "phases": summary, "final": current}, indent=2)
     )
     return Path(current)
+
+
+def rank_zero_first(work: Callable[[], Any]) -> Any:
+    """``work()`` on rank 0, then (after a barrier) on the other ranks, whose calls find what
+    rank 0 cached; a single process just calls it."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return work()
+    result = work() if dist.get_rank() == 0 else None
+    dist.barrier()
+    if dist.get_rank() != 0:
+        result = work()
+    dist.barrier()
+    return result
 
 
 def _interleaved_data(

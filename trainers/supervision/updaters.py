@@ -79,7 +79,8 @@ class ShapedOPSUpdater(GRPOUpdater):
         self._off_tokens = 0.0
         stats = super().step(rollouts, *args, **kwargs)
         tokens = max(1, stats.trained_tokens * max(1, self.config.ppo_epochs))
-        stats.extra["ops/off_policy_token_fraction"] = self._off_tokens / tokens
+        # the ranks' off-policy tokens over the step's trained tokens (already summed over the ranks)
+        stats.extra["ops/off_policy_token_fraction"] = self.token_sum(self._off_tokens) / tokens
         return stats
 
 
