@@ -15,10 +15,8 @@ import argparse
 import sys
 from typing import Any
 
-from toolenv.cli import positive_float, positive_int
-
-DEFAULT_HOST = "127.0.0.1"  # loopback unless asked: the server runs no authentication
-DEFAULT_PORT = 8000
+from integrations.options import add_server_options, given
+from toolenv.cli import positive_int
 
 
 def _env_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -29,7 +27,7 @@ def _env_options(args: argparse.Namespace) -> dict[str, Any]:
         "ood_seed": args.ood_seed,
         "max_steps_per_turn": args.max_steps_per_turn,
     }
-    return {key: value for key, value in chosen.items() if value is not None}
+    return given(chosen)
 
 
 def _cmd_mcp(args: argparse.Namespace) -> int:
@@ -67,20 +65,10 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     mcp.add_argument("--ood-seed", type=int, help="the variant's seed")
     mcp.add_argument("--max-steps-per-turn", type=positive_int, help="BFCL's step limit (default 20)")
     mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="stdio, or Streamable HTTP")
-    mcp.add_argument("--host", default=DEFAULT_HOST, help="address to bind (http)")
-    mcp.add_argument("--port", type=positive_int, default=DEFAULT_PORT, help="port (http)")
-    mcp.add_argument("--max-sessions", type=positive_int, default=64, help="MCP sessions open at once (http)")
-    mcp.add_argument(
-        "--idle-timeout",
-        type=positive_float,
-        default=300.0,
-        metavar="SECONDS",
-        help="end a session (and free its episode) after this long without a request (http)",
-    )
-    mcp.add_argument(
-        "--log-level",
-        default="warning",
-        choices=("critical", "error", "warning", "info", "debug"),
-        help="the server's log level",
+    add_server_options(
+        mcp,
+        "MCP sessions open at once",
+        "end a session (and free its episode) after this long without a request",
+        suffix=" (http)",
     )
     mcp.set_defaults(handler=_cmd_mcp)

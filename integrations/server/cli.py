@@ -16,10 +16,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from toolenv.cli import positive_float, positive_int
-
-DEFAULT_HOST = "127.0.0.1"  # loopback unless asked: the server runs no authentication
-DEFAULT_PORT = 8000
+from integrations.options import add_server_options, given
+from toolenv.cli import positive_int
 
 
 def _env_defaults(args: argparse.Namespace) -> dict[str, Any]:
@@ -34,7 +32,7 @@ def _env_defaults(args: argparse.Namespace) -> dict[str, Any]:
         "task_file": str(Path(args.task_file).resolve()) if args.task_file else None,
         "max_steps_per_turn": args.max_steps_per_turn,
     }
-    return {key: value for key, value in chosen.items() if value is not None}
+    return given(chosen)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -68,17 +66,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     """Add ``serve`` to the ``toolenv`` parser."""
     serve = commands.add_parser("serve", help="serve BFCL episodes over HTTP + WebSocket (OpenEnv contract)")
-    serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
-    serve.add_argument("--port", type=positive_int, default=DEFAULT_PORT, help="port")
-    serve.add_argument(
-        "--max-sessions", type=positive_int, default=64, help="sessions open at once, HTTP and WebSocket"
-    )
-    serve.add_argument(
-        "--idle-timeout",
-        type=positive_float,
-        default=300.0,
-        metavar="SECONDS",
-        help="close a session after this long without a request",
+    add_server_options(
+        serve, "sessions open at once, HTTP and WebSocket", "close a session after this long without a request"
     )
     serve.add_argument(
         "--max-body-bytes",
@@ -102,10 +91,4 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         help="a folder whose task files clients may name in reset (repeatable; default: none)",
     )
     serve.add_argument("--max-steps-per-turn", type=positive_int, help="BFCL's step limit (default 20)")
-    serve.add_argument(
-        "--log-level",
-        default="warning",
-        choices=("critical", "error", "warning", "info", "debug"),
-        help="the server's log level",
-    )
     serve.set_defaults(handler=_cmd_serve)
