@@ -257,7 +257,9 @@ class HFEngine:
         input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        generators = [torch.Generator().manual_seed(int(p.seed)) for p in params]
+        # sampling stays on the model's device: only the chosen id and its log-prob cross to the
+        # host, never a row of full-vocabulary logits per token (the seeds reproduce per device)
+        generators = [torch.Generator(device=self.device).manual_seed(int(p.seed)) for p in params]
         budgets = [max(0, int(p.max_new_tokens)) for p in params]
         results = [Generation([], [], "length") for _ in range(n)]
         active = [budgets[i] > 0 for i in range(n)]
@@ -273,7 +275,7 @@ class HFEngine:
                 logits_to_keep=1,
             )
             cache = out.past_key_values
-            last = out.logits[:, -1].to("cpu")
+            last = out.logits[:, -1]
             next_ids = []
             for i in range(n):
                 if not active[i]:
