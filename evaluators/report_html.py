@@ -23,7 +23,7 @@ from evaluators.report_repeats import (
     repeats_meta_rows,
     task_count,
 )
-from evaluators.scoring import repeat_of, trajectory_task
+from evaluators.scoring import FORMAT_KEY, repeat_of, trajectory_task
 from toolenv.data import DataError, Task
 from toolenv.trajectory import Trajectory
 
@@ -261,11 +261,22 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
         plots["ood-comparison"] = _bars(
             {
                 "in-distribution": ood["in_distribution"]["overall"],
-                **{row["spec"]: row["overall"] for row in ood["variants"]},
+                **{_plot_label(row["spec"]): row["overall"] for row in ood["variants"]},
             },
             "Overall accuracy: in distribution vs OOD",
         )
     return plots
+
+
+def _plot_label(spec: str) -> str:
+    """A bar's label: a BFCL V4 format configuration as its values only
+    (``rename_tools+json/True/xml/plaintext/classic``), so 26 of them fit under a plot."""
+    return "+".join(
+        "/".join(pair.partition("=")[2] for pair in token.split(":", 1)[-1].split("&"))
+        if FORMAT_KEY in token
+        else token
+        for token in spec.split("+")
+    )
 
 
 def _ood_table(report: dict[str, Any]) -> str:
@@ -281,7 +292,26 @@ def _ood_table(report: dict[str, Any]) -> str:
         "<h2>In distribution vs OOD variants</h2><table id='ood'><tr><th>variant</th><th>overall</th>"
         "<th>drop (points)</th><th>lost</th><th>gained</th></tr>"
         f"<tr><td>in-distribution</td><td>{pct(ood['in_distribution']['overall'])}</td><td></td><td></td><td></td></tr>"
-        f"{rows}</table>"
+        f"{rows}</table>" + "".join(_format_sensitivity_table(group) for group in ood.get("format_sensitivity", ()))
+    )
+
+
+def _format_sensitivity_table(group: dict[str, Any]) -> str:
+    """BFCL V4's max-Δ and std across one group of format configurations, overall and per category."""
+    overall, categories = group["overall"], group["categories"]
+    base = f" on <code>{html.escape(group['spec'])}</code>" if group["spec"] else ""
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in categories)
+    cells = {
+        key: f"<td>{100 * overall[key]:.2f}</td>"
+        + "".join(f"<td>{100 * categories[c][key]:.2f}</td>" for c in categories)
+        for key in ("max_delta", "std")
+    }
+    return (
+        f"<h2>Format sensitivity{base} ({len(group['formats'])} BFCL V4 format configurations)</h2>"
+        f"<table class='format-sensitivity'><tr><th></th><th>overall</th>{header}</tr>"
+        f"<tr><td>max-Δ (points)</td>{cells['max_delta']}</tr><tr><td>std (points)</td>{cells['std']}</tr></table>"
+        f"<p>Best: <code>{html.escape(overall['best'])}</code> ({pct(overall['max'])}); worst: "
+        f"<code>{html.escape(overall['worst'])}</code> ({pct(overall['min'])}).</p>"
     )
 
 

@@ -105,4 +105,28 @@ def ood_markdown(ood: dict[str, Any]) -> list[str]:
         "Drop: variant minus in-distribution accuracy, in percentage points (negative: the variant is harder). "
         "lost/gained: tasks passed in distribution but failed as the variant, and the reverse.",
     ]
+    for group in ood.get("format_sensitivity", ()):
+        lines += ["", *format_sensitivity_markdown(group)]
     return lines
+
+
+def format_sensitivity_markdown(group: dict[str, Any]) -> list[str]:
+    """BFCL V4's format-sensitivity numbers of one group of format configurations."""
+    overall, categories = group["overall"], group["categories"]
+    base = f" on `{group['spec']}`" if group["spec"] else ""
+    return [
+        f"## Format sensitivity{base} ({len(group['formats'])} BFCL V4 format configurations)",
+        "",
+        "| | overall | " + " | ".join(categories) + " |",
+        "|---|---|" + "---|" * len(categories),
+        f"| max-Δ (points) | {100 * overall['max_delta']:.2f} | "
+        + " | ".join(f"{100 * categories[c]['max_delta']:.2f}" for c in categories)
+        + " |",
+        f"| std (points) | {100 * overall['std']:.2f} | "
+        + " | ".join(f"{100 * categories[c]['std']:.2f}" for c in categories)
+        + " |",
+        "",
+        f"Best: `{overall['best']}` ({pct(overall['max'])}); worst: `{overall['worst']}` ({pct(overall['min'])}). "
+        "max-Δ: largest minus smallest accuracy across the configurations; std: their sample standard "
+        "deviation (BFCL V4's `accuracy_max_delta` and `accuracy_std`).",
+    ]

@@ -9,6 +9,7 @@ mix of assistant messages come with it.
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -262,7 +263,7 @@ def ood_comparison(
                 "structure": summary.structure,
             }
         )
-    return {
+    comparison: dict[str, Any] = {
         "seeds": list(seeds),
         "in_distribution": {
             "tasks": in_distribution.tasks,
@@ -271,3 +272,68 @@ def ood_comparison(
         },
         "variants": rows,
     }
+    sensitivity = format_sensitivity(rows)
+    if sensitivity:  # only runs with several format configurations: other reports stay as they were
+        comparison["format_sensitivity"] = sensitivity
+    return comparison
+
+
+#: the key every BFCL V4 format-sensitivity configuration string sets (``ret_fmt=…&…``)
+FORMAT_KEY = "ret_fmt="
+
+
+def format_split(spec: str) -> tuple[str, str] | None:
+    """``(the spec without its format configuration, the configuration)`` for a variant spec
+    holding one BFCL V4 format configuration (a ``ret_fmt=…`` token, or ``bfcl_format:ret_fmt=…``);
+    ``None`` for any other spec."""
+    tokens = spec.split("+")
+    configs = [token for token in tokens if FORMAT_KEY in token]
+    if len(configs) != 1:
+        return None
+    rest = "+".join(token for token in tokens if token is not configs[0])
+    return rest, configs[0].split(":", 1)[-1]
+
+
+def spread(accuracies: Sequence[float]) -> dict[str, float]:
+    """BFCL's numbers across formats (accuracy in 0–1): ``max_delta``, the largest minus the
+    smallest accuracy, and ``std``, their sample standard deviation (BFCL's ``statistics.stdev``);
+    both 0 for fewer than two formats."""
+    if len(accuracies) < 2:
+        return {"max_delta": 0.0, "std": 0.0}
+    return {"max_delta": max(accuracies) - min(accuracies), "std": statistics.stdev(accuracies)}
+
+
+def format_sensitivity(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BFCL V4's format-sensitivity numbers for the variants that differ only in their format
+    configuration: for each group of two or more (grouped by the rest of the spec, ``""`` for
+    configurations alone), max-Δ and std of the accuracy across the configurations, overall
+    and per task category, with the best and worst configuration overall."""
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for row in rows:
+        split = format_split(str(row["spec"]))
+        if split is not None:
+            groups.setdefault(split[0], []).append((split[1], row))
+    result = []
+    for rest, members in groups.items():
+        if len(members) < 2:
+            continue
+        overall = [row["overall"] for _, row in members]
+        categories = {}
+        for category in dict.fromkeys(c for _, row in members for c in row["categories"]):
+            values = [row["categories"][category]["accuracy"] for _, row in members if category in row["categories"]]
+            categories[category] = {**spread(values), "formats": len(values)}
+        result.append(
+            {
+                "spec": rest,
+                "formats": [config for config, _ in members],
+                "overall": {
+                    **spread(overall),
+                    "min": min(overall),
+                    "max": max(overall),
+                    "best": members[overall.index(max(overall))][0],
+                    "worst": members[overall.index(min(overall))][0],
+                },
+                "categories": categories,
+            }
+        )
+    return result

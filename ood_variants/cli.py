@@ -3,6 +3,7 @@
     toolenv ood list                                   the transforms, their options and groups
     toolenv ood generate --ood SPEC [SPEC …] --ood-seed N --out DIR [--categories …] [--split …]
     toolenv ood show --ood SPEC --task ID [--ood-seed N] [--format F]   one task before/after
+    toolenv ood list --grid [--compose SPEC]           BFCL V4's format configurations, one spec a line
 
 ``--ood``/``--ood-seed`` are spelt as in ``toolenv eval``; the older ``--variants``/``--variant``
 and ``--seed`` still work (hidden aliases), so existing commands keep running.
@@ -21,9 +22,25 @@ from typing import Any
 def _cmd_list(args: argparse.Namespace) -> int:
     from ood_variants.registry import TRANSFORMS
 
+    if args.grid or args.compose:
+        return _print_grid(args.compose)
     for name, transform in TRANSFORMS.items():
         options = "" if transform.fixed is not None or not transform.options else f" [:{'|'.join(transform.options)}]"
+        if transform.parse_option is not None:
+            options = f" [:{transform.option_help}]"
         print(f"{name + options:<62} {transform.kind:<8} {transform.summary}")
+    return 0
+
+
+def _print_grid(compose: str | None) -> int:
+    """The official format-sensitivity configurations of the release, one spec a line (each
+    composed with ``compose`` when given), for ``toolenv eval --ood $(toolenv ood list --grid)``."""
+    from ood_variants.format_grid import official_configs
+    from ood_variants.registry import normalize_spec
+
+    prefix = normalize_spec(compose) + "+" if compose else ""
+    specs = [normalize_spec(prefix + config) for config in official_configs()]  # one-line errors first
+    print("\n".join(specs))
     return 0
 
 
@@ -128,6 +145,15 @@ def add_commands(commands: "argparse._SubParsersAction[Any]") -> None:
 
     listing = sub.add_parser(
         "list", help="the transforms, their options and what they change", formatter_class=_HelpFormatter
+    )
+    listing.add_argument(
+        "--grid",
+        action="store_true",
+        help="print BFCL V4's format-sensitivity configurations instead (read from the official distribution), "
+        "one spec a line, e.g. for `toolenv eval --ood $(toolenv ood list --grid)`",
+    )
+    listing.add_argument(
+        "--compose", metavar="SPEC", help="with --grid: a spec composed with each configuration, e.g. rename_tools"
     )
     listing.set_defaults(handler=_cmd_list)
 

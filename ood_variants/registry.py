@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
+from ood_variants import format_grid
 from ood_variants import transforms as t
 from ood_variants.draft import Draft
 from ood_variants.naming import PARAM_STYLES, TOOL_STYLES
@@ -39,9 +40,24 @@ class Transform:
     apply: Apply
     options: tuple[str, ...] = ()
     fixed: str | None = None  # the option a fixed-style alias always uses
+    #: an open option grammar instead of ``options``: the option's canonical text, or a
+    #: one-line ``ValueError`` (``bfcl_format``'s configuration strings)
+    parse_option: Callable[[str], str] | None = None
+    #: the options to draw from when none is given, by release (for an open grammar)
+    draw_options: Callable[[str], tuple[str, ...]] | None = None
+    #: the option alone names the step: a spec token that parses as its option stands for it
+    bare: bool = False
+    #: how ``describe`` names an open option
+    option_help: str = ""
 
     def describe(self) -> str:
+        if self.parse_option is not None:
+            return f"{self.name}[:{self.option_help}]"
         return f"{self.name}[:{'|'.join(self.options)}]" if self.options and self.fixed is None else self.name
+
+    def choices(self, release: str) -> tuple[str, ...]:
+        """What a step without an option draws from (the same for every task of a release)."""
+        return self.options or (self.draw_options(release) if self.draw_options is not None else ())
 
 
 def _registry() -> dict[str, Transform]:
@@ -124,6 +140,17 @@ def _registry() -> dict[str, Transform]:
             t.result_style,
             ("json", "plain", "tagged"),
         ),
+        Transform(
+            format_grid.TRANSFORM,
+            "format",
+            "call_format",
+            "a BFCL V4 format-sensitivity configuration: return format, tool-call tag, doc format, layout, wording",
+            format_grid.bfcl_format,
+            parse_option=format_grid.normalize_config,
+            draw_options=format_grid.official_configs,
+            bare=True,
+            option_help="CONFIG",
+        ),
     ]
     registry = {item.name: item for item in items}
     # fixed-style aliases: the names users reach for first
@@ -160,6 +187,8 @@ class TransformStep:
 
     @property
     def text(self) -> str:
+        if self.transform.bare and self.option:
+            return self.option
         return self.transform.name + (f":{self.option}" if self.option and self.transform.fixed is None else "")
 
 
@@ -172,10 +201,14 @@ def parse_spec(spec: str) -> tuple[TransformStep, ...]:
     for token in (part.strip() for part in spec.split("+")):
         name, _, option = token.partition(":")
         name, option = name.strip(), option.strip() or None
+        if option is None and format_grid.looks_like_config(name):  # a configuration string alone
+            name, option = format_grid.TRANSFORM, name
         transform = TRANSFORMS.get(name)
         if transform is None:
             raise ValueError(f"unknown OOD transform {name!r} in {spec!r}; valid: {valid_names()}")
-        if option is not None and (transform.fixed is not None or option not in transform.options):
+        if option is not None and transform.parse_option is not None:
+            option = transform.parse_option(option)  # its own one-line error (a grammar)
+        elif option is not None and (transform.fixed is not None or option not in transform.options):
             allowed = "none" if transform.fixed is not None or not transform.options else "|".join(transform.options)
             raise ValueError(
                 f"unknown option {option!r} for OOD transform {name!r} (options: {allowed}); valid: {valid_names()}"
@@ -216,11 +249,22 @@ def build_draft(task: Task, spec: str, seed: int = 0) -> Draft:
     draft = Draft.from_task(task)
     for position, step in enumerate(steps):
         option = step.option
-        if option is None and step.transform.options:  # one style per (spec, seed), for every task
-            option = _rng(name, seed, position, "style").choice(step.transform.options)
+        choices = step.transform.choices(task.release) if option is None else ()
+        if choices:  # one style per (spec, seed), for every task
+            option = _rng(name, seed, position, "style").choice(choices)
         step.transform.apply(draft, _rng(name, seed, task.id, position), option)
     return draft
 
 
 def make_variants(tasks: list[Task], spec: str, seed: int = 0) -> list[Task]:
     return [make_variant(task, spec, seed) for task in tasks]
+
+
+def codec(name: str) -> type | None:
+    """The codec of a call format this package defines (a BFCL V4 format-grid configuration
+    string), registered on first use; ``None`` for any other name. The core's
+    ``get_codec`` asks here for names it does not know (``toolenv.registration``)."""
+    try:
+        return CODECS[format_grid.register_codec(name)]
+    except ValueError:
+        return None

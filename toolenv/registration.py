@@ -75,6 +75,17 @@ def make_variant(task: "Task", spec: str, seed: int = 0) -> "Task":
     return _variant_provider().make_variant(task, spec, int(seed))
 
 
+def variant_codec(name: str) -> Any:
+    """The codec class the variant builder defines for call format ``name`` (its optional
+    ``codec(name)``), or ``None`` when it defines none or there is no builder."""
+    try:
+        provider = _variant_provider()
+    except ValueError:
+        return None
+    lookup = getattr(provider, "codec", None)
+    return lookup(name) if callable(lookup) else None
+
+
 def check_variant_spec(spec: str) -> None:
     """A one-line ``ValueError`` (listing the valid names) when ``spec`` is not a valid spec."""
     _variant_provider().check_spec(spec)

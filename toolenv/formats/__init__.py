@@ -34,11 +34,18 @@ def get_codec(name: str, style: PromptStyle | None = None, keep_positional: bool
     """A codec instance by name (with a prompt style; default: the codec's own layout;
     ``keep_positional``: see :class:`Codec`); a one-line ``ValueError`` listing the valid
     names otherwise."""
-    try:
-        cls = CODECS[name]
-    except KeyError:
-        raise ValueError(f"unknown call format {name!r}; valid: {', '.join(CODECS)}") from None
+    cls = CODECS.get(name) or _provided_codec(name)
+    if cls is None:
+        raise ValueError(f"unknown call format {name!r}; valid: {', '.join(CODECS)}")
     return cls(style, keep_positional)
+
+
+def _provided_codec(name: str) -> type[Codec] | None:
+    """A call format that the installed OOD variant builder defines (BFCL V4 format-grid
+    configurations, e.g. in a task file exported from another process), or ``None``."""
+    from toolenv.registration import variant_codec
+
+    return variant_codec(name)
 
 
 __all__ = ["CODECS", "Codec", "ParseResult", "PromptStyle", "REVEAL_SENTENCE", "ToolSpec", "get_codec", "tool_specs"]
