@@ -9,6 +9,11 @@ light: importing this package imports nothing heavy.
   (extra ``server``).
 - :mod:`integrations.mcp`: ``toolenv mcp --task ID``, one task's tools as an MCP server over
   stdio or Streamable HTTP (extra ``mcp``).
+- :mod:`integrations.trl`: a ``rollout_func`` (whole multi-turn episodes, token-in/token-out)
+  and ``environment_factory`` classes for TRL's ``GRPOTrainer`` (extra ``trl``).
+- :mod:`integrations.verifiers`: ``load_environment()`` for verifiers / prime-rl (extra
+  ``verifiers``, in an environment of its own).
+- :mod:`integrations.verl`: the verl agent loop ``toolenv_bfcl`` (extra ``verl``; docs/verl.md).
 
 Layer: on top of every other package (it may import them all; none imports it), checked by
 ``tests/test_layers.py``.

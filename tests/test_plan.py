@@ -171,8 +171,13 @@ def test_a_run_that_cannot_fit_is_refused_before_anything_is_written(tmp_path: P
         lambda path: Architecture("test", 1_543_714_304, 1536, 256, 8960, 28, 151936),
     )
     monkeypatch.setattr("trainers.train.resolve_device", lambda spec: torch.device("cuda"))
-    with pytest.raises(ValueError, match="needs about .* per cuda device"):
-        train(config)
+    from envs._official import select_version
+
+    try:
+        with pytest.raises(ValueError, match="needs about .* per cuda device"):
+            train(config)
+    finally:
+        select_version(None)  # train() selected the recipe's release for the process: undo it
     assert not (tmp_path / "run").exists()
 
 
