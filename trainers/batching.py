@@ -77,7 +77,7 @@ def pack_by_prefix(prefixes: Sequence[Sequence[int]], lengths: Sequence[int], ma
         shared = len(prefix)
         current: list[int] = []
         for index in sorted(members, key=lambda i: (lengths[i], i)):
-            longest = max([lengths[i] for i in current] + [lengths[index]])
+            longest = lengths[index]  # sorted: the newest row is the longest
             if current and shared + (len(current) + 1) * (longest - shared) > max_tokens:
                 batches.append(current)
                 current = []

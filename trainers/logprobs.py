@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from transformers.cache_utils import DynamicCache
 
 from trainers.types import Rollout
 
@@ -147,13 +148,7 @@ def shared_prefix_hidden(model: Any, input_ids: torch.Tensor, prefix: int) -> tu
     return output.hidden_states[-1], output
 
 
-def _cache_base() -> type:
-    from transformers.cache_utils import DynamicCache
-
-    return DynamicCache
-
-
-class _PrefixRecorder(_cache_base()):  # type: ignore[misc]
+class _PrefixRecorder(DynamicCache):
     """Stores each layer's keys and values on its first call; a second call (the checkpoint's
     replay of the prefix) gets its own states back and stores nothing."""
 
@@ -163,7 +158,7 @@ class _PrefixRecorder(_cache_base()):  # type: ignore[misc]
         return super().update(key_states, value_states, layer_idx, *args, **kwargs)
 
 
-class _PrefixReader(_cache_base()):  # type: ignore[misc]
+class _PrefixReader(DynamicCache):
     """Holds the prefix's keys and values (one row) and returns, for any batch of rows,
     ``[prefix; new]`` per layer without storing the new states."""
 

@@ -296,7 +296,7 @@ class Trainer:
 
         if is_sharded(self.model):
             return
-        if canonical_engine_of(self.config) == "transformers":
+        if self.config.rollout.engine == "transformers":  # canonical since the config was read
             self.replica = copy.deepcopy(self.model).train(False).requires_grad_(False)
         for module in self.model.modules():
             if isinstance(module, GradientCheckpointingLayer):
@@ -442,12 +442,6 @@ class Trainer:
     def make_updater(self, *args: Any, **kwargs: Any) -> Any:
         """The GRPO updater (arguments as :class:`~trainers.grpo.GRPOUpdater`'s)."""
         return GRPOUpdater(*args, **kwargs)
-
-
-def canonical_engine_of(config: TrainConfig) -> str:
-    from toolenv.inference import canonical_engine
-
-    return canonical_engine(config.rollout.engine)
 
 
 class _Weights:
