@@ -204,9 +204,11 @@ mini_batches = 1
 max_new_tokens = 4
 max_messages = 4
 max_response_tokens = 600
+max_cut_share = 1.0  # the plumbing on a tiny model: budgets tiny on purpose (recipe checks allowed)
 [sft]
 batch_size = 2
 max_length = 64
+max_truncated_share = 1.0
 max_steps = 1
 [monitor]
 val_every = 0

@@ -43,8 +43,15 @@ def _config(out: Path, **sections: dict[str, Any]) -> TrainConfig:
         "run": {"mode": "grpo", "out_dir": str(out), "seed": 3, "progress": False},
         "optim": {"lr": 1e-3, "warmup_steps": 0},
         "grpo": {"steps": 1, "prompts_per_step": 2, "n": 3, "mini_batches": 1, "kl_coef": 0.1},
-        "rollout": {"max_new_tokens": 4, "max_messages": 8, "max_response_tokens": 1500},
-        "sft": {"batch_size": 4, "max_length": 96, "max_steps": 1, "micro_batch_tokens": 800},
+        # tiny budgets on purpose (mechanics on a tiny model): the recipe checks are allowed
+        "rollout": {"max_new_tokens": 4, "max_messages": 8, "max_response_tokens": 1500, "max_cut_share": 1.0},
+        "sft": {
+            "batch_size": 4,
+            "max_length": 96,
+            "max_steps": 1,
+            "micro_batch_tokens": 800,
+            "max_truncated_share": 1.0,
+        },
         "monitor": {"val_every": 0},
         "checkpoint": {"save_every": 0},
     }

@@ -118,7 +118,13 @@ def _sft_config(out: Path) -> TrainConfig:
         {
             "run": {"mode": "sft", "out_dir": str(out), "seed": 3, "progress": False},
             "optim": {"lr": 1e-3, "schedule": "cosine", "warmup_steps": 1, "betas": [0.9, 0.95]},
-            "sft": {"batch_size": 3, "max_length": 96, "max_steps": 4, "micro_batch_tokens": 200},
+            "sft": {
+                "batch_size": 3,
+                "max_length": 96,
+                "max_truncated_share": 1.0,
+                "max_steps": 4,
+                "micro_batch_tokens": 200,
+            },
             "monitor": {"val_every": 0},
             "checkpoint": {"save_every": 0},
         }
@@ -228,6 +234,7 @@ train_limit = 1
 [sft]
 batch_size = 2
 max_length = 64
+max_truncated_share = 1.0
 max_steps = 2
 [monitor]
 val_every = 0

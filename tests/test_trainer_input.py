@@ -251,7 +251,7 @@ def test_the_validation_before_step_one_shows_progress(
     config = config_from_dict(
         {
             "run": {"mode": "sft", "out_dir": str(tmp_path / "run"), "progress": progress},
-            "sft": {"batch_size": 2, "max_length": 64, "max_steps": 1},
+            "sft": {"batch_size": 2, "max_length": 64, "max_truncated_share": 1.0, "max_steps": 1},
             "monitor": {"val_every": 5, "val_before_train": True, "val_max_new_tokens": 3},
             "checkpoint": {"save_every": 0},
         }

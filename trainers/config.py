@@ -48,6 +48,9 @@ class ModelSection:
     #: positions whose full-vocabulary logits exist at once in every trainer forward (SFT, GRPO,
     #: reference): the LM head runs chunk by chunk, checkpointed (trainers/logprobs.py)
     logit_chunk_tokens: int = 1024
+    #: register <tool_call>/</tool_call> as single added tokens (trainers/call_tokens.py) and
+    #: resize the embeddings after loading; the vllm engine cannot use it (original vocabulary)
+    add_call_tokens: bool = False
 
 
 @dataclass
@@ -88,6 +91,9 @@ class SFTSection:
     reply_endpoint: str = ""  # OpenAI-compatible base URL for richer turn-closing replies
     reply_model: str = ""
     reply_temperature: float = 0.7
+    #: share of SFT samples allowed to exceed max_length (left truncation drops the system
+    #: prompt, so the tool list); 0 = refuse any (trainers/recipe_checks.py)
+    max_truncated_share: float = 0.0
 
 
 @dataclass
@@ -128,6 +134,10 @@ class RolloutSection:
     #: engine = "vllm" on a GPU: release vLLM's memory during each update (sleep level 1:
     #: weights offloaded to the host, KV cache dropped) and take it back before the next rollouts
     vllm_sleep: bool = False
+    #: share of ground-truth assistant messages allowed to be longer than max_new_tokens
+    max_cut_share: float = 0.02
+    #: share of training tasks whose first prompt may exceed max_prompt_tokens
+    max_long_prompt_share: float = 0.0
 
 
 @dataclass
@@ -206,6 +216,7 @@ _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
     ("sft", "micro_batch_tokens"): (1, False),
     ("sft", "max_steps"): (0, False),
     ("sft", "reply_temperature"): (0, False),
+    ("sft", "max_truncated_share"): (0, False),
     ("grpo", "steps"): (1, False),
     ("grpo", "prompts_per_step"): (1, False),
     ("grpo", "n"): (1, False),
@@ -228,6 +239,8 @@ _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
     ("rollout", "max_messages"): (1, False),
     ("rollout", "max_steps_per_turn"): (1, False),
     ("rollout", "gpu_memory_utilization"): (0, False),
+    ("rollout", "max_cut_share"): (0, False),
+    ("rollout", "max_long_prompt_share"): (0, False),
     ("monitor", "val_every"): (0, False),
     ("monitor", "val_max_new_tokens"): (1, False),
     ("monitor", "spike_window"): (1, False),
@@ -351,6 +364,18 @@ def _check_consistency(config: TrainConfig, where: str) -> None:
         raise ValueError(
             f'{where}: [monitor] tracker = "tensorboard" needs the tensorboard package: pip install tensorboard '
             '(or set tracker = "none")'
+        )
+    for section, key in (
+        ("sft", "max_truncated_share"),
+        ("rollout", "max_cut_share"),
+        ("rollout", "max_long_prompt_share"),
+    ):
+        if getattr(getattr(config, section), key) > 1:
+            raise ValueError(f"{where}: [{section}] {key} must be a share in [0, 1]")
+    if config.model.add_call_tokens and config.rollout.engine == "vllm":
+        raise ValueError(
+            f'{where}: [model] add_call_tokens needs [rollout] engine = "transformers" '
+            "(vLLM loads the original folder, whose vocabulary lacks the added tokens)"
         )
     if bool(config.sft.reply_endpoint) != bool(config.sft.reply_model):
         raise ValueError(f"{where}: [sft] reply_endpoint and reply_model go together")

@@ -75,6 +75,10 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[config.model.dtype]
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if config.model.add_call_tokens:  # before .to(device): the resized embeddings move with it
+        from trainers.call_tokens import add_call_tokens
+
+        add_call_tokens(model, tokenizer)
     device = resolve_device(config.model.device)
     if device.type == "cpu":
         set_threads(torch)
@@ -122,6 +126,10 @@ class Trainer:
         stop_after: int | None = None,
     ) -> None:
         self.config = config
+        #: the recipe checks (trainers/recipe_checks.py) judge a run configuration with its own
+        #: model's tokenizer; a given model (the tests' tiny ones, with deliberately tiny budgets)
+        #: is a unit under test, not a recipe
+        self.check_budgets = model is None
         if model is None:
             model, tokenizer = load_policy(config)
         elif tokenizer is None:
@@ -162,6 +170,8 @@ class Trainer:
         optimizer, scheduler = optimizer_and_schedule(self.model, config.optim, mode.total)
         state = load_checkpoint(run_dir, self.model, optimizer, scheduler) if resume else None
         start = state["step"] if state else 0
+        if config.run.mode == "grpo" and start == 0 and self.check_budgets:
+            self.check_rollout_budgets(run_dir)
         writer = MetricsWriter(run_dir, start if resume else None, config.monitor.tracker) if self.dist.main else None
         mode.start(optimizer, scheduler, state)
         try:
@@ -365,7 +375,33 @@ class Trainer:
             self.dist.barrier()
         if not demos:
             raise ValueError("no demonstration scored 1: nothing to train on")
-        return build_samples(self.tokenizer, [d.messages for d in demos], config.sft.samples, config.sft.max_length)
+        from trainers.recipe_checks import check_sft
+
+        samples = build_samples(self.tokenizer, [d.messages for d in demos], config.sft.samples, config.sft.max_length)
+        if self.check_budgets:
+            check_sft(self.tokenizer, [d.messages for d in demos], config)
+        return samples
+
+    def check_rollout_budgets(self, run_dir: Path) -> None:
+        """Refuse a GRPO run whose first prompts exceed ``[rollout] max_prompt_tokens`` or whose
+        ``max_new_tokens`` cuts ground-truth messages (trainers/recipe_checks.py), before step 1;
+        the ground-truth demonstrations are built only for this check (cached in demos.jsonl)."""
+        from trainers.recipe_checks import check_rollout
+        from trainers.sft import build_demonstrations
+
+        config = self.config
+        demos: list[Any] = []
+        for turn in (True, False):  # rank 0 writes the cache, then the other ranks read it
+            if self.dist.main == turn:
+                demos = build_demonstrations(
+                    self.tasks(),
+                    config.data.call_format,
+                    calls_per_message=config.sft.calls_per_message,
+                    require_success=False,
+                    cache=run_dir / "demos.jsonl",
+                )
+            self.dist.barrier()
+        check_rollout(self.tokenizer, self.tasks(), [d.messages for d in demos], config)
 
     # -- GRPO rollouts and update -----------------------------------------------------------
 
