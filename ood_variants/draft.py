@@ -115,7 +115,11 @@ class Draft:
     def from_task(cls, task: Task) -> "Draft":
         if task.is_variant:
             raise ValueError(f"{task.id} is already a variant ({task.ood_spec}); variants are made from official tasks")
-        docs = fresh_docs(task.involved_classes, task.release)
+        # a curriculum task (toolenv.curriculum) offers its own compact list: the variant
+        # transforms that list, so its OOD variants keep the curriculum's tools
+        docs = (
+            json.loads(task.tool_docs_json) if task.tool_docs_json else fresh_docs(task.involved_classes, task.release)
+        )
         names = {}
         for doc in docs:
             params = list((doc.get("parameters", {}).get("properties") or {}))
@@ -219,7 +223,7 @@ class Draft:
             data_version=base.data_version,
             initial_config_json=json.dumps(self.config) if "config" in self.changed else base.initial_config_json,
             excluded_function=tuple(self.excluded),
-            tool_docs_json=json.dumps(self.docs) if "docs" in self.changed else "",
+            tool_docs_json=json.dumps(self.docs) if "docs" in self.changed else base.tool_docs_json,
             name_map_json=name_map.to_json() if name_map is not None else "",
             format_json=json.dumps(self.format) if self.format else "",
             ood_spec=spec,

@@ -347,6 +347,15 @@ TASK_ID_EXAMPLE = "multi_turn_base_5"
 def get_task(task_id: str, data_version: str | None = None) -> Task:
     """One task by id (``"multi_turn_base_17"``); a one-line error if it does not exist, saying
     what an id looks like (so ``"5"`` is not mistaken for a category)."""
+    if "@" in str(task_id):  # a labelled task cut from an official one (toolenv.curriculum)
+        from toolenv.curriculum import resolve_curriculum_id
+
+        task = resolve_curriculum_id(str(task_id), data_version)
+        if task is None:
+            raise DataError(
+                f"unknown labelled task {task_id!r}; a curriculum id looks like multi_turn_base@curriculum-t1-f6-s0_5"
+            )
+        return task
     category, _, number = str(task_id).rpartition("_")
     short = category[len(_PREFIX) :] if category.startswith(_PREFIX) else None
     if short not in CATEGORIES or not number.isdigit():

@@ -7,7 +7,7 @@ import random
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from toolenv.data import CATEGORIES, DataError, Task, load_tasks, normalize_api, normalize_category
+from toolenv.data import CATEGORIES, DataError, Task, get_task, load_tasks, normalize_api, normalize_category
 
 SPLITS = ("all", "train", "test")
 
@@ -54,6 +54,10 @@ def select_tasks(
     source = "official"
     if tasks is None:
         tasks = load_tasks(categories, data_version)
+        # labelled ids (curriculum cuts, toolenv.curriculum) are not official entries: resolve
+        # them, so that an environment asked for one id plays the same cut task in any process
+        labelled = [get_task(i, data_version) for i in dict.fromkeys(task_ids or ()) if "@" in i]
+        tasks = tasks + labelled
     else:
         source = "given"
         wanted = set(map(normalize_category, [categories] if isinstance(categories, str) else categories or CATEGORIES))

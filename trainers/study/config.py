@@ -11,11 +11,23 @@ from typing import Any, Sequence
 
 from toolenv.inference import ENGINE_ALIASES, ENGINES, canonical_engine
 from trainers.config import TrainConfig, check_minimum, check_value, config_from_dict
+from trainers.study.curriculum import Curriculum
 from trainers.supervision.method import Method
 from trainers.supervision.schedule import method_from_dict
 
 BASE_LABEL = "base"
-STUDY_KEYS = ("name", "out_dir", "report_dir", "base", "methods", "train_apis", "settings", "eval", "expected")
+STUDY_KEYS = (
+    "name",
+    "out_dir",
+    "report_dir",
+    "base",
+    "methods",
+    "train_apis",
+    "settings",
+    "eval",
+    "expected",
+    "curriculum",
+)
 
 
 @dataclass
@@ -55,6 +67,8 @@ class Study:
     source: str
     label_configs: dict[str, TrainConfig] = field(default_factory=dict)  # label → its config where overridden
     label_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # label → the override table
+    #: ``[study.curriculum]``: training and evaluation run on these cut tasks (None: the full tasks)
+    curriculum: Curriculum | None = None
 
     def config_for(self, label: str) -> TrainConfig:
         """The training configuration of one label: the study's, or its ``config`` override."""
@@ -125,7 +139,20 @@ def load_study(path: str | Path) -> Study:
         str(path),
         label_configs,
         label_overrides,
+        _curriculum(path, table.get("curriculum")),
     )
+
+
+def _curriculum(path: Path, table: Any) -> Curriculum | None:
+    """``[study.curriculum]`` as a :class:`Curriculum` (None when absent); one-line errors."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [study.curriculum] must be a table (turns, max_tools, apis, categories)")
+    try:
+        return Curriculum.from_dict(dict(table))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: [study.curriculum] {exc}") from None
 
 
 def _labels(path: Path, table: dict[str, Any]) -> list[str]:

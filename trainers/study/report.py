@@ -110,6 +110,14 @@ def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
         f"{', APIs ' + ', '.join(study.evaluation.apis) if study.evaluation.apis else ''}), and the same tasks as OOD variants "
         f"(seed {study.evaluation.ood_seed}). ID avg = unweighted mean of the categories. Source: `{study.source}`.",
         "",
+    ]
+    if study.curriculum is not None:  # the numbers are on cut tasks, not the benchmark's
+        lines += [
+            f"**Curriculum tasks, not the full benchmark** ({study.curriculum.describe()}; "
+            "ids `…@curriculum-t<turns>-f<tools>-s<seed>_<index>`): training and every column below.",
+            "",
+        ]
+    lines += [
         "| method | scheme | " + " | ".join(names.get(c, c) for c in columns) + " |",
         "|---|---|" + "---:|" * len(columns),
     ]

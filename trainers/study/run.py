@@ -15,6 +15,7 @@ from toolenv.registration import make_variant
 from toolenv.selection import select_tasks
 from trainers.config import apply_data_version, check_cpu_sizes
 from trainers.study.config import Study
+from trainers.study.curriculum import curriculum_tasks
 from trainers.study.report import check_report_keeps, finished_labels, write_report
 
 
@@ -38,6 +39,10 @@ def train_label(study: Study, label: str, log: Callable[[str], None]) -> Path:
         return model_path(study.config.model.path)
     config = study.config_for(label)
     tasks = _filter_apis(train_tasks(config), study.train_apis) if study.train_apis else None
+    if study.curriculum is not None:  # the method trains on the cut tasks only
+        tasks = curriculum_tasks(tasks if tasks is not None else train_tasks(config), study.curriculum, config.run.seed)
+        if not tasks:
+            raise ValueError(f"{label}: the curriculum leaves no training task ({study.curriculum.describe()})")
     return run_method(config, method, study.out_dir / label / "train", tasks=tasks, log=log)
 
 
@@ -53,6 +58,10 @@ def eval_tasks(study: Study) -> list[Any]:
         limit=settings.limit or None,
         seed=study.config.run.seed,
     )
+    if study.curriculum is not None:  # cut before the variants, so they are variants of the cuts
+        pool = curriculum_tasks(pool, study.curriculum, study.config.run.seed)
+        if not pool:
+            raise ValueError(f"the curriculum leaves no evaluation task ({study.curriculum.describe()})")
     return pool + [make_variant(task, spec, settings.ood_seed) for spec in study.variants().values() for task in pool]
 
 
