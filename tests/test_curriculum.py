@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,20 @@ def test_bad_values_are_one_line_errors() -> None:
         with pytest.raises(ValueError) as info:
             Curriculum.from_dict(bad)
         assert "\n" not in str(info.value)
+
+
+def test_the_curriculum_study_recipes_train_and_evaluate_on_the_same_cut_tasks_for_every_seed() -> None:
+    from trainers.study.cli import with_seed
+    from trainers.study.config import load_study
+    from trainers.study.run import eval_tasks
+
+    root = Path(__file__).resolve().parents[1] / "recipes" / "study_smollm2_curriculum"
+    pi0, rl = load_study(root / "pi0.toml"), load_study(root / "study.toml")
+    assert pi0.curriculum == rl.curriculum is not None
+    pool = eval_tasks(rl)
+    plain = [t for t in pool if not t.is_variant]
+    assert len(plain) >= 40 and all("@curriculum-" in t.id for t in plain)
+    assert len(pool) == 3 * len(plain)  # each task in distribution, format OOD, content OOD
+    seeded = with_seed(rl, 2)
+    assert seeded.out_dir.name == "seed-2" and seeded.config_for("vanilla_hot").run.seed == 2
+    assert [t.id for t in eval_tasks(seeded)] == [t.id for t in pool]  # the seed never changes the tasks

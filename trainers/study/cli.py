@@ -12,11 +12,25 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from trainers.study.run import run_study
 
     study = load_study(args.study)
+    if args.seed is not None:
+        study = with_seed(study, args.seed)
     apply_data_version(study.config, args.data_version)
     path = run_study(study, only=args.only, report_only=args.report_only, force=args.force)
     print(path)
     print(path.read_text())
     return 0
+
+
+def with_seed(study: Any, seed: int) -> Any:
+    """The study run with ``[run] seed = seed`` for every label, in folders of its own
+    (``out_dir/seed-N``, ``report_dir/seed-N``), so that seeds never resume each other's runs."""
+    import dataclasses
+
+    for config in [study.config, *study.label_configs.values()]:
+        config.run.seed = seed
+    return dataclasses.replace(
+        study, out_dir=study.out_dir / f"seed-{seed}", report_dir=study.report_dir / f"seed-{seed}"
+    )
 
 
 def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
@@ -40,6 +54,12 @@ def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
         nargs="+",
         metavar="LABEL",
         help="train and evaluate only these labels (default: every label in [study] methods)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="run every label with this [run] seed, in OUT_DIR/seed-N (and REPORT_DIR/seed-N)",
     )
     parser.add_argument(
         "--report-only",

@@ -32,8 +32,13 @@ class Curriculum:
     apis: int = 1
     #: base alone gives 30 held-out single-API tasks; miss_param's first turns add 18 (48 in all)
     categories: list[str] = field(default_factory=lambda: ["base", "miss_param"])
+    #: the distractor tools' seed: fixed apart from the run's seed, so that every seed of a
+    #: study trains and is evaluated on the same cut tasks
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"curriculum seed must be an integer >= 0 (got {self.seed!r})")
         for name in ("turns", "max_tools", "apis"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -55,10 +60,10 @@ class Curriculum:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Curriculum":
-        unknown = sorted(set(data) - {"turns", "max_tools", "apis", "categories"})
+        unknown = sorted(set(data) - {"turns", "max_tools", "apis", "categories", "seed"})
         if unknown:
             raise ValueError(
-                f"unknown curriculum key(s) {', '.join(unknown)}; valid: turns, max_tools, apis, categories"
+                f"unknown curriculum key(s) {', '.join(unknown)}; valid: turns, max_tools, apis, categories, seed"
             )
         return cls(**data)
 

@@ -40,7 +40,9 @@ def train_label(study: Study, label: str, log: Callable[[str], None]) -> Path:
     config = study.config_for(label)
     tasks = _filter_apis(train_tasks(config), study.train_apis) if study.train_apis else None
     if study.curriculum is not None:  # the method trains on the cut tasks only
-        tasks = curriculum_tasks(tasks if tasks is not None else train_tasks(config), study.curriculum, config.run.seed)
+        tasks = curriculum_tasks(
+            tasks if tasks is not None else train_tasks(config), study.curriculum, study.curriculum.seed
+        )
         if not tasks:
             raise ValueError(f"{label}: the curriculum leaves no training task ({study.curriculum.describe()})")
     return run_method(config, method, study.out_dir / label / "train", tasks=tasks, log=log)
@@ -59,7 +61,7 @@ def eval_tasks(study: Study) -> list[Any]:
         seed=study.config.run.seed,
     )
     if study.curriculum is not None:  # cut before the variants, so they are variants of the cuts
-        pool = curriculum_tasks(pool, study.curriculum, study.config.run.seed)
+        pool = curriculum_tasks(pool, study.curriculum, study.curriculum.seed)
         if not pool:
             raise ValueError(f"the curriculum leaves no evaluation task ({study.curriculum.describe()})")
     return pool + [make_variant(task, spec, settings.ood_seed) for spec in study.variants().values() for task in pool]
