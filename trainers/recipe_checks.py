@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from toolenv.inference.template import end_of_message_id
-from trainers.tokenize import assistant_ids, tokenize_conversation, tokenize_per_message
+from trainers.tokenize import assistant_ids
 
 
 @dataclass
@@ -43,15 +43,9 @@ class LengthReport:
 
 def sft_lengths(tokenizer: Any, conversations: Sequence[Sequence[dict[str, Any]]], mode: str) -> list[int]:
     """Lengths of the SFT sequences :func:`trainers.sft.build_samples` makes before truncation."""
-    lengths = []
-    for messages in conversations:
-        parts = (
-            tokenize_per_message(tokenizer, messages)
-            if mode == "per_message"
-            else [tokenize_conversation(tokenizer, messages)]
-        )
-        lengths += [len(part.input_ids) for part in parts]
-    return lengths
+    from trainers.sft import sample_parts
+
+    return [len(part.input_ids) for messages in conversations for part in sample_parts(tokenizer, messages, mode)]
 
 
 def first_prompt_lengths(tokenizer: Any, task_ids: Sequence[str], call_format: str) -> list[int]:

@@ -240,6 +240,14 @@ def _to_sample(tokenized: TokenizedConversation, max_length: int) -> SFTSample |
     return SFTSample(ids, mask)
 
 
+def sample_parts(tokenizer: Any, messages: Sequence[dict[str, Any]], mode: str) -> list[TokenizedConversation]:
+    """One conversation's SFT sequences before truncation: one per assistant message, or the
+    whole conversation (see the module docstring)."""
+    if mode == "per_message":
+        return tokenize_per_message(tokenizer, messages)
+    return [tokenize_conversation(tokenizer, messages)]
+
+
 def build_samples(
     tokenizer: Any, conversations: Sequence[Sequence[dict[str, Any]]], mode: str = "per_message", max_length: int = 8192
 ) -> list[SFTSample]:
@@ -248,12 +256,7 @@ def build_samples(
         raise ValueError(f"unknown SFT sample mode {mode!r}; valid: {', '.join(SAMPLE_MODES)}")
     samples = []
     for messages in conversations:
-        parts = (
-            tokenize_per_message(tokenizer, messages)
-            if mode == "per_message"
-            else [tokenize_conversation(tokenizer, messages)]
-        )
-        for part in parts:
+        for part in sample_parts(tokenizer, messages, mode):
             sample = _to_sample(part, max_length)
             if sample is not None:
                 samples.append(sample)

@@ -348,7 +348,7 @@ class Trainer:
     def sft_samples(self, run_dir: Path) -> list[Any]:
         """The SFT samples: the ground-truth demonstrations of :meth:`tasks` that score 1
         (cached in ``demos.jsonl``), tokenised as ``[sft] samples`` says."""
-        from trainers.sft import EndpointReplyWriter, build_demonstrations, build_samples, template_reply
+        from trainers.sft import EndpointReplyWriter, build_samples, template_reply
 
         config = self.config
         reply: Any = template_reply
@@ -361,18 +361,7 @@ class Trainer:
                 get_codec(config.data.call_format),
                 config.sft.reply_temperature,
             )
-        demos: list[Any] = []
-        for turn in (True, False):  # rank 0 writes the cache, then the other ranks read it
-            if self.dist.main == turn:
-                demos = build_demonstrations(
-                    self.tasks(),
-                    config.data.call_format,
-                    reply,
-                    config.sft.calls_per_message,
-                    config.sft.require_success,
-                    cache=run_dir / "demos.jsonl",
-                )
-            self.dist.barrier()
+        demos = self.demonstrations(run_dir, reply, config.sft.require_success)
         if not demos:
             raise ValueError("no demonstration scored 1: nothing to train on")
         from trainers.recipe_checks import check_sft
@@ -387,21 +376,30 @@ class Trainer:
         ``max_new_tokens`` cuts ground-truth messages (trainers/recipe_checks.py), before step 1;
         the ground-truth demonstrations are built only for this check (cached in demos.jsonl)."""
         from trainers.recipe_checks import check_rollout
+        from trainers.sft import template_reply
+
+        demos = self.demonstrations(run_dir, template_reply, require_success=False)
+        check_rollout(self.tokenizer, self.tasks(), [d.messages for d in demos], self.config)
+
+    def demonstrations(self, run_dir: Path, reply: Any, require_success: bool) -> list[Any]:
+        """The ground-truth demonstrations of :meth:`tasks`, cached in ``demos.jsonl``: rank 0
+        builds (or reads) the cache first, then the other ranks read it."""
         from trainers.sft import build_demonstrations
 
         config = self.config
         demos: list[Any] = []
-        for turn in (True, False):  # rank 0 writes the cache, then the other ranks read it
+        for turn in (True, False):
             if self.dist.main == turn:
                 demos = build_demonstrations(
                     self.tasks(),
                     config.data.call_format,
-                    calls_per_message=config.sft.calls_per_message,
-                    require_success=False,
+                    reply,
+                    config.sft.calls_per_message,
+                    require_success,
                     cache=run_dir / "demos.jsonl",
                 )
             self.dist.barrier()
-        check_rollout(self.tokenizer, self.tasks(), [d.messages for d in demos], config)
+        return demos
 
     # -- GRPO rollouts and update -----------------------------------------------------------
 
