@@ -5,7 +5,8 @@ so they work for any tokenizer:
 
 * **opener** — the canonical tokenisation of the call format's opener followed by a newline
   (hermes: ``<tool_call>\\n``; one-plus-one tokens for Qwen, six for SmolLM2:
-  ``<`` ``tool`` ``_`` ``call`` ``>`` ``\\n``).
+  ``<`` ``tool`` ``_`` ``call`` ``>`` ``\\n``, and one-plus-one again with
+  ``[model] add_call_tokens``, trainers/call_tokens.py).
 * **after-opener positions** — completion positions j whose previous ``len(opener)`` tokens are
   exactly the opener ids, all of them and token j *sampled* (loss mask 1). Observation text
   and prompts never count. A model that spelled the opener with other token boundaries is not
