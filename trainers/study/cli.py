@@ -59,7 +59,8 @@ def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
         "--seed",
         type=int,
         default=None,
-        help="run every label with this [run] seed, in OUT_DIR/seed-N (and REPORT_DIR/seed-N)",
+        help="run every label with this [run] seed, in OUT_DIR/seed-N (and REPORT_DIR/seed-N) "
+        "(default: the study file's [run] seed, in OUT_DIR itself)",
     )
     parser.add_argument(
         "--report-only",
