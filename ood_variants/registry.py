@@ -12,7 +12,6 @@ not on which other tasks are generated, not on ``PYTHONHASHSEED``.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 from typing import Callable
@@ -24,6 +23,7 @@ from ood_variants.naming import PARAM_STYLES, TOOL_STYLES
 from ood_variants.values import perturb_values
 from toolenv.data import Task
 from toolenv.formats import CODECS
+from toolenv.seeding import derived_rng
 
 Apply = Callable[[Draft, random.Random, "str | None"], None]
 
@@ -232,11 +232,6 @@ def check_spec(spec: str) -> None:
     parse_spec(spec)
 
 
-def _rng(*parts: object) -> random.Random:
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def make_variant(task: Task, spec: str, seed: int = 0) -> Task:
     """The variant of an official ``task`` named by ``spec`` and ``seed`` (see module docstring)."""
     return build_draft(task, spec, seed).build(normalize_spec(spec), int(seed))
@@ -251,8 +246,8 @@ def build_draft(task: Task, spec: str, seed: int = 0) -> Draft:
         option = step.option
         choices = step.transform.choices(task.release) if option is None else ()
         if choices:  # one style per (spec, seed), for every task
-            option = _rng(name, seed, position, "style").choice(choices)
-        step.transform.apply(draft, _rng(name, seed, task.id, position), option)
+            option = derived_rng(name, seed, position, "style").choice(choices)
+        step.transform.apply(draft, derived_rng(name, seed, task.id, position), option)
     return draft
 
 

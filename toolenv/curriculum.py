@@ -16,13 +16,12 @@ it (their id is the curriculum id, as a variant keeps its base's id).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 import re
 
 from envs import backend_class
 from toolenv.data import DataError, Task
+from toolenv.seeding import derived_rng
 
 LABEL = "curriculum"
 _LABEL_RE = re.compile(r"^curriculum-t(\d+)-f(\d+)-s(-?\d+)$")
@@ -52,12 +51,6 @@ def is_curriculum(task: Task) -> bool:
     return parse_curriculum_id(task.id) is not None
 
 
-def _rng(*parts: object) -> random.Random:
-    """A generator that depends only on its parts (not on task order or PYTHONHASHSEED)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def cut_task(task: Task, turns: int, max_tools: int, seed: int) -> Task:
     """``task`` cut to its first ``turns`` turns with a compact tool list (see the module).
 
@@ -81,7 +74,7 @@ def cut_task(task: Task, turns: int, max_tools: int, seed: int) -> Task:
         raise DataError(f"{task.id}: ground truth calls {', '.join(unknown)}, which no involved API defines")
     classes = list(dict.fromkeys(owner[name] for name in called))
     pool = sorted(doc["name"] for cls in classes for doc in docs_by_class[cls] if doc["name"] not in called)
-    extra = _rng(task.id, turns, max_tools, seed).sample(pool, max(0, min(len(pool), max_tools - len(called))))
+    extra = derived_rng(task.id, turns, max_tools, seed).sample(pool, max(0, min(len(pool), max_tools - len(called))))
     keep = set(called) | set(extra)
     # offer order: the API's own doc order, so the list reads as the official one, shortened
     docs = [doc for cls in task.involved_classes for doc in docs_by_class[cls] if doc["name"] in keep]
