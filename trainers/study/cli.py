@@ -1,4 +1,4 @@
-"""``toolenv study STUDY.toml [--only LABEL …] [--report-only] [--force]``."""
+"""``toolenv study STUDY.toml [--only LABEL …] [--seed N] [--report-only] [--across-seeds] [--force]``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from trainers.study.run import run_study
 
     study = load_study(args.study)
+    if args.across_seeds:
+        from trainers.study.seeds import write_seed_summary
+
+        path = write_seed_summary(study)
+        print(path)
+        print(path.read_text())
+        return 0
     if args.seed is not None:
         study = with_seed(study, args.seed)
     apply_data_version(study.config, args.data_version)
@@ -67,6 +74,12 @@ def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
         action="store_true",
         help="train nothing: rebuild the table and plots from the finished runs in [study] out_dir "
         "(refused when a label has none)",
+    )
+    parser.add_argument(
+        "--across-seeds",
+        action="store_true",
+        help="train nothing: write REPORT_DIR/results-seeds.md, the mean ± std of every score over the "
+        "REPORT_DIR/seed-N reports that --seed runs wrote",
     )
     parser.add_argument(
         "--force",

@@ -66,7 +66,7 @@ from typing import Any, Callable, Literal, NamedTuple, Sequence
 
 import torch
 
-from trainers.batching import collate, pack_by_tokens
+from trainers.batching import collate, pack_by_prefix
 from trainers.logprobs import LOGIT_CHUNK_TOKENS, token_logprobs
 from trainers.losses import EPSILON, group_advantages
 from trainers.monitor import ProbeSpec, after_opener_positions, message_starts
@@ -191,6 +191,11 @@ def control_split(
 # -- one arm ---------------------------------------------------------------------------------
 
 
+def _first_trained(rollout: FixedRollout) -> int:
+    """Index of the rollout's first trained token (its length when none is trained)."""
+    return next((j for j, m in enumerate(rollout.loss_mask) if m), len(rollout.ids))
+
+
 def _forward(
     model: Any,
     batch: Sequence[FixedRollout],
@@ -216,7 +221,10 @@ def _forward(
     masks_all: list[torch.Tensor] = []
     p_eot: list[float] = []
     p_start: list[float] = []
-    for indices in pack_by_tokens([len(r.ids) for r in batch], micro_batch_tokens):
+    # a group's prompt is computed once per micro-batch (the trainer's shared-prefix forward:
+    # the same loss and gradient, a fraction of the tokens on long prompts)
+    prefixes = [r.ids[: max(0, _first_trained(r) - 1)] for r in batch]
+    for indices in pack_by_prefix(prefixes, [len(r.ids) for r in batch], micro_batch_tokens):
         ids, attention, _ = collate([(batch[i].ids, batch[i].loss_mask) for i in indices], pad_id)
         ids, attention = ids.to(device), attention.to(device)
         width = ids.shape[1] - 1
@@ -225,7 +233,7 @@ def _forward(
         for row, i in enumerate(indices):  # token i is scored at position i - 1
             weight[row, : len(weights[i]) - 1] = torch.tensor(weights[i][1:], dtype=torch.float64)
             mask[row, : len(masks[i]) - 1] = torch.tensor(masks[i][1:]).bool()
-        firsts = [next((j for j, m in enumerate(batch[i].loss_mask) if m), len(batch[i].ids)) for i in indices]
+        firsts = [_first_trained(batch[i]) for i in indices]
         start = max(0, min(firsts) - 1)
         log_p_c = torch.zeros(len(indices), width, dtype=torch.float64)
         wanted: dict[int, list[tuple[int, str]]] = {}  # position -> [(row, probe)]
@@ -253,7 +261,10 @@ def _forward(
                         p_start.append(float(logprobs[row, position - first, control.id].exp()))
 
         with torch.set_grad_enabled(backward):
-            logp, _ = token_logprobs(model, ids, attention, probe=probe, start=start, chunk_tokens=chunk_tokens)
+            shared = len(prefixes[indices[0]]) if len(indices) > 1 else 0
+            logp, _ = token_logprobs(
+                model, ids, attention, probe=probe, start=start, chunk_tokens=chunk_tokens, shared_prefix=shared
+            )
             loss = -(weight.to(device=device, dtype=logp.dtype) * logp).sum()
             if backward:
                 loss.backward()

@@ -95,8 +95,9 @@ def _fmt(value: Any) -> str:
 
 
 def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
-    columns = list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["expected_id"]
+    columns = list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["nonflat_groups", "expected_id"]
     names = {
+        "nonflat_groups": "non-flat groups (RL steps)",
         "id": "ID avg",
         "format_ood": f"format OOD ({study.evaluation.format_ood})",
         "content_ood": f"content OOD ({study.evaluation.content_ood})",
@@ -108,7 +109,9 @@ def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
         f"Accuracy (%) per method: in distribution ({study.evaluation.split} split"
         f"{', ' + str(study.evaluation.limit) + ' tasks' if study.evaluation.limit else ''}"
         f"{', APIs ' + ', '.join(study.evaluation.apis) if study.evaluation.apis else ''}), and the same tasks as OOD variants "
-        f"(seed {study.evaluation.ood_seed}). ID avg = unweighted mean of the categories. Source: `{study.source}`.",
+        f"(seed {study.evaluation.ood_seed}). ID avg = unweighted mean of the categories. Non-flat groups = the "
+        "share of GRPO groups whose rewards were not all equal (the only ones with a policy gradient), mean over "
+        f"RL steps. Source: `{study.source}`.",
         "",
     ]
     if study.curriculum is not None:  # the numbers are on cut tasks, not the benchmark's
@@ -208,6 +211,13 @@ def training_curves(study: Study, label: str) -> list[dict[str, Any]]:
     return rows
 
 
+def nonflat_share(curves: Sequence[dict[str, Any]]) -> float | None:
+    """The share (%) of GRPO groups whose rewards were not all equal (the groups that carry a
+    policy gradient), averaged over the label's RL steps; None without RL steps."""
+    flat = [float(r["reward/flat_groups"]) for r in curves if "reward/flat_groups" in r]
+    return None if not flat else _percent(1.0 - sum(flat) / len(flat))
+
+
 def _safetensors(folder: Path) -> dict[str, Any] | None:
     from safetensors.torch import load_file
 
@@ -255,16 +265,18 @@ def write_report(study: Study, force: bool = False) -> Path:
     rows = [label_row(study, label) for label in study.labels]
     if not force:
         check_report_keeps(study, [row["label"] for row in rows if row.get("id") is not None])
+    curves = {label: training_curves(study, label) for label in study.labels if study.methods[label] is not None}
     for row in rows:
         if study.methods[row["label"]] is not None:
             row["rl_weight_change"] = rl_weight_change(study, row["label"])
+            row["nonflat_groups"] = nonflat_share(curves[row["label"]])
     final = study.report_dir
     out = final.parent / f".{final.name}.partial"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     try:
-        _write_report_files(study, rows, out)
+        _write_report_files(study, rows, curves, out)
         final.mkdir(parents=True, exist_ok=True)
         for path in sorted(p for p in out.rglob("*") if p.is_file()):
             target = final / path.relative_to(out)
@@ -275,9 +287,10 @@ def write_report(study: Study, force: bool = False) -> Path:
     return final / "results.md"
 
 
-def _write_report_files(study: Study, rows: list[dict[str, Any]], out: Path) -> None:
+def _write_report_files(
+    study: Study, rows: list[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], out: Path
+) -> None:
     (out / "results.md").write_text(table_markdown(study, rows))
-    curves = {label: training_curves(study, label) for label in study.labels if study.methods[label] is not None}
     (out / "results.json").write_text(
         json.dumps(
             {
@@ -295,7 +308,7 @@ def _write_report_files(study: Study, rows: list[dict[str, Any]], out: Path) -> 
                         {
                             k: v
                             for k, v in r.items()
-                            if k in ("rl_step", "phase", "reward/mean", "policy/reward")
+                            if k in ("rl_step", "phase", "reward/mean", "reward/flat_groups", "policy/reward")
                             or k.startswith(("state/", "policy_state/", "probe/"))
                         }
                         for r in rows_
@@ -311,7 +324,7 @@ def _write_report_files(study: Study, rows: list[dict[str, Any]], out: Path) -> 
         + list(study.evaluation.categories)
         + ["id"]
         + list(study.variants())
-        + ["expected_id"]
+        + ["nonflat_groups", "expected_id"]
     )
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
