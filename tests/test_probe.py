@@ -135,3 +135,17 @@ def test_cli_on_records(tmp_path, setup):
     csv_out = tmp_path / "rows.csv"
     P.main(["--rollouts", str(path), "--model", model, "--updates", "1", "--arms", "baseline", "--out", str(csv_out)])
     assert csv_out.read_text().startswith("arm,update")
+    # mixed groups only, with the intervention table: one row per arm, headed as documented
+    mixed = [dict(records[0], group=1), dict(records[1], group=1), dict(records[2], group=2, reward=1.0)]
+    mixed.append(dict(records[2], group=2))
+    mixed.append(dict(records[0], group=3))
+    mixed.append(dict(records[0], group=3))  # group 3 is flat: both rewards 1
+    path.write_text("".join(json.dumps(x) + "\n" for x in mixed))
+    table = tmp_path / "table.md"
+    argv = ["--rollouts", str(path), "--model", model, "--updates", "2", "--groups", "mixed"]
+    assert P.main([*argv, "--out", str(out), "--table", str(table)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert {r["adv_pos"] + r["adv_neg"] for r in rows if r["arm"] == "baseline"} == {4}  # groups 1, 2: none flat
+    lines = table.read_text().splitlines()
+    assert lines[0].startswith("| arm | self A(1−p) ×1e4") and len(lines) == 2 + len(P.ARMS)
+    assert [line.split(" | ")[0] for line in lines[2:]] == [f"| {arm}" for arm in P.ARMS]

@@ -408,6 +408,51 @@ def batch_from_records(
     return batch
 
 
+def mixed_groups(batch: Sequence[FixedRollout]) -> list[FixedRollout]:
+    """The rollouts of the groups whose rewards are not all equal. A flat group's advantages
+    are all 0, so it adds nothing to any arm's gradient; dropping it only shrinks the token-mean
+    denominator (a common positive factor of every position's weight) and the probes' sample."""
+    by_group: dict[Any, set[float]] = {}
+    for rollout in batch:
+        by_group.setdefault(rollout.group, set()).add(rollout.reward)
+    return [r for r in batch if len(by_group[r.group]) > 1]
+
+
+#: the intervention table's columns: (row key, heading)
+SUMMARY_COLUMNS = (
+    ("zc_self", "self A(1−p)"),
+    ("zc_other_pos", "other, A>0"),
+    ("zc_other_neg", "other, A<0"),
+    ("zc_total", "total"),
+)
+
+
+def summary_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The intervention table: per arm, the control token's logit-gradient split at the first
+    update (descent direction, ×10⁴: positive raises c's logit) and how p(end-of-turn | opener),
+    p(c) at message starts and the mean p(c) over trained positions moved from update 0 to K."""
+    lines = [
+        "| arm | "
+        + " | ".join(f"{name} ×1e4" for _, name in SUMMARY_COLUMNS)
+        + " | p(eot·opener) 0→K | p(c) at message start 0→K | mean p(c) 0→K | grad norm (update 0) |",
+        "|---|" + "---:|" * (len(SUMMARY_COLUMNS) + 4),
+    ]
+    for arm in dict.fromkeys(row["arm"] for row in rows):
+        arm_rows = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["update"])
+        first, last = arm_rows[0], arm_rows[-1]
+
+        lines.append(
+            f"| {arm} | "
+            + " | ".join(f"{1e4 * first[key]:+.3f}" for key, _ in SUMMARY_COLUMNS)
+            + "".join(
+                f" | {first[key]:.4f} → {last[key]:.4f}"
+                for key in ("p_eot_after_opener", "p_c_message_start", "mean_p_c")
+            )
+            + f" | {first['grad_norm']:.3g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a rollouts file, one a line."""
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -443,6 +488,13 @@ def main(argv: Sequence[str] | None = None, load: Callable[[str], tuple[Any, Any
     parser.add_argument("--max-rollouts", type=int, default=0, help="0: all of the step's policy rollouts")
     parser.add_argument("--micro-batch-tokens", type=int, default=16384)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--groups",
+        choices=("all", "mixed"),
+        default="all",
+        help="mixed: only the groups whose rewards differ (a flat group adds no gradient in any arm)",
+    )
+    parser.add_argument("--table", type=Path, default=None, help="also write the intervention table (Markdown)")
     args = parser.parse_args(argv)
     unknown = [a for a in args.arms.split(",") if a not in ARMS]
     if unknown:
@@ -450,6 +502,10 @@ def main(argv: Sequence[str] | None = None, load: Callable[[str], tuple[Any, Any
     model, tokenizer = (load or _load)(args.model)
     records = read_records(args.rollouts)
     batch = batch_from_records(records, tokenizer)
+    if args.groups == "mixed":
+        batch = mixed_groups(batch)
+        if not batch:
+            parser.error(f"{args.rollouts}: every group is flat (equal rewards): no arm has a gradient")
     if args.max_rollouts:
         batch = batch[: args.max_rollouts]
     call_format = args.call_format or next((r.get("call_format") for r in records if r.get("call_format")), "hermes")
@@ -470,6 +526,9 @@ def main(argv: Sequence[str] | None = None, load: Callable[[str], tuple[Any, Any
         micro_batch_tokens=args.micro_batch_tokens,
     )
     write_rows(rows, args.out)
+    if args.table is not None:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        args.table.write_text(summary_markdown(rows), encoding="utf-8")
     kind = "the single id" if control.single_token else "the first id of the tokenisation"
     sys.stderr.write(
         f"control token c = {control.id} ({kind} of {control.text!r}); {len(batch)} rollouts, "
