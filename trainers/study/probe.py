@@ -305,9 +305,11 @@ def run_arm(
     micro_batch_tokens: int = 16384,
     chunk_tokens: int = LOGIT_CHUNK_TOKENS,
     arm: str = "",
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """``updates`` plain policy-gradient steps of ``model`` on ``batch`` (in place: the caller
-    restores the weights, :func:`run_probe`), one row per update index 0..K (module docstring)."""
+    restores the weights, :func:`run_probe`), one row per update index 0..K (module docstring);
+    ``progress(row)`` is called as each row is made."""
     torch.manual_seed(seed)
     weights, adv = position_weights(batch, control.id, switches)
     masks = [trained_mask(r, control.id, switches) for r in batch]
@@ -352,6 +354,8 @@ def run_arm(
                 "seconds": round(time.perf_counter() - began, 4),
             }
         )
+        if progress is not None:
+            progress(rows[-1])
     opt.zero_grad(set_to_none=True)
     return rows
 
@@ -511,6 +515,11 @@ def main(argv: Sequence[str] | None = None, load: Callable[[str], tuple[Any, Any
     call_format = args.call_format or next((r.get("call_format") for r in records if r.get("call_format")), "hermes")
     control = ControlToken.build(tokenizer, call_format)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    arms = args.arms.split(",")
+    sys.stderr.write(
+        f"probe: {len(batch)} rollouts in {len({r.group for r in batch})} groups, "
+        f"{sum(len(r.ids) for r in batch)} tokens; {len(arms)} arms x {args.updates + 1} passes\n"
+    )
     began = time.perf_counter()
     rows = run_probe(
         model,
@@ -518,12 +527,16 @@ def main(argv: Sequence[str] | None = None, load: Callable[[str], tuple[Any, Any
         control,
         args.lr,
         args.updates,
-        arms={a: ARMS[a] for a in args.arms.split(",")},
+        arms={a: ARMS[a] for a in arms},
         optimizer=args.optimizer,
         pad_id=pad_id,
         max_grad_norm=args.max_grad_norm or None,
         seed=args.seed,
         micro_batch_tokens=args.micro_batch_tokens,
+        progress=lambda row: sys.stderr.write(
+            f"probe: {row['arm']} update {row['update']}/{args.updates}: zc_total {row['zc_total']:+.3e}, "
+            f"p(eot|opener) {row['p_eot_after_opener']:.4f}, {row['seconds']:.1f}s\n"
+        ),
     )
     write_rows(rows, args.out)
     if args.table is not None:
@@ -542,7 +555,7 @@ def _load(path: str) -> tuple[Any, Any]:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     return model, AutoTokenizer.from_pretrained(path)
 
 
