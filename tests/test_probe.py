@@ -149,3 +149,24 @@ def test_cli_on_records(tmp_path, setup):
     lines = table.read_text().splitlines()
     assert lines[0].startswith("| arm | self A(1−p) ×1e4") and len(lines) == 2 + len(P.ARMS)
     assert [line.split(" | ")[0] for line in lines[2:]] == [f"| {arm}" for arm in P.ARMS]
+
+
+def test_records_keep_the_trained_ids_and_the_probe_replays_them(tmp_path):
+    """With [monitor] rollout_ids the step records carry the ids it trained on, and the probe's batch is exactly
+    those ids and mask (no re-tokenisation: a non-canonical sampled tokenisation survives)."""
+    from trainers.modes import Episode
+    from trainers.records import read_step, write_step
+    from trainers.types import Rollout
+
+    prompt, completion, mask = [5, 6, 7], [8, 9, 10, 11], [1, 1, 0, 1]
+    rollouts = [
+        Rollout("t", 0, k, prompt, completion[: 4 - k], mask[: 4 - k], [0.0] * (4 - k), float(k), None)
+        for k in range(2)
+    ]
+    write_step(tmp_path, 4, [Episode.of(r) for r in rollouts])  # the default: no ids
+    assert not any("prompt_ids" in record for record in P.read_records(tmp_path / "rollouts" / "step_000004.jsonl"))
+    write_step(tmp_path, 3, [Episode.of(r, keep_ids=True) for r in rollouts])
+    batch = P.batch_from_records(read_step(tmp_path, 3), tokenizer=None)
+    assert [r.ids for r in batch] == [prompt + completion, prompt + completion[:3]]
+    assert [r.loss_mask for r in batch] == [[0, 0, 0] + mask, [0, 0, 0] + mask[:3]]
+    assert [(r.reward, r.group) for r in batch] == [(0.0, 0), (1.0, 0)]

@@ -208,6 +208,20 @@ def test_grpo_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path) -> No
     assert len(lines) == 4 and {json.loads(line)["task_id"] for line in lines} <= set(TASKS)
 
 
+def test_rollout_ids_records_what_the_update_trained_on(tmp_path: Path) -> None:
+    """[monitor] rollout_ids: each record carries its prompt, its completion and a loss mask of
+    the completion's length that trains something (the default writes none: test_probe)."""
+    config = _grpo_config(tmp_path / "ids")
+    config.grpo.steps = 1
+    config.monitor.rollout_ids = True
+    _run(config)
+    records = [json.loads(line) for line in (tmp_path / "ids" / "rollouts" / "step_000001.jsonl").open()]
+    assert len(records) == 4
+    for record in records:
+        assert len(record["completion_ids"]) == len(record["loss_mask"]) and sum(record["loss_mask"]) > 0
+        assert record["prompt_ids"] and set(record["loss_mask"]) <= {0, 1}
+
+
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:
     config = _sft_config(tmp_path)
     _run(config, stop_after=1)

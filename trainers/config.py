@@ -151,6 +151,9 @@ class MonitorSection:
     spike_abs: float = 0.1
     spike_ratio: float = 2.0
     rollouts_file: bool = True  # write each step's trajectories to RUN_DIR/rollouts/
+    #: also write the ids each rollout was trained on (prompt, completion, loss mask), for exact
+    #: replays such as the mechanism probe; off by default: at the paper's size it is gigabytes
+    rollout_ids: bool = False
     #: "tensorboard": also write metrics.jsonl's scalars to RUN_DIR/tensorboard (pip install tensorboard)
     tracker: str = "none"
 

@@ -289,7 +289,10 @@ class GRPOMode(TrainingMode):
             self.engine.wake()
         self.engine.sync_weights(trainer.engine_model())
         # every rank's episodes (and probe values), in the single-process order
-        shards = trainer.dist.gather(([Episode.of(r) for r in rollouts], probes.values if probes is not None else None))
+        keep_ids = trainer.config.monitor.rollout_ids
+        shards = trainer.dist.gather(
+            ([Episode.of(r, keep_ids) for r in rollouts], probes.values if probes is not None else None)
+        )
         episodes = sorted((e for shard, _ in shards for e in shard), key=lambda e: (e.group, e.sample))
         if probes is not None:
             probes.values = {name: [v for _, values in shards for v in values[name]] for name in probes.values}
@@ -345,8 +348,9 @@ def rollout_metrics(
 @dataclass
 class Episode:
     """What a step's metrics and ``rollouts/step_N.jsonl`` record read from a rollout (a
-    :class:`~trainers.types.Rollout` without its tokens, except the completion's length):
-    small enough to gather from every rank."""
+    :class:`~trainers.types.Rollout` without its tokens, except the completion's length, and
+    the trained ids only when ``[monitor] rollout_ids`` asks for them): small enough to gather
+    from every rank."""
 
     task_id: str
     group: int
@@ -356,9 +360,18 @@ class Episode:
     truncated: bool
     source: str
     completion_ids: range
+    #: ``prompt_ids``, ``completion_ids``, ``loss_mask`` of the rollout (None unless kept)
+    ids: dict[str, list[int]] | None = None
 
     @classmethod
-    def of(cls, rollout: Any) -> "Episode":
+    def of(cls, rollout: Any, keep_ids: bool = False) -> "Episode":
+        ids = None
+        if keep_ids:
+            ids = {
+                "prompt_ids": list(rollout.prompt_ids),
+                "completion_ids": list(rollout.completion_ids),
+                "loss_mask": list(rollout.loss_mask),
+            }
         return cls(
             rollout.task_id,
             rollout.group,
@@ -368,6 +381,7 @@ class Episode:
             rollout.truncated,
             rollout.source,
             range(len(rollout.completion_ids)),
+            ids,
         )
 
 

@@ -2,9 +2,10 @@
 
 One JSON object per rollout of the step: the trajectory's own dict
 (:meth:`toolenv.trajectory.Trajectory.to_dict`: ``task_id``, messages, turns with their
-structural states, verdict) plus ``group``, ``sample``, ``reward``, ``truncated`` and
+structural states, verdict) plus ``group``, ``sample``, ``reward``, ``truncated``,
 ``source`` (``"policy"``, or ``"ground_truth"``/``"hinted"`` for the supervision methods'
-episodes). ETS and PRS choose their SFT data from these files, and the study reports the
+episodes), and with ``[monitor] rollout_ids`` the token ids the update trained on
+(``prompt_ids``, ``completion_ids``, ``loss_mask``). ETS and PRS choose their SFT data from these files, and the study reports the
 policy-only reward and structural states of each step from them.
 """
 
@@ -64,6 +65,9 @@ def write_step(run_dir: Path, step: int, rollouts: Sequence[Any]) -> None:
                 truncated=rollout.truncated,
                 source=rollout.source,
             )
+            # with [monitor] rollout_ids: the ids the update trained on, which a replay (the
+            # mechanism probe) uses instead of re-tokenising the messages
+            record.update(getattr(rollout, "ids", None) or {})
             handle.write(json.dumps(record, ensure_ascii=False, default=repr) + "\n")
 
 

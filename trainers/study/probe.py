@@ -46,11 +46,11 @@ Arms (:data:`ARMS`) differ from ``baseline`` in one switch each: ``sequence_mean
 unchanged), ``mask_control`` (positions whose sampled token is c are dropped from the loss and
 from its denominator).
 
-Batches come from a run's ``RUN/rollouts/step_N.jsonl``: those records keep the conversation
-(messages), not the engine's ids, so they are re-tokenised with
+Batches come from a run's ``RUN/rollouts/step_N.jsonl``. The trainer's records carry the ids
+it trained on (``prompt_ids``/``completion_ids``/``loss_mask``), used as they are; records
+written before they did keep only the conversation, which is then re-tokenised with
 :func:`trainers.tokenize.tokenize_conversation` (the rollout layout, but the ids of the
-canonical tokenisation, not necessarily the ones the engine sampled); a record that carries
-``prompt_ids``/``completion_ids``/``loss_mask`` is used as it is.
+canonical tokenisation, not necessarily the ones the engine sampled).
 """
 
 from __future__ import annotations
