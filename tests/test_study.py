@@ -239,6 +239,17 @@ save_every = 0
         assert all("TradingBot" in get_task(json.loads(line)["task_id"]).involved_classes for line in trajectories)
     assert rows["vanilla"]["expected_id"] == 3.5
     assert [c["rl_step"] for c in results["curves"]["ets"]] == [1, 2]  # two RL phases of one step
+    # non-flat groups: recomputed from each RL phase's own metrics (ets: the mean over its two phases)
+    for label in ("vanilla", "ets"):
+        flat = [
+            r["reward/flat_groups"]
+            for phase in sorted((tmp_path / "runs" / label / "train").glob("*-rl"))
+            for r in map(json.loads, (phase / "metrics.jsonl").read_text().splitlines())
+            if "reward/flat_groups" in r
+        ]
+        assert len(flat) == {"vanilla": 1, "ets": 2}[label]
+        assert rows[label]["nonflat_groups"] == pytest.approx(100 * (1 - sum(flat) / len(flat)))
+    assert "nonflat_groups" not in rows["base"] and "non-flat groups (RL steps)" in lines[0]
     assert all(c["policy/reward"] == 0.0 and "policy_state/healthy_call" in c for c in results["curves"]["ets"])
     for name in ("scores", "structure", "probes", "reward", "eval_structure"):
         assert (report / "plots" / f"{name}.png").stat().st_size > 1000

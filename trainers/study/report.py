@@ -94,15 +94,26 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
-    columns = list(study.evaluation.categories) + ["id"] + list(study.variants()) + ["nonflat_groups", "expected_id"]
-    names = {
-        "nonflat_groups": "non-flat groups (RL steps)",
+def score_columns(study: Study) -> list[str]:
+    """The numeric columns of a row: accuracy per category, ID avg, each OOD variant, and the
+    share of non-flat GRPO groups."""
+    return list(study.evaluation.categories) + ["id", *study.variants(), "nonflat_groups"]
+
+
+def column_names(study: Study) -> dict[str, str]:
+    """Headings of the columns that are not named by themselves (the categories are)."""
+    return {
         "id": "ID avg",
         "format_ood": f"format OOD ({study.evaluation.format_ood})",
         "content_ood": f"content OOD ({study.evaluation.content_ood})",
+        "nonflat_groups": "non-flat groups (RL steps)",
         "expected_id": "paper ID avg",
     }
+
+
+def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
+    columns = score_columns(study) + ["expected_id"]
+    names = column_names(study)
     lines = [
         f"# Study {study.name}",
         "",
@@ -319,13 +330,7 @@ def _write_report_files(
             indent=1,
         )
     )
-    columns = (
-        ["label", "method", "scheme"]
-        + list(study.evaluation.categories)
-        + ["id"]
-        + list(study.variants())
-        + ["nonflat_groups", "expected_id"]
-    )
+    columns = ["label", "method", "scheme", *score_columns(study), "expected_id"]
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

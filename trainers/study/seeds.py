@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from trainers.study.config import Study
+from trainers.study.report import column_names, score_columns
 
 _SEED_FOLDER = re.compile(r"^seed-(\d+)$")
 
@@ -69,10 +70,6 @@ def _cell(stats: dict[str, Any], total: int) -> str:
     return text if stats["n"] == total else f"{text} (n={stats['n']})"
 
 
-def score_columns(study: Study) -> list[str]:
-    return list(study.evaluation.categories) + ["id", *study.variants(), "nonflat_groups"]
-
-
 def write_seed_summary(study: Study) -> Path:
     """Write ``report_dir/results-seeds.md`` and ``.json`` from the ``seed-N`` reports; returns
     the Markdown file. One-line ``ValueError`` when there is no seed report."""
@@ -84,12 +81,7 @@ def write_seed_summary(study: Study) -> Path:
         )
     columns = score_columns(study)
     rows = aggregate(reports, study.labels, columns)
-    names = {
-        "id": "ID avg",
-        "format_ood": f"format OOD ({study.evaluation.format_ood})",
-        "content_ood": f"content OOD ({study.evaluation.content_ood})",
-        "nonflat_groups": "non-flat groups (RL steps)",
-    }
+    names = column_names(study)
     seeds = sorted(reports)
     lines = [
         f"# Study {study.name}: {len(seeds)} seed(s) ({', '.join(map(str, seeds))})",
