@@ -5,8 +5,9 @@ One JSON object per rollout of the step: the trajectory's own dict
 structural states, verdict) plus ``group``, ``sample``, ``reward``, ``truncated``,
 ``source`` (``"policy"``, or ``"ground_truth"``/``"hinted"`` for the supervision methods'
 episodes), and with ``[monitor] rollout_ids`` the token ids the update trained on
-(``prompt_ids``, ``completion_ids``, ``loss_mask``). ETS and PRS choose their SFT data from these files, and the study reports the
-policy-only reward and structural states of each step from them.
+(``prompt_ids``, ``completion_ids``, ``loss_mask``). ETS and PRS choose their SFT data from
+these files, and the study reports the policy-only reward and structural states of each step
+from them.
 """
 
 from __future__ import annotations

@@ -551,12 +551,10 @@ def main(argv: Sequence[str] | None = None, load: Callable[[str], tuple[Any, Any
 
 
 def _load(path: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The model (bf16 on a GPU, fp32 on CPU) and tokenizer: the inference stack's one loader."""
+    from toolenv.inference.hf_engine import load_transformers
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-    return model, AutoTokenizer.from_pretrained(path)
+    return load_transformers(path)
 
 
 if __name__ == "__main__":
