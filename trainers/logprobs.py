@@ -141,7 +141,11 @@ def shared_prefix_hidden(model: Any, input_ids: torch.Tensor, prefix: int) -> tu
         inner(input_ids=input_ids[:1, :prefix], **{name: recorder}, use_cache=True, logits_to_keep=1)
         reader = _PrefixReader(ddp_cache_data=[(layer.keys, layer.values) for layer in recorder.layers])
         output = model(
-            input_ids=input_ids[:, prefix:], **{name: reader}, use_cache=True, logits_to_keep=1, output_hidden_states=True
+            input_ids=input_ids[:, prefix:],
+            **{name: reader},
+            use_cache=True,
+            logits_to_keep=1,
+            output_hidden_states=True,
         )
     finally:
         for layer in layers:
