@@ -131,3 +131,18 @@ def test_pack_by_prefix_keeps_rows_of_one_prefix_within_the_budget(rows: list[tu
         assert len({tuple(prefixes[i]) for i in batch}) == 1
         cost = 10 + len(batch) * (max(lengths[i] for i in batch) - 10)
         assert len(batch) == 1 or cost <= budget
+
+
+def test_a_forward_that_ignores_the_prefix_cache_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """transformers renamed the cache keyword (``past_key_values`` → ``cache``); a name the
+    forward does not take is swallowed by its ``**kwargs``, and the rows would be scored without
+    their prefix. The prefix pass must have filled the cache, or the update refuses."""
+    import trainers.logprobs as logprobs
+
+    model = tiny_qwen2(seed=23)
+    ids = torch.randint(3, 1000, (2, 20), generator=torch.Generator().manual_seed(0))
+    ids[1, :10] = ids[0, :10]
+    logprobs.shared_prefix_hidden(model, ids, 10)
+    monkeypatch.setattr(logprobs, "cache_argument", lambda model: "no_such_keyword")
+    with pytest.raises(RuntimeError, match="ignored its KV cache"):
+        logprobs.shared_prefix_hidden(model, ids, 10)

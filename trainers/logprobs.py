@@ -139,6 +139,9 @@ def shared_prefix_hidden(model: Any, input_ids: torch.Tensor, prefix: int) -> tu
         recorder = _PrefixRecorder(config=inner.config)
         name = cache_argument(inner)
         inner(input_ids=input_ids[:1, :prefix], **{name: recorder}, use_cache=True, logits_to_keep=1)
+        if not recorder.layers or recorder.get_seq_length() != prefix:
+            # a forward that did not take the cache would leave the rows without their prefix
+            raise RuntimeError(f"the model's forward ignored its KV cache (passed as {name}=)")
         reader = _PrefixReader(ddp_cache_data=[(layer.keys, layer.values) for layer in recorder.layers])
         output = model(
             input_ids=input_ids[:, prefix:],
