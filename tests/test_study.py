@@ -293,3 +293,70 @@ save_every = 0
     assert before == {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("trajectories.jsonl")}
     assert main(["study", str(path), "--only", "nope"]) == 2
     assert "unknown label(s) nope" in capsys.readouterr().err
+
+
+def _tiny_rl_study(tmp_path: Path, engine: str, train_apis: str = '["TradingBot"]') -> Path:
+    from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
+
+    model_dir = tmp_path / "tiny"
+    tiny_qwen2(seed=1).save_pretrained(model_dir)
+    smollm2_tokenizer().save_pretrained(model_dir)
+    return _write(
+        tmp_path,
+        f"""
+[study]
+out_dir = "{tmp_path / "runs"}"
+report_dir = "{tmp_path / "report"}"
+methods = ["base", "vanilla"]
+train_apis = {train_apis}
+[study.eval]
+engine = "{engine}"
+[run]
+progress = false
+[model]
+path = "{model_dir}"
+[data]
+train_categories = ["base"]
+train_limit = 2
+[grpo]
+steps = 1
+prompts_per_step = 1
+n = 2
+mini_batches = 1
+[rollout]
+max_new_tokens = 4
+max_messages = 4
+max_response_tokens = 600
+max_cut_share = 1.0
+[monitor]
+val_every = 0
+[checkpoint]
+save_every = 0
+""",
+    )
+
+
+def test_a_label_evaluated_on_vllm_trains_in_a_process_of_its_own(tmp_path: Path) -> None:
+    """vLLM refuses to start beside a trainer's heap, so such a label trains in a spawned process;
+    training there leaves the same finished run that this process then only reads back."""
+    pytest.importorskip("torch")
+    from trainers.study.run import train_label, train_label_in_fresh_process, trains_in_fresh_process
+
+    vllm = load_study(_tiny_rl_study(tmp_path, "vllm"))
+    plain = load_study(_tiny_rl_study(tmp_path, "transformers"))
+    assert trains_in_fresh_process(vllm, "vanilla") and not trains_in_fresh_process(plain, "vanilla")
+    assert not trains_in_fresh_process(vllm, "base")  # nothing to train
+    train_label_in_fresh_process(vllm, "vanilla")
+    said: list[str] = []
+    final = train_label(vllm, "vanilla", said.append)
+    assert said == ["vanilla: phase 00-rl done"]  # the child finished it; nothing ran again here
+    assert (final / "model.safetensors").exists() and final == tmp_path / "runs" / "vanilla" / "train" / "00-rl" / "final"
+
+
+def test_a_bad_recipe_in_the_training_process_is_a_one_line_error_here(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from trainers.study.run import train_label_in_fresh_process
+
+    study = load_study(_tiny_rl_study(tmp_path, "vllm", train_apis='["NoSuchAPI"]'))
+    with pytest.raises(ValueError, match="^no task involves NoSuchAPI$"):
+        train_label_in_fresh_process(study, "vanilla")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from envs._official import select_version, selected_version
 from evaluators.runner import RunConfig, run_eval, score_and_report
 from toolenv.data import data_version
 from toolenv.inference import GenerationConfig
@@ -151,10 +152,46 @@ def run_study(
         check_study_sizes(study, selected)
         for label in selected:
             say(f"{label}: training")
-            final = train_label(study, label, say)
+            if trains_in_fresh_process(study, label):
+                train_label_in_fresh_process(study, label)
+            final = train_label(study, label, say)  # after a fresh process: finds its phases done
             say(f"{label}: evaluating {final}")
             evaluate_label(study, label, final)
     return write_report(study, force=force)
+
+
+def trains_in_fresh_process(study: Study, label: str) -> bool:
+    """Whether ``label`` trains in a process of its own before it is evaluated here: when the
+    evaluation runs on vLLM. vLLM sizes its KV cache from the memory free when it starts, and a
+    trainer's freed tensors stay in this process's heap (8.4 GB after a SmolLM2 GRPO run on
+    CPU), so an evaluation in the training process is refused by vLLM's memory check."""
+    return study.methods[label] is not None and study.evaluation.engine == "vllm"
+
+
+def train_label_in_fresh_process(study: Study, label: str) -> None:
+    """Run :func:`train_label` in a spawned process and wait for it; its memory goes back to the
+    system when it exits. A ``ValueError`` there (a bad recipe) is raised here, as one line."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # not fork: no copy of this process's torch state
+    errors = context.SimpleQueue()
+    release = selected_version()  # the process's release, which a --data-version flag may have set
+    child = context.Process(target=_train_label_child, args=(study, label, release, errors), name=f"train-{label}")
+    child.start()
+    child.join()
+    if not errors.empty():
+        raise ValueError(errors.get())
+    if child.exitcode != 0:
+        raise RuntimeError(f"{label}: training stopped in its process with exit code {child.exitcode} (see above)")
+
+
+def _train_label_child(study: Study, label: str, release: str, errors: Any) -> None:
+    say = lambda text: print(f"[study] {text}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        select_version(release)
+        train_label(study, label, say)
+    except ValueError as exc:
+        errors.put(str(exc))
 
 
 def check_study_sizes(study: Study, labels: Sequence[str]) -> None:
