@@ -350,7 +350,8 @@ def test_a_label_evaluated_on_vllm_trains_in_a_process_of_its_own(tmp_path: Path
     said: list[str] = []
     final = train_label(vllm, "vanilla", said.append)
     assert said == ["vanilla: phase 00-rl done"]  # the child finished it; nothing ran again here
-    assert (final / "model.safetensors").exists() and final == tmp_path / "runs" / "vanilla" / "train" / "00-rl" / "final"
+    assert final == tmp_path / "runs" / "vanilla" / "train" / "00-rl" / "final"
+    assert (final / "model.safetensors").exists()
 
 
 def test_a_bad_recipe_in_the_training_process_is_a_one_line_error_here(tmp_path: Path) -> None:
