@@ -4,6 +4,7 @@ distribution and as OOD variants, table and plots, resume), and the shipped reci
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -293,6 +294,21 @@ save_every = 0
     assert before == {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("trajectories.jsonl")}
     assert main(["study", str(path), "--only", "nope"]) == 2
     assert "unknown label(s) nope" in capsys.readouterr().err
+    # a later sitting without vanilla's run (a fresh machine): its row and curves are carried over
+    # from the report, marked, and nothing trains it again
+    shutil.rmtree(tmp_path / "runs" / "vanilla")
+    assert main(["study", str(path), "--only", "ets"]) == 0
+    again = json.loads((report / "results.json").read_text())
+    assert {row["label"]: row for row in again["rows"]}["vanilla"] == {**rows["vanilla"], "carried": True}
+    assert again["curves"]["vanilla"] == results["curves"]["vanilla"]
+    assert "| vanilla\\* |" in (report / "results.md").read_text()
+    assert not (tmp_path / "runs" / "vanilla").exists()
+    # with other settings the row is not carried: refused, and the report is kept as it was
+    path.write_text(path.read_text().replace("lr = 1e-3", "lr = 2e-3"))
+    capsys.readouterr()
+    assert main(["study", str(path), "--only", "ets"]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert json.loads((report / "results.json").read_text()) == again
 
 
 def _tiny_rl_study(tmp_path: Path, engine: str, train_apis: str = '["TradingBot"]') -> Path:

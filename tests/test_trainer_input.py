@@ -114,6 +114,11 @@ def test_a_report_is_not_replaced_by_one_with_fewer_finished_labels(tmp_path: Pa
     assert (rows["base"]["id"], rows["vanilla"]["id"]) == (25.0, 50.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "runs", "study.toml"]  # no scratch folder left
     shutil.rmtree(tmp_path / "runs" / "vanilla")
+    # the same settings (a later sitting on a fresh machine): vanilla's row is carried over, marked
+    run_study(study, report_only=True)
+    rows = {row["label"]: row for row in json.loads((tmp_path / "report" / "results.json").read_text())["rows"]}
+    assert rows["vanilla"]["id"] == 50.0 and rows["vanilla"]["carried"] and "carried" not in rows["base"]
+    study.config.optim.lr *= 2  # other settings: the row no longer stands for this study's vanilla
     before = _snapshot(tmp_path)
     # report-only: vanilla has no run any more, so it is named and nothing is written
     with pytest.raises(ValueError, match=r"^--report-only: no finished evaluation for vanilla in ") as error:

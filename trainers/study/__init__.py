@@ -41,7 +41,11 @@ evaluation continues where it stopped, and the report is rebuilt from whatever i
 ``out_dir`` and ``report_dir`` are relative to the current folder. A report never replaces one
 with fewer finished labels, and ``--report-only`` refuses labels without a finished
 evaluation (both checked before anything runs; ``--force`` overrides): run from another folder,
-the committed tables were once overwritten with an empty one.
+the committed tables were once overwritten with an empty one. A label whose run is gone but
+whose row in ``report_dir`` was made with the same settings (``settings_sha256``: its training
+config and seed, method, evaluation, curriculum and data release) counts as finished: the row
+and its curves are carried over, marked ``*``, so a study runs across sittings on machines
+that keep only the committed report.
 
 Outputs in ``report_dir``: ``results.md`` (the table), ``results.json``, ``results.csv`` and
 ``plots/``: ``scores.png`` (in distribution vs the two OOD variants, per method),

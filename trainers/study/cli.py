@@ -85,6 +85,7 @@ def add_study_command(commands: "argparse._SubParsersAction[Any]") -> None:
         "--force",
         action="store_true",
         help="write the report even when labels are unfinished or it replaces a report in "
-        "[study] report_dir that has more finished labels",
+        "[study] report_dir that has more finished labels (rows made with the same settings are carried over, "
+        "not lost)",
     )
     parser.set_defaults(handler=_cmd_study)

@@ -1,10 +1,13 @@
 """The study's report: one row per label from its evaluation, the two Markdown tables, the
 training curves from the RL phases' records, the weight change, and the files written to
-``report_dir`` (never replacing a report that has more finished labels)."""
+``report_dir`` (never replacing a report that has more finished labels). A row whose run is
+gone (a fresh machine) but whose settings are those of the row already in ``report_dir`` is
+carried over from that report, marked, so that a study runs across sittings."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -12,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from envs._official import selected_version
 from toolenv.structure import STATES
 from trainers.records import read_step
 from trainers.study.config import Study, structure_keys
@@ -43,15 +47,49 @@ def reported_labels(study: Study) -> list[str]:
         ) from None
 
 
+def settings_fingerprint(study: Study, label: str) -> str:
+    """sha256 of everything that decides a label's numbers: its training config (seed
+    included), its method, the evaluation settings, the curriculum and the data release."""
+    method = study.methods[label]
+    settings = {
+        "config": study.config_for(label).to_dict(),
+        "method": method.to_dict() if method else None,
+        "eval": asdict(study.evaluation),
+        "curriculum": asdict(study.curriculum) if study.curriculum is not None else None,
+        "data_release": selected_version(),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def carried_rows(study: Study, finished: Sequence[str]) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """label → (row, curves) from the report in ``report_dir``, for the labels not in
+    ``finished`` whose row there has numbers and was made with the same settings
+    (:func:`settings_fingerprint`). Rows written before reports recorded the fingerprint are
+    not carried."""
+    reported = reported_labels(study)  # refuses an unreadable report
+    if not reported:
+        return {}
+    data = json.loads((study.report_dir / "results.json").read_text(encoding="utf-8"))
+    carried = {}
+    for row in data["rows"]:
+        label = row["label"]
+        if label in reported and label in study.labels and label not in finished:
+            if row.get("settings_sha256") == settings_fingerprint(study, label):
+                carried[label] = ({**row, "carried": True}, list(data.get("curves", {}).get(label, [])))
+    return carried
+
+
 def check_report_keeps(study: Study, finished: Sequence[str]) -> None:
     """Refuse to replace a report with one that has fewer finished labels: the committed
-    tables were once overwritten with an empty one by a run whose out_dir did not exist."""
-    lost = [label for label in reported_labels(study) if label not in finished]
+    tables were once overwritten with an empty one by a run whose out_dir did not exist.
+    Rows that :func:`carried_rows` carries over are not lost."""
+    kept = set(finished) | set(carried_rows(study, finished))
+    lost = [label for label in reported_labels(study) if label not in kept]
     if lost:
         raise ValueError(
             f"refusing to overwrite {study.report_dir}: it has results for {', '.join(lost)}, which "
-            f"{study.out_dir} lacks (no LABEL/eval/report.json); run them first, point [study] out_dir "
-            "at their runs, or pass --force to replace the table anyway"
+            f"{study.out_dir} lacks (no LABEL/eval/report.json) and were made with other settings; run them "
+            "first, point [study] out_dir at their runs, or pass --force to replace the table anyway"
         )
 
 
@@ -67,6 +105,7 @@ def label_row(study: Study, label: str) -> dict[str, Any]:
         "method": method.name if method else "base",
         "scheme": method.scheme if method else "—",
         "expected_id": study.expected.get(label),
+        "settings_sha256": settings_fingerprint(study, label),
     }
     report_file = study.out_dir / label / "eval" / "report.json"
     if not report_file.exists():
@@ -136,8 +175,18 @@ def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
         "|---|---|" + "---:|" * len(columns),
     ]
     for row in rows:
-        lines.append(f"| {row['label']} | {row['scheme']} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+        lines.append(f"| {_name(row)} | {row['scheme']} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    if any(row.get("carried") for row in rows):
+        lines += [
+            "",
+            "\\* carried over from the report this one replaces: the label's run is not in out_dir (a later "
+            "sitting), and its settings are the same (`settings_sha256`).",
+        ]
     return "\n".join(lines + [""] + structure_markdown(study, rows)) + "\n"
+
+
+def _name(row: dict[str, Any]) -> str:
+    return f"{row['label']}\\*" if row.get("carried") else str(row["label"])
 
 
 def structure_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -167,11 +216,11 @@ def structure_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> list[str
         change = row.get("rl_weight_change")
         moved = "—" if change is None else f"{change:.1e}"
         if "id" not in row:
-            lines.append(f"| {row['label']} | " + " | ".join("—" for _ in range(2 * len(keys))) + f" | {moved} |")
+            lines.append(f"| {_name(row)} | " + " | ".join("—" for _ in range(2 * len(keys))) + f" | {moved} |")
             continue
         shares = [" / ".join(f"{row.get(sk, {}).get(state, 0.0):.2f}" for state in short) for _, sk, _ in keys]
         ends = [", ".join(f"{kind} {count}" for kind, count in row.get(fk, {}).items()) or "—" for _, _, fk in keys]
-        lines.append(f"| {row['label']} | " + " | ".join(shares) + " | " + " | ".join(ends) + f" | {moved} |")
+        lines.append(f"| {_name(row)} | " + " | ".join(shares) + " | " + " | ".join(ends) + f" | {moved} |")
     return lines
 
 
@@ -274,13 +323,18 @@ def write_report(study: Study, force: bool = False) -> Path:
     ``ValueError``). The files are built in a scratch folder and moved in at the end, so a
     failure half-way leaves the old report whole."""
     rows = [label_row(study, label) for label in study.labels]
+    finished = [row["label"] for row in rows if row.get("id") is not None]
     if not force:
-        check_report_keeps(study, [row["label"] for row in rows if row.get("id") is not None])
+        check_report_keeps(study, finished)
+    carried = carried_rows(study, finished)
     curves = {label: training_curves(study, label) for label in study.labels if study.methods[label] is not None}
-    for row in rows:
-        if study.methods[row["label"]] is not None:
-            row["rl_weight_change"] = rl_weight_change(study, row["label"])
-            row["nonflat_groups"] = nonflat_share(curves[row["label"]])
+    for index, row in enumerate(rows):
+        label = row["label"]
+        if label in carried:  # its run is gone; the row and curves are the previous report's
+            rows[index], curves[label] = carried[label][0], carried[label][1]
+        elif study.methods[label] is not None:
+            row["rl_weight_change"] = rl_weight_change(study, label)
+            row["nonflat_groups"] = nonflat_share(curves[label])
     final = study.report_dir
     out = final.parent / f".{final.name}.partial"
     if out.exists():

@@ -17,7 +17,7 @@ from toolenv.selection import select_tasks
 from trainers.config import apply_data_version, check_cpu_sizes
 from trainers.study.config import Study
 from trainers.study.curriculum import curriculum_tasks
-from trainers.study.report import check_report_keeps, finished_labels, write_report
+from trainers.study.report import carried_rows, check_report_keeps, finished_labels, write_report
 
 
 def _filter_apis(tasks: Sequence[Any], apis: Sequence[str]) -> list[Any]:
@@ -127,7 +127,9 @@ def run_study(
     """Train and evaluate every label (or those in ``only``), then write the report. With
     ``report_only`` the report is rebuilt from the finished runs, and refused when a selected
     label has none; a report with fewer finished labels than the one in ``report_dir`` is
-    refused before anything runs. ``force`` lifts both refusals."""
+    refused before anything runs. A label whose run is gone but whose row in ``report_dir`` has
+    the same settings is carried over and counts as finished (:func:`.report.carried_rows`).
+    ``force`` lifts both refusals."""
     apply_data_version(study.config)  # the study's release (its base config's), for every phase
     say = log or (lambda text: print(f"[study] {text}", file=sys.stderr, flush=True))
     unknown = sorted(set(only or ()) - set(study.labels))
@@ -136,7 +138,8 @@ def run_study(
     selected = [label for label in study.labels if not only or label in only]
     finished = finished_labels(study)
     if report_only and not force:
-        missing = [label for label in selected if label not in finished]
+        carried = carried_rows(study, finished)  # a run gone, its row kept in report_dir
+        missing = [label for label in selected if label not in finished and label not in carried]
         if missing:
             # the usual cause: a relative out_dir read from another folder than the one the runs were made in
             where = "" if study.out_dir.is_absolute() else f"; out_dir is relative to the current folder {Path.cwd()}"
