@@ -51,10 +51,10 @@ def sft_lengths(tokenizer: Any, conversations: Sequence[Sequence[dict[str, Any]]
 def first_prompt_lengths(tokenizer: Any, task_ids: Sequence[str], call_format: str) -> list[int]:
     """Lengths of each task's first rollout prompt, built by the rollout driver's own episode
     start (environment reset, first messages, template), so the check cannot drift from it."""
-    from trainers.rollout import EpisodeSpec, RolloutDriver, default_env_factory
+    from trainers.rollout import RolloutDriver, default_env_factory
 
     driver = RolloutDriver(None, tokenizer, default_env_factory(call_format))  # type: ignore[arg-type]
-    return [len(driver._start(EpisodeSpec(task_id, 0, 0)).prompt_ids) for task_id in task_ids]
+    return [len(driver.first_prompt_ids(task_id)) for task_id in task_ids]
 
 
 def message_lengths(tokenizer: Any, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[int]:

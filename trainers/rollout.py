@@ -237,6 +237,11 @@ class RolloutDriver:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def first_prompt_ids(self, task_id: str) -> list[int]:
+        """The token ids of ``task_id``'s first prompt, as an episode of it starts (environment
+        reset, first messages, chat template): what the recipe checks measure."""
+        return list(self._start(EpisodeSpec(task_id, 0, 0)).prompt_ids)
+
     def _start(self, spec: EpisodeSpec) -> _Episode:
         env = self.env_factory(spec.task_id)
         observation, info = env.reset(seed=self.seed + spec.group, options={"task_id": spec.task_id})
