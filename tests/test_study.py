@@ -16,6 +16,49 @@ from trainers.study import load_study
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
+#: the training and run sections of the tiny studies below ({model_dir}: the tiny model's folder)
+_TINY_RUN = """
+[run]
+progress = false
+[model]
+path = "{model_dir}"
+[data]
+train_categories = ["base"]
+train_limit = 2
+[optim]
+lr = 1e-3
+warmup_steps = 0
+[grpo]
+steps = 1
+prompts_per_step = 1
+n = 2
+mini_batches = 1
+[rollout]
+max_new_tokens = 4
+max_messages = 4
+max_response_tokens = 600
+max_cut_share = 1.0  # the plumbing on a tiny model: budgets tiny on purpose (recipe checks allowed)
+[sft]
+batch_size = 2
+max_length = 64
+max_truncated_share = 1.0
+max_steps = 1
+[monitor]
+val_every = 0
+[checkpoint]
+save_every = 0
+"""
+
+
+def _tiny_model(tmp_path: Path) -> Path:
+    from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
+
+    model_dir = tmp_path / "tiny"
+    tiny_qwen2(seed=1).save_pretrained(model_dir)
+    smollm2_tokenizer().save_pretrained(model_dir)
+    return model_dir
+
+
 def _write(tmp_path: Path, study: str, extra: str = "") -> Path:
     path = tmp_path / "study.toml"
     path.write_text(study + extra)
@@ -159,11 +202,7 @@ def test_shipped_study_recipes_load_and_match_the_paper() -> None:
 
 def test_a_whole_study_on_the_tiny_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
-    from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
-
-    model_dir = tmp_path / "tiny"
-    tiny_qwen2(seed=1).save_pretrained(model_dir)
-    smollm2_tokenizer().save_pretrained(model_dir)
+    model_dir = _tiny_model(tmp_path)
     path = _write(
         tmp_path,
         f"""
@@ -186,36 +225,8 @@ max_new_tokens = 4
 batch_size = 4
 [study.expected]
 vanilla = 3.5
-[run]
-progress = false
-[model]
-path = "{model_dir}"
-[data]
-train_categories = ["base"]
-train_limit = 2
-[optim]
-lr = 1e-3
-warmup_steps = 0
-[grpo]
-steps = 1
-prompts_per_step = 1
-n = 2
-mini_batches = 1
-[rollout]
-max_new_tokens = 4
-max_messages = 4
-max_response_tokens = 600
-max_cut_share = 1.0  # the plumbing on a tiny model: budgets tiny on purpose (recipe checks allowed)
-[sft]
-batch_size = 2
-max_length = 64
-max_truncated_share = 1.0
-max_steps = 1
-[monitor]
-val_every = 0
-[checkpoint]
-save_every = 0
-""",
+"""
+        + _TINY_RUN.format(model_dir=model_dir),
     )
     assert main(["study", str(path)]) == 0
     out = capsys.readouterr().out
@@ -312,11 +323,7 @@ save_every = 0
 
 
 def _tiny_rl_study(tmp_path: Path, engine: str, train_apis: str = '["TradingBot"]') -> Path:
-    from tests.tiny_model import smollm2_tokenizer, tiny_qwen2
-
-    model_dir = tmp_path / "tiny"
-    tiny_qwen2(seed=1).save_pretrained(model_dir)
-    smollm2_tokenizer().save_pretrained(model_dir)
+    model_dir = _tiny_model(tmp_path)
     return _write(
         tmp_path,
         f"""
@@ -327,28 +334,8 @@ methods = ["base", "vanilla"]
 train_apis = {train_apis}
 [study.eval]
 engine = "{engine}"
-[run]
-progress = false
-[model]
-path = "{model_dir}"
-[data]
-train_categories = ["base"]
-train_limit = 2
-[grpo]
-steps = 1
-prompts_per_step = 1
-n = 2
-mini_batches = 1
-[rollout]
-max_new_tokens = 4
-max_messages = 4
-max_response_tokens = 600
-max_cut_share = 1.0
-[monitor]
-val_every = 0
-[checkpoint]
-save_every = 0
-""",
+"""
+        + _TINY_RUN.format(model_dir=model_dir),
     )
 
 
