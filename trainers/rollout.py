@@ -235,12 +235,12 @@ class RolloutDriver:
         specs = [EpisodeSpec(task_id, group, sample) for group, task_id in enumerate(task_ids) for sample in range(n)]
         return self.run(specs, finished)
 
-    # -- internals ---------------------------------------------------------------------------
-
     def first_prompt_ids(self, task_id: str) -> list[int]:
         """The token ids of ``task_id``'s first prompt, as an episode of it starts (environment
         reset, first messages, chat template): what the recipe checks measure."""
         return list(self._start(EpisodeSpec(task_id, 0, 0)).prompt_ids)
+
+    # -- internals ---------------------------------------------------------------------------
 
     def _start(self, spec: EpisodeSpec) -> _Episode:
         env = self.env_factory(spec.task_id)

@@ -117,6 +117,10 @@ def evaluate_label(study: Study, label: str, model_dir: Path, progress: bool = T
     return json.loads((out / "report.json").read_text())
 
 
+def _say(text: str) -> None:
+    print(f"[study] {text}", file=sys.stderr, flush=True)
+
+
 def run_study(
     study: Study,
     only: Sequence[str] | None = None,
@@ -131,7 +135,7 @@ def run_study(
     the same settings is carried over and counts as finished (:func:`.report.carried_rows`).
     ``force`` lifts both refusals."""
     apply_data_version(study.config)  # the study's release (its base config's), for every phase
-    say = log or (lambda text: print(f"[study] {text}", file=sys.stderr, flush=True))
+    say = log or _say
     unknown = sorted(set(only or ()) - set(study.labels))
     if unknown:
         raise ValueError(f"unknown label(s) {', '.join(unknown)}; this study has: {', '.join(study.labels)}")
@@ -189,10 +193,9 @@ def train_label_in_fresh_process(study: Study, label: str) -> None:
 
 
 def _train_label_child(study: Study, label: str, release: str, errors: Any) -> None:
-    say = lambda text: print(f"[study] {text}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         select_version(release)
-        train_label(study, label, say)
+        train_label(study, label, _say)
     except ValueError as exc:
         errors.put(str(exc))
 
