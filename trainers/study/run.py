@@ -16,7 +16,7 @@ from toolenv.registration import make_variant
 from toolenv.selection import select_tasks
 from trainers.config import apply_data_version, check_cpu_sizes
 from trainers.study.config import Study
-from trainers.study.curriculum import curriculum_tasks
+from trainers.study.curriculum import curriculum_tasks, train_part_tasks
 from trainers.study.report import carried_rows, check_report_keeps, finished_labels, write_report
 
 
@@ -40,10 +40,11 @@ def train_label(study: Study, label: str, log: Callable[[str], None]) -> Path:
         return model_path(study.config.model.path)
     config = study.config_for(label)
     tasks = _filter_apis(train_tasks(config), study.train_apis) if study.train_apis else None
-    if study.curriculum is not None:  # the method trains on the cut tasks only
-        tasks = curriculum_tasks(
+    if study.curriculum is not None:  # the method trains on the cut tasks (of its part) only
+        cut = curriculum_tasks(
             tasks if tasks is not None else train_tasks(config), study.curriculum, study.curriculum.seed
         )
+        tasks = train_part_tasks(cut, study.curriculum)
         if not tasks:
             raise ValueError(f"{label}: the curriculum leaves no training task ({study.curriculum.describe()})")
     return run_method(config, method, study.out_dir / label / "train", tasks=tasks, log=log)
