@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ood_variants  # noqa: F401  (registers the variant provider)
 from toolenv.calls import parse_python_call
@@ -19,7 +22,7 @@ from toolenv.expert import expert_actions
 from toolenv.registration import make_variant
 from toolenv.selection import select_tasks
 from trainers.sft import play_ground_truth
-from trainers.study.curriculum import Curriculum, curriculum_tasks
+from trainers.study.curriculum import Curriculum, curriculum_tasks, train_part_tasks
 
 CURRICULUM = Curriculum()
 SPLITS = {s: curriculum_tasks(select_tasks(CURRICULUM.categories, s), CURRICULUM, 0) for s in ("train", "test")}
@@ -89,7 +92,16 @@ def test_deterministic_for_a_seed_and_seed_matters() -> None:
 
 
 def test_bad_values_are_one_line_errors() -> None:
-    for bad in ({"turns": 0}, {"max_tools": "6"}, {"categories": ["miss_func"]}, {"nope": 1}):
+    for bad in (
+        {"turns": 0},
+        {"max_tools": "6"},
+        {"categories": ["miss_func"]},
+        {"nope": 1},
+        {"train_part": "cold"},
+        {"warm_share": 0},
+        {"warm_share": 1.0},
+        {"warm_share": True},
+    ):
         with pytest.raises(ValueError) as info:
             Curriculum.from_dict(bad)
         assert "\n" not in str(info.value)
@@ -102,7 +114,9 @@ def test_the_curriculum_study_recipes_train_and_evaluate_on_the_same_cut_tasks_f
 
     root = Path(__file__).resolve().parents[1] / "recipes" / "study_smollm2_curriculum"
     pi0, rl = load_study(root / "pi0.toml"), load_study(root / "study.toml")
-    assert pi0.curriculum == rl.curriculum is not None
+    assert pi0.curriculum is not None and rl.curriculum is not None
+    assert replace(pi0.curriculum, train_part="all") == replace(rl.curriculum, train_part="all")
+    assert (pi0.curriculum.train_part, rl.curriculum.train_part) == ("warm", "rl")
     pool = eval_tasks(rl)
     plain = [t for t in pool if not t.is_variant]
     assert len(plain) >= 40 and all("@curriculum-" in t.id for t in plain)
@@ -110,3 +124,47 @@ def test_the_curriculum_study_recipes_train_and_evaluate_on_the_same_cut_tasks_f
     seeded = with_seed(rl, 2)
     assert seeded.out_dir.name == "seed-2" and seeded.config_for("vanilla_hot").run.seed == 2
     assert [t.id for t in eval_tasks(seeded)] == [t.id for t in pool]  # the seed never changes the tasks
+
+
+def _first_questions(tasks) -> set[str]:
+    return {repr(task.turns[0]) for task in tasks}
+
+
+@settings(max_examples=40, deadline=None)
+@given(share=st.floats(0.01, 0.99), seed=st.integers(0, 2**16))
+def test_the_warm_and_rl_parts_split_the_training_tasks_by_first_question(share: float, seed: int) -> None:
+    tasks = SPLITS["train"]
+    warm = train_part_tasks(tasks, Curriculum(train_part="warm", warm_share=share, seed=seed))
+    rl = train_part_tasks(tasks, Curriculum(train_part="rl", warm_share=share, seed=seed))
+    assert warm and rl  # each part keeps at least one first question
+    assert sorted(t.id for t in warm + rl) == sorted(t.id for t in tasks)
+    assert not _first_questions(warm) & _first_questions(rl)  # a base task and its miss_param twin stay together
+    assert [t.id for t in warm] == [t.id for t in tasks if t in warm]  # in the tasks' order
+    assert train_part_tasks(tasks, Curriculum(train_part="all", warm_share=share, seed=seed)) == tasks
+
+
+def test_the_split_depends_on_the_curriculum_seed_only() -> None:
+    warm = [t.id for t in train_part_tasks(SPLITS["train"], Curriculum(train_part="warm"))]
+    assert warm == [t.id for t in train_part_tasks(list(SPLITS["train"]), Curriculum(train_part="warm"))]
+    other = [t.id for t in train_part_tasks(SPLITS["train"], Curriculum(train_part="warm", seed=1))]
+    assert other != warm
+    assert len(_first_questions(SPLITS["train"])) == 35 and len(warm) == 28  # 18 of 35 first questions
+
+
+def test_pi0_and_the_rl_labels_train_on_disjoint_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the study's own path: the tasks each shipped recipe hands to its method."""
+    import trainers.supervision.run as method_run
+    from trainers.study.config import load_study
+    from trainers.study.run import train_label
+
+    handed: list[list] = []
+    monkeypatch.setattr(method_run, "run_method", lambda config, method, out, tasks, log: handed.append(tasks))
+    root = Path(__file__).resolve().parents[1] / "recipes" / "study_smollm2_curriculum"
+    train_label(load_study(root / "pi0.toml"), "sft", print)
+    for label in ("vanilla", "ets_difflr"):
+        train_label(load_study(root / "study.toml"), label, print)
+    warm, rl, interleaved = handed
+    assert interleaved == rl  # the interleaved SFT phases draw their demonstrations from these
+    assert (len(warm), len(rl)) == (28, 27)
+    assert not _first_questions(warm) & _first_questions(rl)
+    assert sorted(t.id for t in warm + rl) == sorted(t.id for t in SPLITS["train"])
