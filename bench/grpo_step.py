@@ -279,9 +279,14 @@ def update_only(args: argparse.Namespace, tokenizer: Any) -> None:
 
     import torch
 
+    from toolenv.inference.hf_engine import set_threads
     from trainers.grpo import GRPOConfig, GRPOUpdater
 
     rollouts = update_workload(args, tokenizer)
+    set_threads(torch)  # again: the workload's tiny policy pinned one thread (tests.tiny_model)
+    print(
+        f"model {args.model}, beta {args.beta}, {torch.get_num_threads()} torch thread(s), {'cuda' if args.cuda else 'cpu'}"
+    )
     prompt = sum(len(r.prompt_ids) for r in rollouts)
     total = sum(len(r.input_ids) for r in rollouts)
     print(
@@ -348,15 +353,12 @@ def main() -> None:
     from toolenv.inference.hf_engine import set_threads
 
     hf_logging.set_verbosity_error()
-    set_threads(torch)
     args.cuda = torch.cuda.is_available()
     tokenizer = smollm2_tokenizer()
     scratch = tempfile.TemporaryDirectory()
     args.folder = model_folder(args.model, tokenizer, Path(scratch.name))
+    set_threads(torch)  # after the tiny model is built: tests.tiny_model pins one thread for the tests
     if args.update:
-        print(
-            f"model {args.model}, beta {args.beta}, {torch.get_num_threads()} torch thread(s), {'cuda' if args.cuda else 'cpu'}"
-        )
         update_only(args, tokenizer)
         return
     print(
