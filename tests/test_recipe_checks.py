@@ -76,3 +76,36 @@ def test_trajectory_trains_the_per_message_pairs(demos):
     per_message = _pairs(build_samples(tokenizer, conversations, "per_message", 10**9))
     trajectory = _pairs(build_samples(tokenizer, conversations, "trajectory", 10**9))
     assert per_message and per_message == trajectory
+
+
+def test_bf16_autocast_on_a_cpu_without_bf16_instructions_warns(tmp_path, monkeypatch):
+    import warnings
+
+    import torch
+
+    from trainers import recipe_checks
+    from trainers.recipe_checks import check_cpu_bf16, cpu_flags
+    from trainers.train import autocast_factory
+
+    x86 = tmp_path / "cpuinfo"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2 fma\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 sve\n")
+    assert cpu_flags(x86) == {"fpu", "sse2", "avx2", "fma"} and "bf16" in cpu_flags(arm)
+    assert cpu_flags(tmp_path / "missing") is None
+    config = config_from_dict({"model": {"autocast_bf16": True}}, "x.toml")
+    with pytest.warns(UserWarning, match=r"^x.toml: \[model\] autocast_bf16 = true on a CPU without bf16.*= false"):
+        check_cpu_bf16(config, cpu_flags(x86))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_cpu_bf16(config, cpu_flags(arm))
+        check_cpu_bf16(config, {"avx512f", "avx512_bf16"})
+        monkeypatch.setattr(recipe_checks, "cpu_flags", lambda: None)  # flags unknown: no guess
+        check_cpu_bf16(config)
+    # through the trainer's one place for autocast: on the CPU only, and only when asked for
+    monkeypatch.setattr(recipe_checks, "cpu_flags", lambda: {"avx2"})
+    with pytest.warns(UserWarning, match="autocast_bf16"):
+        assert autocast_factory(config, torch.device("cpu")) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert autocast_factory(config_from_dict({}, "x.toml"), torch.device("cpu")) is None

@@ -39,7 +39,7 @@ class RunSection:
 class ModelSection:
     path: str = "smollm2"  # a transformers folder, or "smollm2" for the embedded default
     dtype: str = "float32"  # parameter dtype; master weights stay in it
-    autocast_bf16: bool = False  # bf16 compute under torch.autocast (GPU, and ~2x faster on CPU)
+    autocast_bf16: bool = False  # bf16 compute under torch.autocast (GPU; on CPU only with bf16 instructions)
     gradient_checkpointing: bool = False
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     #: with WORLD_SIZE > 1: "ddp" (a full replica per rank) or "fsdp" (FSDP2: parameters,

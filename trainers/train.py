@@ -88,6 +88,10 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
 def autocast_factory(config: TrainConfig, device: torch.device) -> Callable[[], Any] | None:
     if not config.model.autocast_bf16:
         return None
+    if device.type == "cpu":
+        from trainers.recipe_checks import check_cpu_bf16
+
+        check_cpu_bf16(config)
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
