@@ -19,7 +19,7 @@ Tasks asking the same first question (a base task and its miss_param twin) stay 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Sequence
 
 from toolenv.curriculum import cut_task
@@ -86,7 +86,7 @@ class Curriculum:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Curriculum":
-        valid = ("turns", "max_tools", "apis", "categories", "seed", "train_part", "warm_share")
+        valid = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(valid))
         if unknown:
             raise ValueError(f"unknown curriculum key(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
