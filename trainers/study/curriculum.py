@@ -117,12 +117,13 @@ def train_part_tasks(tasks: Sequence[Task], curriculum: Curriculum) -> list[Task
     ``warm`` part. It depends on the tasks and the curriculum only, never on the run's seed."""
     if curriculum.train_part == "all":
         return list(tasks)
-    keys = sorted({_first_turn(task) for task in tasks})
+    firsts = [_first_turn(task) for task in tasks]
+    keys = sorted(set(firsts))
     random.Random(curriculum.seed).shuffle(keys)
     n_warm = min(max(round(curriculum.warm_share * len(keys)), 1), len(keys) - 1)
     warm = set(keys[:n_warm])
     want_warm = curriculum.train_part == "warm"
-    return [task for task in tasks if (_first_turn(task) in warm) == want_warm]
+    return [task for task, first in zip(tasks, firsts) if (first in warm) == want_warm]
 
 
 def _first_turn(task: Task) -> str:
