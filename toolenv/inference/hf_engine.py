@@ -115,6 +115,12 @@ def cache_argument(model: Any) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
+def returned_cache(output: Any) -> Any:
+    """The KV cache a forward returned: under ``cache`` from transformers 5.23 (reading
+    ``past_key_values`` there warns it is deprecated), under ``past_key_values`` before."""
+    return output["cache"] if "cache" in output else output.past_key_values
+
+
 class HFEngine:
     """A transformers causal LM as a :class:`~toolenv.inference.types.TokenEngine` (see the module docstring).
 
@@ -245,7 +251,7 @@ class HFEngine:
                 use_cache=True,
                 logits_to_keep=1,
             )
-            cache = out.past_key_values
+            cache = returned_cache(out)
             token, logprob = pick_token(torch, out.logits[0, -1].to("cpu"), params, generator)
             tokens.append(token)
             logprobs.append(logprob)
@@ -288,7 +294,7 @@ class HFEngine:
                 use_cache=True,
                 logits_to_keep=1,
             )
-            cache = out.past_key_values
+            cache = returned_cache(out)
             last = out.logits[:, -1]
             next_ids = []
             for i in range(n):
