@@ -17,6 +17,7 @@ from torch.profiler import ProfilerActivity, profile
 from trainers.config import config_from_dict
 from trainers.grpo import GRPOConfig, GRPOUpdater
 from trainers.plan import Architecture, architecture, architecture_of_config, estimate
+from trainers.train import enable_activation_checkpointing
 from trainers.types import Rollout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ def _model(checkpointing: bool) -> Any:
     model = Qwen2ForCausalLM(config)
     model.train(True)
     if checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
     return model
 
 

@@ -17,6 +17,7 @@ from tests.tiny_model import tiny_qwen2
 from trainers.batching import pack_by_prefix
 from trainers.grpo import GRPOConfig, GRPOUpdater
 from trainers.logprobs import token_logprobs
+from trainers.train import enable_activation_checkpointing
 from trainers.types import Rollout
 
 
@@ -53,7 +54,7 @@ def _update(
     reference = copy.deepcopy(model).requires_grad_(False) if kl_coef else None
     model.train(True)
     if checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
     config = GRPOConfig(
         kl_coef=kl_coef,
         mini_batches=1,

@@ -85,6 +85,17 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any]:
     return model.to(device), tokenizer
 
 
+def enable_activation_checkpointing(model: Any) -> None:
+    """Recompute activations in the backward pass instead of keeping them. transformers 5.25
+    renamed ``gradient_checkpointing_enable`` to ``activation_checkpointing_enable`` (the old
+    name warns at every call); older releases have only the old name."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or getattr(
+        model, "gradient_checkpointing_enable", None
+    )
+    if enable is not None:
+        enable()
+
+
 def autocast_factory(config: TrainConfig, device: torch.device) -> Callable[[], Any] | None:
     if not config.model.autocast_bf16:
         return None
@@ -138,8 +149,8 @@ class Trainer:
             model, tokenizer = load_policy(config)
         elif tokenizer is None:
             raise ValueError("a given model needs its tokenizer")
-        if config.model.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
-            model.gradient_checkpointing_enable()
+        if config.model.gradient_checkpointing:
+            enable_activation_checkpointing(model)
         self.model = model
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
