@@ -200,6 +200,23 @@ def test_shipped_study_recipes_load_and_match_the_paper() -> None:
     assert cpu.config.model.path == "smollm2" and "base" in cpu.labels
 
 
+def test_committed_rows_keep_their_fingerprints_across_added_keys() -> None:
+    """A config key added at its default ([grpo] first_step) leaves a label's fingerprint as
+    it was, so the committed vanilla rows are still carried; the ETS rows, made when every RL
+    phase replayed the first one's prompts, are not (their settings changed)."""
+    from trainers.study.report import settings_fingerprint
+
+    study = load_study(RECIPES / "study_smollm2_curriculum" / "study.toml")
+    report = Path(__file__).resolve().parents[1] / "docs/results/study-smollm2-curriculum/split/rl/seed-1/results.json"
+    recorded = {row["label"]: row["settings_sha256"] for row in json.loads(report.read_text())["rows"]}
+    assert {label: settings_fingerprint(study, label) == recorded[label] for label in study.labels} == {
+        "vanilla": True,
+        "vanilla_hot": True,
+        "ets_difflr": False,
+        "ets_difflr_hot": False,
+    }
+
+
 def test_a_whole_study_on_the_tiny_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     model_dir = _tiny_model(tmp_path)

@@ -409,6 +409,11 @@ def test_methods_and_presets_parse_and_plan() -> None:
     ]
     assert [p.window for p in ets_plan if p.kind == "rl"] == [10, 10, 0]
     assert [p.fresh_reference for p in ets_plan if p.kind == "rl"] == [False, True, True]
+    assert [p.first_step for p in ets_plan if p.kind == "rl"] == [1, 51, 151]  # one run's stream
+    restart = schedule.method_from_dict({"method": "ets", "prompt_stream": "restart"})
+    assert [p.first_step for p in schedule.phase_plan(restart, budget) if p.kind == "rl"] == [1, 1, 1]
+    with pytest.raises(ValueError, match="prompt_stream"):
+        schedule.method_from_dict({"method": "ets", "prompt_stream": "again"})
     assert schedule.method_from_dict("ets").sft_lr == 1e-6 and schedule.method_from_dict("ets_difflr").sft_lr == 1e-5
     assert {p.data for p in schedule.phase_plan(schedule.method_from_dict("prs"), budget) if p.kind == "sft"} == {
         "failed_demos+reflections"

@@ -24,6 +24,7 @@ from toolenv.trajectory import Trajectory  # noqa: E402
 from trainers.config import TrainConfig, config_from_dict  # noqa: E402
 from trainers.grpo import GRPOConfig, GRPOUpdater  # noqa: E402
 from trainers.losses import group_advantages  # noqa: E402
+from trainers.modes import stream_slice  # noqa: E402
 from trainers.records import read_step_records  # noqa: E402
 from trainers.sft import build_demonstrations, build_samples, sft_loss_sum  # noqa: E402
 from trainers.supervision import ops, reflect, schedule  # noqa: E402
@@ -316,6 +317,24 @@ def test_ets_trains_on_the_demonstrations_of_the_tasks_that_failed(tmp_path: Pat
     assert (
         run_method(_config(tmp_path / "cfg", grpo={"n": 2}), method, out, tasks=[get_task(t) for t in TASKS]) == final
     )
+
+
+@pytest.mark.parametrize("stream", ["continue", "restart"])
+def test_ets_rl_phases_continue_the_prompt_stream(tmp_path: Path, stream: str) -> None:
+    """A later RL phase plays the prompts one run would play at that step (sitting 8 found every
+    phase replaying the first one's: 16 of 27 tasks, three times); "restart" keeps the old way."""
+    method = schedule.method_from_dict({"method": "ets", "phases": [2, 1], "window": 1, "prompt_stream": stream})
+    tasks = [get_task(t) for t in TASKS]
+    config = _config(tmp_path / "cfg", grpo={"n": 2, "prompts_per_step": 1})
+    out = tmp_path / "ets"
+    run_method(config, method, out, model=tiny_qwen2(seed=1), tokenizer=smollm2_tokenizer(), tasks=tasks)
+    later = json.loads((out / "02-rl" / "config.json").read_text())["grpo"]["first_step"]
+    assert later == (3 if stream == "continue" else 1)
+    played = {r.task_id for r, _ in read_step_records(out / "02-rl", 1, 1)}
+    expected = stream_slice(len(tasks), 1, later, config.run.seed)
+    assert played == {tasks[i].id for i in expected}
+    # the stream's steps 1 and 3 differ here, so the check tells the two ways apart
+    assert stream_slice(len(tasks), 1, 1, config.run.seed) != stream_slice(len(tasks), 1, 3, config.run.seed)
 
 
 def test_prs_reflections_come_from_the_checker_verdicts(tmp_path: Path) -> None:

@@ -115,6 +115,10 @@ class GRPOSection:
     reference_dtype: str = "model"  # the KL reference's weights: "model" (the policy's dtype) or "bfloat16"
     shared_prefix: bool = True  # a group's prompt computed once per micro-batch (same loss and gradient)
     micro_batch_tokens: int = 16384
+    #: the run's RL step that this run's step 1 is. The prompt stream and the sampling seeds
+    #: continue from it, so RL phases split by SFT (ETS, PRS) play what one run would have
+    #: played; the supervision phases set it, a recipe leaves it at 1
+    first_step: int = 1
 
 
 @dataclass
@@ -233,6 +237,7 @@ _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
     ("grpo", "entropy_coef"): (0, False),
     ("grpo", "epsilon"): (0, True),
     ("grpo", "micro_batch_tokens"): (1, False),
+    ("grpo", "first_step"): (1, False),
     ("rollout", "temperature"): (0, True),
     ("rollout", "top_p"): (0, True),
     ("rollout", "top_k"): (-1, False),

@@ -274,11 +274,14 @@ class GRPOMode(TrainingMode):
 
     def step(self, step: int, began: float) -> dict[str, Any]:
         trainer, config = self.trainer, self.trainer.config
-        picked = stream_slice(len(self.tasks), config.grpo.prompts_per_step, step, config.run.seed)
+        # the step in the whole run's stream: a later RL phase of ETS or PRS takes the next
+        # prompts and sampling seeds, not the first phase's again
+        stream_step = step + config.grpo.first_step - 1
+        picked = stream_slice(len(self.tasks), config.grpo.prompts_per_step, stream_step, config.run.seed)
         mine = trainer.dist.shard(list(enumerate(self.tasks[i] for i in picked)))
         # groups keep their index in the whole step's batch (it seeds their sampling), so
         # the episodes do not depend on how the batch is sharded
-        rollouts = trainer.collect(self.engine, [task.id for _, task in mine], step, groups=[g for g, _ in mine])
+        rollouts = trainer.collect(self.engine, [task.id for _, task in mine], stream_step, groups=[g for g, _ in mine])
         rolled = time.perf_counter()
         probes = ProbeAccumulator(self.probe_spec, rollouts) if self.probe_spec is not None else None
         asleep = config.rollout.vllm_sleep and hasattr(self.engine, "sleep")

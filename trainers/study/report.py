@@ -47,12 +47,25 @@ def reported_labels(study: Study) -> list[str]:
         ) from None
 
 
+#: config keys added after reports began to record fingerprints, with their defaults. A key
+#: at its default is left out of the fingerprint, so a row made before the key existed (when
+#: the trainer behaved as the default does) still matches and is carried.
+ADDED_KEYS: dict[tuple[str, str], Any] = {("grpo", "first_step"): 1}
+
+
+def _fingerprinted_config(config: dict[str, Any]) -> dict[str, Any]:
+    for (section, key), default in ADDED_KEYS.items():
+        if config.get(section, {}).get(key) == default:
+            config[section].pop(key)
+    return config
+
+
 def settings_fingerprint(study: Study, label: str) -> str:
     """sha256 of everything that decides a label's numbers: its training config (seed
     included), its method, the evaluation settings, the curriculum and the data release."""
     method = study.methods[label]
     settings = {
-        "config": study.config_for(label).to_dict(),
+        "config": _fingerprinted_config(study.config_for(label).to_dict()),
         "method": method.to_dict() if method else None,
         "eval": asdict(study.evaluation),
         "curriculum": asdict(study.curriculum) if study.curriculum is not None else None,

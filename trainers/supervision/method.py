@@ -48,6 +48,7 @@ class Phase:
     data: str = ""
     fresh_reference: bool = False  # the KL reference is this phase's initial weights
     window: int = 0  # RL: record the last `window` steps for the next SFT phase
+    first_step: int = 1  # RL: the run's RL step that this phase's step 1 is ([grpo] first_step)
 
     @property
     def name(self) -> str:

@@ -129,6 +129,7 @@ def phase_config(base: TrainConfig, phase: Phase, out_dir: Path, model_path: str
     if phase.kind == "rl":
         config.run.mode = "grpo"
         config.grpo.steps = phase.steps
+        config.grpo.first_step = phase.first_step
         if phase.warmup_steps is not None:
             config.optim.warmup_steps = phase.warmup_steps
             config.optim.warmup_ratio = 0.0

@@ -244,12 +244,18 @@ class Interleaved(Method):
     sft_epochs: int = 2
     sft_warmup_ratio: float = 0.3
     rl_warmup_steps: int = 5
+    #: "continue": each RL phase takes the prompts (and sampling seeds) that follow the last
+    #: phase's, as one run of sum(phases) steps would. "restart": every RL phase starts the
+    #: stream again, so it replays the first phase's prompts: what this trainer did before
+    #: 2026-12-04, kept to reproduce those runs
+    prompt_stream: str = "continue"
 
     def validate(self) -> None:
         if len(self.phases) < 1 or any(p < 1 for p in self.phases):
             raise ValueError(f"phases must be positive step counts, got {list(self.phases)}")
         positive("window", self.window)
         choice("rule", self.rule, ("any", "all"))
+        choice("prompt_stream", self.prompt_stream, ("continue", "restart"))
         positive("sft_lr", self.sft_lr)
         positive("sft_epochs", self.sft_epochs)
 
@@ -266,6 +272,7 @@ class Interleaved(Method):
                     warmup_steps=self.rl_warmup_steps,
                     fresh_reference=i > 0,
                     window=self.window if i < last else 0,
+                    first_step=1 + sum(self.phases[:i]) if self.prompt_stream == "continue" else 1,
                 )
             )
             if i < last:
