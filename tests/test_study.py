@@ -262,6 +262,11 @@ vanilla = 3.5
     assert "format OOD (python_list_format)" in lines[0] and "paper ID avg" in lines[0]
     results = json.loads((report / "results.json").read_text())
     rows = {row["label"]: row for row in results["rows"]}
+    # the report names the data it was made on, as each label's evaluation recorded it
+    for label in ("base", "vanilla", "ets"):
+        run = json.loads((tmp_path / "runs" / label / "eval" / "run.json").read_text())
+        assert results["data_version"] == run["config"]["data_version"]
+    assert f"Data: `{results['data_version']}`" in table
     for label in ("base", "vanilla", "ets"):
         assert (
             rows[label]["id"] is not None

@@ -42,10 +42,13 @@ def _study_file(tmp_path: Path) -> Path:
     return path
 
 
-def _seed_report(report_dir: Path, seed: int, rows: list[dict[str, object]]) -> None:
+def _seed_report(report_dir: Path, seed: int, rows: list[dict[str, object]], data_version: str | None = None) -> None:
     folder = report_dir / f"seed-{seed}"
     folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps({"rows": rows}))
+    record: dict[str, object] = {"rows": rows}
+    if data_version is not None:
+        record["data_version"] = data_version
+    (folder / "results.json").write_text(json.dumps(record))
 
 
 def test_seed_table_means_and_missing_seeds(tmp_path: Path) -> None:
@@ -62,6 +65,25 @@ def test_seed_table_means_and_missing_seeds(tmp_path: Path) -> None:
     assert "| base | — | 20.00 ± 10.00 | — | — | — |" in text  # category base, ID, two OOD, non-flat
     assert "20.00 (n=1)" in text  # vanilla: one seed of three, said so
     assert "3 seed(s) (1, 2, 3)" in text
+
+
+def test_seed_table_names_each_seeds_data_release(tmp_path: Path) -> None:
+    """Seeds made on different releases, or before reports recorded one, are named apart (the
+    source in brackets, installed or wheel, does not split a release)."""
+    study = load_study(_study_file(tmp_path))
+    _seed_report(study.report_dir, 1, [{"label": "base", "id": 1.0}], "bfcl-eval==2026.3.23 (installed)")
+    _seed_report(study.report_dir, 2, [{"label": "base", "id": 2.0}], "bfcl-eval==2026.3.23 (wheel, sha256 3bb6)")
+    _seed_report(study.report_dir, 3, [{"label": "base", "id": 3.0}], "bfcl-eval==2025.10.2 (installed)")
+    _seed_report(study.report_dir, 4, [{"label": "base", "id": 4.0}])
+    text = write_seed_summary(study).read_text()
+    assert "Data: `bfcl-eval==2026.3.23` (seeds 1, 2); `bfcl-eval==2025.10.2` (seed 3); not recorded (seed 4)." in text
+    saved = json.loads((study.report_dir / "results-seeds.json").read_text())["data_versions"]
+    assert saved == {
+        "1": "bfcl-eval==2026.3.23 (installed)",
+        "2": "bfcl-eval==2026.3.23 (wheel, sha256 3bb6)",
+        "3": "bfcl-eval==2025.10.2 (installed)",
+        "4": None,
+    }
 
 
 def test_across_seeds_without_reports_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

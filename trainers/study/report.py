@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from envs._official import selected_version
+from toolenv.data import data_version
 from toolenv.structure import STATES
 from trainers.records import read_step
 from trainers.study.config import Study, structure_keys
@@ -174,7 +175,8 @@ def table_markdown(study: Study, rows: Sequence[dict[str, Any]]) -> str:
         f"{', APIs ' + ', '.join(study.evaluation.apis) if study.evaluation.apis else ''}), and the same tasks as OOD variants "
         f"(seed {study.evaluation.ood_seed}). ID avg = unweighted mean of the categories. Non-flat groups = the "
         "share of GRPO groups whose rewards were not all equal (the only ones with a policy gradient), mean over "
-        f"RL steps. Source: `{study.source}`.",
+        f"RL steps. Source: `{study.source}`. Data: `{data_version()}` (every row's settings fingerprint "
+        "includes the release, so a carried row was made on it too).",
         "",
     ]
     if study.curriculum is not None:  # the numbers are on cut tasks, not the benchmark's
@@ -374,6 +376,7 @@ def _write_report_files(
             {
                 "study": study.name,
                 "source": study.source,
+                "data_version": data_version(),
                 "eval": asdict(study.evaluation),
                 "expected": study.expected,
                 "methods": {

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from envs._official import release_of
 from trainers.study.config import Study
 from trainers.study.report import column_names, score_columns
 
@@ -63,6 +64,20 @@ def aggregate(
     return rows
 
 
+def data_versions(reports: dict[int, dict[str, Any]]) -> str:
+    """The bfcl-eval release(s) the seed reports were made on, e.g. ``bfcl-eval==2026.3.23 (seeds
+    1, 2)``; a report written before reports recorded it counts as "not recorded", so a table over
+    two releases, or over unknown ones, says so instead of passing for one."""
+    by_release: dict[str, list[int]] = {}
+    for seed, report in sorted(reports.items()):
+        recorded = report.get("data_version")
+        release = f"`bfcl-eval=={release_of(recorded)}`" if isinstance(recorded, str) else "not recorded"
+        by_release.setdefault(release, []).append(seed)
+    return "; ".join(
+        f"{release} (seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))})" for release, s in by_release.items()
+    )
+
+
 def _cell(stats: dict[str, Any], total: int) -> str:
     if stats["mean"] is None:
         return "—"
@@ -91,6 +106,7 @@ def write_seed_summary(study: Study) -> Path:
         "`(n=K)`: only K seeds have that number. Source: " + f"`{study.source}`.",
         "",
     ]
+    lines += [f"Data: {data_versions(reports)}.", ""]
     if study.curriculum is not None:
         lines += [f"**Curriculum tasks, not the full benchmark** ({study.curriculum.describe()}).", ""]
     lines += [
@@ -102,7 +118,16 @@ def write_seed_summary(study: Study) -> Path:
     out = study.report_dir / "results-seeds.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (study.report_dir / "results-seeds.json").write_text(
-        json.dumps({"study": study.name, "source": study.source, "seeds": seeds, "rows": rows}, indent=1),
+        json.dumps(
+            {
+                "study": study.name,
+                "source": study.source,
+                "seeds": seeds,
+                "data_versions": {str(seed): reports[seed].get("data_version") for seed in seeds},
+                "rows": rows,
+            },
+            indent=1,
+        ),
         encoding="utf-8",
     )
     return out
