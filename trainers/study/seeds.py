@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from envs._official import release_of
+from envs._official import BFCL_DISTRIBUTION, release_of
 from trainers.study.config import Study
 from trainers.study.report import column_names, score_columns
 
@@ -71,7 +71,7 @@ def data_versions(reports: dict[int, dict[str, Any]]) -> str:
     by_release: dict[str, list[int]] = {}
     for seed, report in sorted(reports.items()):
         recorded = report.get("data_version")
-        release = f"`bfcl-eval=={release_of(recorded)}`" if isinstance(recorded, str) else "not recorded"
+        release = f"`{BFCL_DISTRIBUTION}=={release_of(recorded)}`" if isinstance(recorded, str) else "not recorded"
         by_release.setdefault(release, []).append(seed)
     return "; ".join(
         f"{release} (seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))})" for release, s in by_release.items()
